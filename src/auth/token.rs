@@ -1,0 +1,257 @@
+//! JWT HS256 tokens with the Go service's claim layout (SPEC section 3):
+//! `{"CustomerID": u64, "Refresh": bool, "exp": unix seconds}`.
+//!
+//! Hand-written rather than a general JWT library: the format is fixed, this is the hottest
+//! path of the shop, and every rejection rule has to be exactly the contract's.
+
+use base64::{
+    Engine,
+    alphabet::URL_SAFE,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::domain::CustomerId;
+
+/// Unpadded on output, as jwt-go writes; padding tolerated on input, as jwt-go reads.
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// `{"alg":"HS256","typ":"JWT"}`, the header jwt-go writes, already encoded.
+const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// Far above any real token; bounds the work an oversized header can cause.
+const MAX_TOKEN_LEN: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+/// Why a token was refused. `Expired` is only ever reported for a correctly signed token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("invalid token")]
+    Invalid,
+    #[error("token expired")]
+    Expired,
+}
+
+impl From<TokenError> for crate::domain::Error {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Invalid => crate::domain::Error::TokenInvalid,
+            TokenError::Expired => crate::domain::Error::TokenExpired,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(rename = "CustomerID")]
+    customer_id: u64,
+    #[serde(rename = "Refresh")]
+    refresh: bool,
+    // Required: the Go service treated a token without `exp` as never expiring (SPEC "Fix:").
+    exp: i64,
+    // Checked when present, as jwt-go v3 does; the Go service never writes them.
+    nbf: Option<i64>,
+    iat: Option<i64>,
+}
+
+/// Signs and verifies tokens with one secret. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenCodec {
+    // Keyed once; cloning the keyed state per token skips re-hashing the secret.
+    mac: Hmac<Sha256>,
+}
+
+impl TokenCodec {
+    pub fn new(secret: &[u8]) -> Self {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        Self { mac }
+    }
+
+    /// A token as the Go service mints it.
+    pub fn mint(&self, customer: CustomerId, kind: TokenKind, exp: i64) -> String {
+        let payload = format!(
+            r#"{{"CustomerID":{},"Refresh":{},"exp":{}}}"#,
+            customer.0,
+            kind == TokenKind::Refresh,
+            exp
+        );
+        let mut token = String::with_capacity(160);
+        token.push_str(HEADER_B64);
+        token.push('.');
+        B64.encode_string(payload.as_bytes(), &mut token);
+        let mut mac = self.mac.clone();
+        mac.update(token.as_bytes());
+        let signature = mac.finalize().into_bytes();
+        token.push('.');
+        B64.encode_string(signature, &mut token);
+        token
+    }
+
+    /// Verifies a token of the expected kind at `now` (unix seconds). No leeway: a token is
+    /// expired once `now > exp`, as in jwt-go.
+    pub fn verify(&self, token: &str, expected: TokenKind, now: i64) -> Result<CustomerId, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Invalid);
+        }
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Invalid);
+        };
+        if header != HEADER_B64 && !is_hs256_header(header) {
+            return Err(TokenError::Invalid);
+        }
+        let mut signature_bytes = [0u8; 32];
+        match B64.decode_slice(signature, &mut signature_bytes) {
+            Ok(32) => {}
+            _ => return Err(TokenError::Invalid),
+        }
+        let signed_len = header.len() + 1 + payload.len();
+        let mut mac = self.mac.clone();
+        mac.update(&token.as_bytes()[..signed_len]);
+        mac.verify_slice(&signature_bytes).map_err(|_| TokenError::Invalid)?;
+
+        let payload = B64.decode(payload).map_err(|_| TokenError::Invalid)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid)?;
+        if claims.refresh != (expected == TokenKind::Refresh) {
+            return Err(TokenError::Invalid);
+        }
+        if claims.nbf.is_some_and(|nbf| now < nbf) || claims.iat.is_some_and(|iat| now < iat) {
+            return Err(TokenError::Invalid);
+        }
+        if now > claims.exp {
+            return Err(TokenError::Expired);
+        }
+        Ok(CustomerId(claims.customer_id))
+    }
+}
+
+/// A header written by another JWT library: any field order, but `alg` must be HS256.
+fn is_hs256_header(encoded: &str) -> bool {
+    let Ok(json) = B64.decode(encoded) else {
+        return false;
+    };
+    serde_json::from_slice::<Header<'_>>(&json).is_ok_and(|h| h.alg == "HS256")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn codec() -> TokenCodec {
+        TokenCodec::new(b"93c61a11-a4f6-42fc-a995-4f1c850822bb")
+    }
+
+    fn sign_raw(header: &str, payload: &str, secret: &[u8]) -> String {
+        let mut token = format!("{}.{}", B64.encode(header), B64.encode(payload));
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap();
+        mac.update(token.as_bytes());
+        token.push('.');
+        token.push_str(&B64.encode(mac.finalize().into_bytes()));
+        token
+    }
+
+    #[test]
+    fn minted_tokens_verify_as_their_kind_only() {
+        let c = codec();
+        let access = c.mint(CustomerId(42), TokenKind::Access, NOW + 10);
+        let refresh = c.mint(CustomerId(42), TokenKind::Refresh, NOW + 10);
+        assert_eq!(c.verify(&access, TokenKind::Access, NOW), Ok(CustomerId(42)));
+        assert_eq!(c.verify(&refresh, TokenKind::Refresh, NOW), Ok(CustomerId(42)));
+        assert_eq!(c.verify(&access, TokenKind::Refresh, NOW), Err(TokenError::Invalid));
+        assert_eq!(c.verify(&refresh, TokenKind::Access, NOW), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn payload_has_the_go_layout() {
+        let token = codec().mint(CustomerId(7), TokenKind::Refresh, 123);
+        let payload = token.split('.').nth(1).unwrap();
+        assert_eq!(B64.decode(payload).unwrap(), br#"{"CustomerID":7,"Refresh":true,"exp":123}"#);
+    }
+
+    /// A token exactly as jwt-go v3 signs it for this secret (header and claims by hand).
+    #[test]
+    fn go_minted_token_verifies() {
+        let secret = b"93c61a11-a4f6-42fc-a995-4f1c850822bb";
+        let token = sign_raw(
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            &format!(r#"{{"CustomerID":1234567890123,"Refresh":false,"exp":{}}}"#, NOW + 300),
+            secret,
+        );
+        assert_eq!(codec().verify(&token, TokenKind::Access, NOW), Ok(CustomerId(1234567890123)));
+        assert_eq!(token, codec().mint(CustomerId(1234567890123), TokenKind::Access, NOW + 300));
+    }
+
+    #[test]
+    fn expiry_has_no_leeway() {
+        let c = codec();
+        let token = c.mint(CustomerId(1), TokenKind::Access, NOW);
+        assert_eq!(c.verify(&token, TokenKind::Access, NOW), Ok(CustomerId(1)));
+        assert_eq!(c.verify(&token, TokenKind::Access, NOW + 1), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn expired_is_reported_only_with_a_valid_signature() {
+        let token = TokenCodec::new(b"other").mint(CustomerId(1), TokenKind::Access, NOW - 100);
+        assert_eq!(codec().verify(&token, TokenKind::Access, NOW), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn rejects_other_algorithms_and_missing_claims() {
+        let secret = b"93c61a11-a4f6-42fc-a995-4f1c850822bb";
+        let claims = format!(r#"{{"CustomerID":1,"Refresh":false,"exp":{}}}"#, NOW + 10);
+        let c = codec();
+        for header in [r#"{"alg":"none","typ":"JWT"}"#, r#"{"alg":"HS512","typ":"JWT"}"#, r#"{"typ":"JWT"}"#] {
+            assert_eq!(c.verify(&sign_raw(header, &claims, secret), TokenKind::Access, NOW), Err(TokenError::Invalid), "{header}");
+        }
+        let none = format!("{}.{}.", B64.encode(r#"{"alg":"none"}"#), B64.encode(&claims));
+        assert_eq!(c.verify(&none, TokenKind::Access, NOW), Err(TokenError::Invalid));
+        let reordered = sign_raw(r#"{"typ":"JWT","alg":"HS256"}"#, &claims, secret);
+        assert_eq!(c.verify(&reordered, TokenKind::Access, NOW), Ok(CustomerId(1)));
+        for payload in [
+            r#"{"CustomerID":1,"Refresh":false}"#.to_string(),
+            format!(r#"{{"CustomerID":"1","Refresh":false,"exp":{}}}"#, NOW + 10),
+            format!(r#"{{"CustomerID":1,"Refresh":false,"exp":{}.5}}"#, NOW + 10),
+            format!(r#"{{"CustomerID":1,"Refresh":false,"exp":{},"nbf":{}}}"#, NOW + 10, NOW + 5),
+            "not json".to_string(),
+        ] {
+            let token = sign_raw(r#"{"alg":"HS256","typ":"JWT"}"#, &payload, secret);
+            assert_eq!(c.verify(&token, TokenKind::Access, NOW), Err(TokenError::Invalid), "{payload}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_tokens() {
+        let c = codec();
+        let good = c.mint(CustomerId(1), TokenKind::Access, NOW + 10);
+        let mut tampered = good.clone();
+        tampered.pop();
+        tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+        for bad in ["", "a", "a.b", "a.b.c", "a.b.c.d", &format!("{good}.x"), &tampered, &"x".repeat(10_000)] {
+            assert_eq!(c.verify(bad, TokenKind::Access, NOW), Err(TokenError::Invalid), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! Settings in layers: built-in defaults, then `config.yml` (the Go service's layout), then
+//! environment variables, the environment winning. Every value is checked at start and a
+//! bad one stops the start with an error naming it. Secrets never print.
+
+use std::{collections::HashMap, fmt, net::IpAddr, path::{Path, PathBuf}, time::Duration};
+
+use serde_yaml_ng::Value;
+
+/// A value that must never reach a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// One setting: its environment name, its key in `config.yml`, its default and what it does.
+pub struct SettingSpec {
+    pub env: &'static str,
+    pub yaml: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+macro_rules! specs {
+    ($($env:literal, $yaml:literal, $default:literal, $help:literal;)*) => {
+        /// Every setting the service reads, in the order `--help` lists them.
+        pub const SETTINGS: &[SettingSpec] = &[$(SettingSpec { env: $env, yaml: $yaml, default: $default, help: $help }),*];
+    };
+}
+
+specs! {
+    "APP", "app", "account", "service name; prefix of the HTTP metrics";
+    "HTTP_PORT", "httpPort", "8080", "HTTP API port (0 = pick a free one; the real port is logged)";
+    "GRPC_PORT", "grpcPort", "8000", "gRPC port (Auth, reflection, health)";
+    "PROM_PORT", "promPort", "8081", "Prometheus /metrics port";
+    "BIND_ADDRESS", "bindAddress", "0.0.0.0", "address the three listeners bind to";
+    "JAEGER_URL", "jaegerUrl", "", "trace collector (OTLP) endpoint; empty = no tracing export";
+    "JWT_SECRET", "jwtConfig.secret", "", "HS256 secret shared with every replica and the Go service; empty = a random one kept in DATA_DIR (SQLite) or per process";
+    "JWT_ACCESS_TOKEN_EXPIRE_SECOND", "jwtConfig.accessTokenExpireSecond", "300", "access token lifetime, seconds";
+    "JWT_REFRESH_TOKEN_EXPIRE_SECOND", "jwtConfig.refreshTokenExpireSecond", "900", "refresh token lifetime, seconds";
+    "DB_DSN", "dbConfig.dsn", "", "database: empty = SQLite in DATA_DIR, sqlite://PATH, mysql://user:pass@host:port/db or user:pass@tcp(host:port)/db?...";
+    "DB_MAX_OPEN_CONNS", "dbConfig.maxOpenConns", "10", "largest number of database connections";
+    "DB_MAX_IDLE_CONNS", "dbConfig.maxIdleConns", "3", "connections kept open while idle";
+    "DB_ACQUIRE_TIMEOUT_MS", "dbConfig.acquireTimeoutMs", "1000", "longest wait for a database connection before answering 503";
+    "DATA_DIR", "dataDir", "data", "directory of the embedded SQLite database and the generated JWT secret";
+    "MACHINE_ID", "machineId", "", "Sonyflake machine id 0-65535, unique per replica; empty = low 16 bits of the private IPv4 address";
+    "HASH_THREADS", "hashThreads", "0", "password hashing threads; 0 = one per CPU";
+    "HASH_QUEUE", "hashQueue", "64", "password hashing jobs that may wait; beyond it login and signup answer 503";
+    "HTTP_BODY_LIMIT_BYTES", "httpBodyLimitBytes", "65536", "largest accepted request body";
+    "SHUTDOWN_TIMEOUT_SECONDS", "shutdownTimeoutSeconds", "10", "how long requests in flight may finish after SIGTERM";
+    "LOCAL_CACHE_EXPIRATION_SECONDS", "localCacheConfig.expirationSeconds", "600", "in-process cache entry lifetime";
+    "REDIS_ADDRS", "redisConfig.addrs", "", "comma-separated Redis seed nodes; several = cluster mode; empty = in-process cache only";
+    "REDIS_PASSWORD", "redisConfig.password", "", "Redis password";
+    "REDIS_DB", "redisConfig.db", "0", "Redis database number (single node only)";
+    "REDIS_POOL_SIZE", "redisConfig.poolSize", "10", "Redis connections per node";
+    "REDIS_MAX_RETRIES", "redisConfig.maxRetries", "3", "retries of a failed Redis command";
+    "REDIS_EXPIRATION_SECONDS", "redisConfig.expirationSeconds", "900", "Redis entry lifetime (plus 0-9 s jitter)";
+    "LOG_FORMAT", "logFormat", "text", "log format: text or json";
+    "LOG_LEVEL", "logLevel", "info", "log filter (RUST_LOG syntax); RUST_LOG wins when set";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid value for {key}: {value:?} ({expected})")]
+    Invalid { key: &'static str, value: String, expected: &'static str },
+    #[error("cannot read config file {path}: {source}")]
+    File { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid YAML: {source}")]
+    Yaml { path: PathBuf, source: serde_yaml_ng::Error },
+    #[error("config file {path}: {key} must be a plain value, not a list or map")]
+    YamlShape { path: PathBuf, key: &'static str },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub app: String,
+    pub http_port: u16,
+    pub grpc_port: u16,
+    pub prom_port: u16,
+    pub bind_address: IpAddr,
+    pub jaeger_url: Option<String>,
+    pub jwt_secret: Option<Secret>,
+    pub access_token_expire_secs: i64,
+    pub refresh_token_expire_secs: i64,
+    pub db_dsn: Secret,
+    pub db_max_open_conns: u32,
+    pub db_max_idle_conns: u32,
+    pub db_acquire_timeout: Duration,
+    pub data_dir: PathBuf,
+    pub machine_id: Option<u16>,
+    pub hash_threads: usize,
+    pub hash_queue: usize,
+    pub http_body_limit: usize,
+    pub shutdown_timeout: Duration,
+    pub local_cache_expiration: Duration,
+    pub redis_addrs: Vec<String>,
+    pub redis_password: Option<Secret>,
+    pub redis_db: u32,
+    pub redis_pool_size: u32,
+    pub redis_max_retries: u32,
+    pub redis_expiration: Duration,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+/// The config file read when no path is given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "config.yml";
+
+impl Settings {
+    /// Reads `config.yml` (or `explicit_file`, which must exist) and the process environment.
+    pub fn load(explicit_file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_sources(explicit_file, |key| std::env::var(key).ok())
+    }
+
+    /// As `load`, with the environment given as a lookup function (tests pass a map).
+    pub fn from_sources(
+        explicit_file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut raw: HashMap<&'static str, String> =
+            SETTINGS.iter().map(|s| (s.env, s.default.to_owned())).collect();
+        let file = match explicit_file {
+            Some(path) => Some(path.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+        };
+        if let Some(path) = file {
+            read_yaml(&path, &mut raw)?;
+        }
+        for spec in SETTINGS {
+            if let Some(value) = env(spec.env).filter(|v| !v.is_empty()) {
+                raw.insert(spec.env, value);
+            }
+        }
+        Self::from_raw(&raw)
+    }
+
+    /// Defaults only, as if nothing was configured.
+    pub fn defaults() -> Self {
+        let raw = SETTINGS.iter().map(|s| (s.env, s.default.to_owned())).collect();
+        Self::from_raw(&raw).unwrap_or_else(|e| unreachable!("built-in defaults are valid: {e}"))
+    }
+
+    fn from_raw(raw: &HashMap<&'static str, String>) -> Result<Self, ConfigError> {
+        let r = Reader(raw);
+        let non_empty = |key| Some(r.text(key)).filter(|v| !v.is_empty());
+        Ok(Self {
+            app: r.parse_with("APP", "a name of letters, digits and _", |v| {
+                (!v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| v.to_owned())
+            })?,
+            http_port: r.parse("HTTP_PORT", "a port number 0-65535")?,
+            grpc_port: r.parse("GRPC_PORT", "a port number 0-65535")?,
+            prom_port: r.parse("PROM_PORT", "a port number 0-65535")?,
+            bind_address: r.parse("BIND_ADDRESS", "an IP address")?,
+            jaeger_url: non_empty("JAEGER_URL"),
+            jwt_secret: non_empty("JWT_SECRET").map(Secret),
+            access_token_expire_secs: r.positive("JWT_ACCESS_TOKEN_EXPIRE_SECOND")?,
+            refresh_token_expire_secs: r.positive("JWT_REFRESH_TOKEN_EXPIRE_SECOND")?,
+            db_dsn: Secret(r.text("DB_DSN")),
+            db_max_open_conns: r.positive("DB_MAX_OPEN_CONNS")?,
+            db_max_idle_conns: r.parse("DB_MAX_IDLE_CONNS", "a whole number")?,
+            db_acquire_timeout: Duration::from_millis(r.positive("DB_ACQUIRE_TIMEOUT_MS")?),
+            data_dir: PathBuf::from(r.text("DATA_DIR")),
+            machine_id: match non_empty("MACHINE_ID") {
+                None => None,
+                Some(_) => Some(r.parse("MACHINE_ID", "a number 0-65535")?),
+            },
+            hash_threads: r.parse_with("HASH_THREADS", "a number 0-256", |v| {
+                v.parse::<usize>().ok().filter(|n| *n <= 256)
+            })?,
+            hash_queue: r.parse("HASH_QUEUE", "a whole number")?,
+            http_body_limit: r.positive("HTTP_BODY_LIMIT_BYTES")?,
+            shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT_SECONDS", "a whole number")?),
+            local_cache_expiration: Duration::from_secs(r.positive("LOCAL_CACHE_EXPIRATION_SECONDS")?),
+            redis_addrs: r
+                .text("REDIS_ADDRS")
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            redis_password: non_empty("REDIS_PASSWORD").map(Secret),
+            redis_db: r.parse("REDIS_DB", "a whole number")?,
+            redis_pool_size: r.positive("REDIS_POOL_SIZE")?,
+            redis_max_retries: r.parse("REDIS_MAX_RETRIES", "a whole number")?,
+            redis_expiration: Duration::from_secs(r.positive("REDIS_EXPIRATION_SECONDS")?),
+            log_format: r.parse_with("LOG_FORMAT", "text or json", |v| match v {
+                "text" => Some(LogFormat::Text),
+                "json" => Some(LogFormat::Json),
+                _ => None,
+            })?,
+            log_level: r.text("LOG_LEVEL"),
+        })
+    }
+}
+
+struct Reader<'a>(&'a HashMap<&'static str, String>);
+
+impl Reader<'_> {
+    fn text(&self, key: &'static str) -> String {
+        self.0.get(key).map(|v| v.trim().to_owned()).unwrap_or_default()
+    }
+
+    fn parse_with<T>(
+        &self,
+        key: &'static str,
+        expected: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        let value = self.text(key);
+        parse(&value).ok_or(ConfigError::Invalid { key, value, expected })
+    }
+
+    fn parse<T: std::str::FromStr>(&self, key: &'static str, expected: &'static str) -> Result<T, ConfigError> {
+        self.parse_with(key, expected, |v| v.parse().ok())
+    }
+
+    fn positive<T: std::str::FromStr + PartialOrd + Default>(&self, key: &'static str) -> Result<T, ConfigError> {
+        self.parse_with(key, "a whole number above 0", |v| v.parse().ok().filter(|n| *n > T::default()))
+    }
+}
+
+fn read_yaml(path: &Path, raw: &mut HashMap<&'static str, String>) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File { path: path.into(), source })?;
+    let doc: Value =
+        serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Yaml { path: path.into(), source })?;
+    for spec in SETTINGS {
+        let mut node = Some(&doc);
+        for part in spec.yaml.split('.') {
+            node = node.and_then(|n| n.get(part));
+        }
+        let value = match node {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(_) => return Err(ConfigError::YamlShape { path: path.into(), key: spec.env }),
+        };
+        raw.insert(spec.env, value);
+    }
+    Ok(())
+}
+
+/// The settings table for `--help`.
+pub fn help_table() -> String {
+    let mut out = String::from("Settings (environment variable / config.yml key; the environment wins):\n");
+    for s in SETTINGS {
+        let default = if s.default.is_empty() { String::new() } else { format!(" [default: {}]", s.default) };
+        out.push_str(&format!("  {:<34} {}\n      {}{}\n", s.env, s.yaml, s.help, default));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = Settings::defaults();
+        assert_eq!((s.http_port, s.grpc_port, s.prom_port), (8080, 8000, 8081));
+        assert_eq!((s.access_token_expire_secs, s.refresh_token_expire_secs), (300, 900));
+        assert_eq!(s.local_cache_expiration, Duration::from_secs(600));
+        assert_eq!(s.redis_expiration, Duration::from_secs(900));
+        assert!(s.jwt_secret.is_none() && s.redis_addrs.is_empty());
+    }
+
+    #[test]
+    fn go_config_file_is_read_and_env_wins() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            file,
+            "app: shop\nhttpPort: 80\njwtConfig:\n  secret: from-file\n  accessTokenExpireSecond: 60\n\
+             dbConfig:\n  dsn: root:pw@tcp(db:3306)/account\n  maxOpenConns: 20\n\
+             redisConfig:\n  addrs: \"a:7000, b:7001\"\n  password: pass.123\n  db: 0\nginMode: debug\n"
+        )
+        .unwrap();
+        let s = Settings::from_sources(Some(file.path()), env(&[("HTTP_PORT", "9000"), ("JWT_SECRET", "from-env")])).unwrap();
+        assert_eq!(s.app, "shop");
+        assert_eq!(s.http_port, 9000);
+        assert_eq!(s.jwt_secret.unwrap().expose(), "from-env");
+        assert_eq!(s.access_token_expire_secs, 60);
+        assert_eq!(s.db_max_open_conns, 20);
+        assert_eq!(s.redis_addrs, vec!["a:7000", "b:7001"]);
+        assert_eq!(s.db_dsn.expose(), "root:pw@tcp(db:3306)/account");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (key, value) in [
+            ("HTTP_PORT", "http"),
+            ("GRPC_PORT", "70000"),
+            ("JWT_ACCESS_TOKEN_EXPIRE_SECOND", "0"),
+            ("DB_MAX_OPEN_CONNS", "-1"),
+            ("MACHINE_ID", "65536"),
+            ("LOG_FORMAT", "xml"),
+            ("REDIS_DB", "one"),
+        ] {
+            let err = Settings::from_sources(None, env(&[(key, value)])).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        assert!(Settings::from_sources(Some(Path::new("/nonexistent/config.yml")), env(&[])).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Settings::from_sources(None, env(&[("JWT_SECRET", "s3cr3t"), ("DB_DSN", "u:hunter2@tcp(h)/d")])).unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("s3cr3t") && !printed.contains("hunter2"), "{printed}");
+    }
+}

@@ -1,0 +1,63 @@
+//! The one error type of the service, by meaning. HTTP and gRPC each map it in one place.
+
+use std::fmt;
+
+/// A cause that must be logged but never shown to a client.
+pub type InternalError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed, missing or out-of-range input. The detail is for logs only.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// The email or phone number is already used by another customer.
+    #[error("duplicate entry")]
+    DuplicateEntry,
+    #[error("customer not found")]
+    CustomerNotFound,
+    #[error("customer inactive")]
+    CustomerInactive,
+    /// Wrong password.
+    #[error("authentication failed")]
+    AuthenticationFailed,
+    /// Bad signature, malformed, wrong algorithm, wrong kind of token, no `exp`.
+    #[error("invalid token")]
+    TokenInvalid,
+    /// Correctly signed, but its `exp` has passed.
+    #[error("token expired")]
+    TokenExpired,
+    /// A dependency is down or a bounded queue is full: retrying later may succeed.
+    #[error("service unavailable: {0}")]
+    Unavailable(Unavailable),
+    /// Anything else; the cause is logged, the client sees a generic message.
+    #[error("internal error")]
+    Internal(#[source] InternalError),
+}
+
+/// Why the service cannot answer right now.
+#[derive(Debug)]
+pub enum Unavailable {
+    Database(InternalError),
+    HashPoolFull,
+    ShuttingDown,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unavailable::Database(cause) => write!(f, "database unreachable: {cause}"),
+            Unavailable::HashPoolFull => f.write_str("password hashing queue is full"),
+            Unavailable::ShuttingDown => f.write_str("shutting down"),
+        }
+    }
+}
+
+impl Error {
+    pub fn internal(cause: impl Into<InternalError>) -> Self {
+        Error::Internal(cause.into())
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Error::InvalidParameter(detail.into())
+    }
+}

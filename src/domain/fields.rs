@@ -1,0 +1,297 @@
+//! Validated input values. Each type can only hold a value that passed its `parse`, so the
+//! services and the storage never see an invalid one. Limits follow the database columns
+//! (SPEC section 4): a value that would not fit is rejected here as a client error.
+
+use std::fmt;
+
+/// Which field was rejected and why; for logs and test assertions, never for clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+fn reject<T>(field: &'static str, reason: &'static str) -> Result<T, FieldError> {
+    Err(FieldError { field, reason })
+}
+
+/// Shared rules for free text: present, not blank, at most `max_chars` characters and no
+/// control characters (except newlines and tabs where `multiline`).
+fn check_text(
+    field: &'static str,
+    value: &str,
+    max_chars: usize,
+    multiline: bool,
+) -> Result<(), FieldError> {
+    if value.trim().is_empty() {
+        return reject(field, "empty");
+    }
+    if value.chars().count() > max_chars {
+        return reject(field, "too long");
+    }
+    let allowed_control = |c: char| multiline && (c == '\n' || c == '\r' || c == '\t');
+    if value.chars().any(|c| c.is_control() && !allowed_control(c)) {
+        return reject(field, "control character");
+    }
+    Ok(())
+}
+
+macro_rules! text_field {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr, $multiline:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: impl Into<String>) -> Result<Self, FieldError> {
+                let value = value.into();
+                check_text($field, &value, $max, $multiline)?;
+                Ok(Self(value))
+            }
+
+            /// A value read back from storage: kept as it is, even if it predates these rules.
+            pub fn from_stored(value: String) -> Self {
+                Self(value)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+text_field!(
+    /// A first or last name: `varchar(50)`.
+    Name, "name", 50, false
+);
+text_field!(
+    /// A phone number: `varchar(20)`, unique. Its format is the shop's business, not ours.
+    PhoneNumber, "phone_number", 20, false
+);
+text_field!(
+    /// A shipping address: a MySQL `text` column holds 65,535 bytes, at most 4 per character.
+    Address, "address", 65_535 / 4, true
+);
+
+/// An email address as the Go validator's `email` rule accepts it: a dot-atom local part,
+/// a domain of at least two labels whose last starts and ends with a letter. `varchar(320)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+const MAX_EMAIL_CHARS: usize = 320;
+
+impl Email {
+    pub fn parse(value: impl Into<String>) -> Result<Self, FieldError> {
+        let value = value.into();
+        if value.is_empty() {
+            return reject("email", "empty");
+        }
+        if value.chars().count() > MAX_EMAIL_CHARS {
+            return reject("email", "too long");
+        }
+        let Some((local, domain)) = value.split_once('@') else {
+            return reject("email", "no @");
+        };
+        if !valid_local_part(local) {
+            return reject("email", "invalid local part");
+        }
+        if !valid_domain(domain) {
+            return reject("email", "invalid domain");
+        }
+        Ok(Self(value))
+    }
+
+    /// A value read back from storage: kept as it is, even if it predates these rules.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_international(c: char) -> bool {
+    // The Go validator's Unicode ranges, minus the surrogates Rust chars cannot hold.
+    matches!(c, '\u{A0}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFEF}')
+}
+
+fn valid_local_part(local: &str) -> bool {
+    const ATEXT_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~";
+    !local.is_empty()
+        && local.len() <= 64
+        && local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(c) || is_international(c))
+        })
+}
+
+fn valid_domain(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    if domain.len() > 255 || labels.len() < 2 {
+        return false;
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || is_international(c))
+    };
+    let top_ok = |label: &str| {
+        let letter = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphabetic() || is_international(c));
+        letter(label.chars().next()) && letter(label.chars().last())
+    };
+    labels.iter().all(|l| label_ok(l)) && labels.last().is_some_and(|l| top_ok(l))
+}
+
+/// A plain-text password: 8 to 128 characters. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub const MIN_CHARS: usize = 8;
+    pub const MAX_CHARS: usize = 128;
+
+    /// A password for a new account: 8..=128 characters.
+    pub fn parse(value: impl Into<String>) -> Result<Self, FieldError> {
+        let value = value.into();
+        let chars = value.chars().count();
+        if chars < Self::MIN_CHARS {
+            return reject("password", "too short");
+        }
+        if chars > Self::MAX_CHARS {
+            return reject("password", "too long");
+        }
+        Ok(Self(value))
+    }
+
+    /// A password offered at login: any non-empty value that signup could have accepted.
+    /// Accounts created by the Go service may predate the minimum, so it is not enforced.
+    pub fn parse_login(value: impl Into<String>) -> Result<Self, FieldError> {
+        let value = value.into();
+        if value.is_empty() {
+            return reject("password", "empty");
+        }
+        if value.chars().count() > Self::MAX_CHARS {
+            return reject("password", "too long");
+        }
+        Ok(Self(value))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_ordinary_emails() {
+        for ok in ["a@b.co", "john.doe+tag@example.com", "x_y@sub.example.org", "ü@exämple.de"] {
+            assert!(Email::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_emails() {
+        for bad in [
+            "", "plain", "@example.com", "a@", "a@b", "a@@b.com", "a@b@c.com", "a b@c.com",
+            ".a@b.com", "a.@b.com", "a..b@c.com", "a@-b.com", "a@b-.com", "a@b..com", "a@b.c1",
+            "a@1.2.3.4", "a@b.com\n", "a\u{0}@b.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn email_length_follows_the_column() {
+        let local = "a".repeat(64);
+        let domain = format!("{}.com", ["b".repeat(63)].repeat(4).join("."));
+        assert!(Email::parse(format!("{local}@{domain}")).is_err(), "over 320 characters");
+        assert!(Email::parse(format!("{}@b.com", "a".repeat(65))).is_err(), "local part over 64");
+    }
+
+    #[test]
+    fn password_bounds_count_characters_not_bytes() {
+        assert!(Password::parse("1234567").is_err());
+        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse("é".repeat(128)).is_ok());
+        assert!(Password::parse("é".repeat(129)).is_err());
+        assert!(Password::parse_login("x").is_ok());
+        assert!(Password::parse_login("").is_err());
+    }
+
+    #[test]
+    fn password_is_never_printed() {
+        let p = Password::parse("hunter2hunter2").unwrap();
+        assert!(!format!("{p:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn text_fields_follow_columns() {
+        assert!(Name::parse("a".repeat(50)).is_ok());
+        assert!(Name::parse("a".repeat(51)).is_err());
+        assert!(Name::parse("   ").is_err());
+        assert!(Name::parse("a\tb").is_err());
+        assert!(PhoneNumber::parse("+886 912 345 678").is_ok());
+        assert!(PhoneNumber::parse("1".repeat(21)).is_err());
+        assert!(Address::parse("1 Main St\nSpringfield").is_ok());
+        assert!(Address::parse("").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC*") {
+            let _ = Email::parse(s.clone());
+            let _ = Name::parse(s.clone());
+            let _ = Password::parse(s);
+        }
+
+        #[test]
+        fn simple_addresses_round_trip(local in "[a-z0-9]{1,20}", domain in "[a-z]{1,20}", tld in "[a-z]{2,6}") {
+            let email = format!("{local}@{domain}.{tld}");
+            prop_assert_eq!(Email::parse(email.clone()).unwrap().as_str(), email.as_str());
+        }
+
+        #[test]
+        fn names_within_limit_are_kept_verbatim(name in "[A-Za-z][A-Za-z '-]{0,49}") {
+            prop_assert_eq!(Name::parse(name.clone()).unwrap().into_inner(), name);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Domain types and errors: what a customer is, which values are valid, what can go wrong.
+//!
+//! Nothing here knows about HTTP, gRPC, SQL or Redis; transports and storage translate
+//! to and from these types.
+
+mod customer;
+mod error;
+mod fields;
+
+pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalInfo, ShippingInfo};
+pub use error::{Error, InternalError, Unavailable};
+pub use fields::{Address, Email, FieldError, Name, Password, PhoneNumber};

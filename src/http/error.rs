@@ -1,0 +1,92 @@
+//! Every error of the HTTP API becomes a status and a `{"msg": ...}` body here, and only here.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::domain::Error;
+
+#[derive(Serialize)]
+pub struct Message {
+    pub msg: &'static str,
+}
+
+/// What a handler or extractor can fail with.
+#[derive(Debug)]
+pub enum ApiError {
+    Domain(Error),
+    BodyTooLarge,
+    NotFound,
+    MethodNotAllowed,
+    /// Missing or unusable credentials on an `/info` route: 401 with an empty body, as the
+    /// Go middleware answers.
+    Unauthorized,
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::Domain(e)
+    }
+}
+
+impl From<crate::domain::FieldError> for ApiError {
+    fn from(e: crate::domain::FieldError) -> Self {
+        ApiError::Domain(Error::invalid(e.to_string()))
+    }
+}
+
+pub fn message(status: StatusCode, msg: &'static str) -> Response {
+    (status, Json(Message { msg })).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            ApiError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+            ApiError::Unauthorized => return StatusCode::UNAUTHORIZED.into_response(),
+            ApiError::Domain(e) => match e {
+                Error::InvalidParameter(detail) => {
+                    tracing::debug!(%detail, "invalid parameter");
+                    (StatusCode::BAD_REQUEST, "invalid parameter")
+                }
+                Error::DuplicateEntry => (StatusCode::BAD_REQUEST, "duplicate entry"),
+                Error::CustomerNotFound => (StatusCode::NOT_FOUND, "customer not found"),
+                Error::CustomerInactive => (StatusCode::UNAUTHORIZED, "customer inactive"),
+                Error::AuthenticationFailed => (StatusCode::UNAUTHORIZED, "authentication failed"),
+                Error::TokenInvalid => (StatusCode::UNAUTHORIZED, "invalid token"),
+                Error::TokenExpired => (StatusCode::UNAUTHORIZED, "token expired"),
+                Error::Unavailable(why) => {
+                    tracing::warn!(reason = %why, "service unavailable");
+                    let mut response = message(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
+                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    return response;
+                }
+                Error::Internal(cause) => {
+                    tracing::error!(error = %ErrorChain(cause.as_ref()), "internal error");
+                    (StatusCode::INTERNAL_SERVER_ERROR, "server error")
+                }
+            },
+        };
+        message(status, msg)
+    }
+}
+
+/// Displays an error with its sources: "a: b: c".
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! Extractors: the JSON body (whatever the `Content-Type` says) and the authenticated customer.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use serde::de::DeserializeOwned;
+
+use super::{AppState, error::{ApiError, message}};
+use crate::{
+    auth::{TokenError, TokenKind},
+    domain::{CustomerId, Error},
+};
+
+/// A JSON body read regardless of `Content-Type`: the shop's own documentation calls these
+/// routes with `curl --data`, which says `application/x-www-form-urlencoded`.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::BodyTooLarge
+            } else {
+                Error::invalid(format!("unreadable body: {rejection}")).into()
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| Error::invalid(format!("malformed JSON: {e}")).into())
+    }
+}
+
+/// The customer whose valid access token came in `Authorization: <scheme> <token>`.
+pub struct Authenticated(pub CustomerId);
+
+/// Why an `/info` request is refused: 401, with a body only for an expired token.
+pub enum AuthRejection {
+    Unauthorized,
+    Expired,
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self {
+            AuthRejection::Unauthorized => ApiError::Unauthorized.into_response(),
+            AuthRejection::Expired => message(StatusCode::UNAUTHORIZED, "token expired"),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthRejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_token)
+            .ok_or(AuthRejection::Unauthorized)?;
+        match state.auth.verify(token, TokenKind::Access) {
+            Ok(id) => Ok(Authenticated(id)),
+            Err(TokenError::Expired) => Err(AuthRejection::Expired),
+            Err(TokenError::Invalid) => Err(AuthRejection::Unauthorized),
+        }
+    }
+}
+
+/// The Go middleware splits the header on single spaces and wants exactly two words; the
+/// scheme word is not checked.
+fn bearer_token(header: &str) -> Option<&str> {
+    let mut words = header.split(' ');
+    match (words.next(), words.next(), words.next()) {
+        (Some(_scheme), Some(token), None) if !token.is_empty() => Some(token),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn header_must_be_exactly_two_words() {
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("Token abc"), Some("abc"));
+        for bad in ["", "abc", "bearer ", "bearer  abc", "bearer abc def", " abc x"] {
+            assert_eq!(bearer_token(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The HTTP API of SPEC section 1 under `/api/account`. Handlers only translate; the
+//! services hold the logic. All middleware is assembled in `router`.
+
+mod error;
+mod extract;
+mod handlers;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use error::{ApiError, ErrorChain};
+
+use crate::{account::AccountService, auth::AuthService};
+
+/// The handles every handler may use; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: AuthService,
+    pub account: AccountService,
+}
+
+pub const API_PREFIX: &str = "/api/account";
+
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    let api = Router::new()
+        .route("/auth/signup", post(handlers::signup))
+        .route("/auth/login", post(handlers::login))
+        .route("/auth/refresh", post(handlers::refresh))
+        .route("/info/person", get(handlers::get_personal_info).put(handlers::update_personal_info))
+        .route("/info/shipping", get(handlers::get_shipping_info).put(handlers::update_shipping_info))
+        .method_not_allowed_fallback(handlers::method_not_allowed);
+    Router::new()
+        .nest(API_PREFIX, api)
+        .fallback(handlers::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            error::message(StatusCode::INTERNAL_SERVER_ERROR, "server error")
+        }))
+        .layer(middleware::from_fn(cors))
+        .with_state(state)
+}
+
+const CORS_HEADERS: [(HeaderName, &str); 5] = [
+    (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+    (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"),
+    (
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        "Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token, Authorization, Accept, Origin, Cache-Control, X-Requested-With",
+    ),
+    (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, DELETE, GET, PUT, PATCH, OPTIONS"),
+    (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+];
+
+/// CORS headers on every response; any `OPTIONS` request is answered 204 with no body,
+/// whatever its path, as the Go middleware does.
+async fn cors(request: Request, next: Next) -> Response {
+    let mut response = if request.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    for (name, value) in CORS_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}

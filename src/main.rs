@@ -1,0 +1,104 @@
+//! The `saga-account` binary: parse the command line, load settings, run.
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use saga_account::{
+    config::{self, Settings},
+    startup::Application,
+    store::{self, DatabaseUrl, PoolSettings},
+    telemetry,
+};
+
+/// Account and authentication service: HTTP API, gRPC Auth, JWT tokens, SQLite or MySQL.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// YAML config file (the Go service's layout). Default: ./config.yml when it exists.
+    #[arg(short, long, env = "CONFIG_FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP, gRPC and metrics servers (the default).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+}
+
+fn main() -> std::process::ExitCode {
+    let matches = Cli::command().after_long_help(config::help_table()).after_help(config::help_table()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(&settings)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            let url = DatabaseUrl::parse(settings.db_dsn.expose(), &settings.data_dir)?;
+            let pool = PoolSettings {
+                max_open: 1,
+                max_idle: 0,
+                acquire_timeout: settings.db_acquire_timeout.max(std::time::Duration::from_secs(10)),
+            };
+            store::migrate(&url, &pool).await?;
+            println!("schema of the {} database is up to date", url.backend());
+            Ok(())
+        }
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            tracing::info!(
+                http = %app.http_addr(),
+                grpc = %app.grpc_addr(),
+                metrics = %app.metrics_addr(),
+                "saga-account listening"
+            );
+            app.run_until(shutdown_signal()).await
+        }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

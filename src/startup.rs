@@ -1,0 +1,226 @@
+//! Builds the whole service from its settings: store, services, listeners. One place wires
+//! everything; tests call the same `Application::build` on port 0.
+
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    account::AccountService,
+    auth::{AuthService, PasswordHasher, TokenCodec, TokenLifetimes},
+    clock::{Clock, SystemClock},
+    config::{Secret, Settings},
+    grpc::{self, AuthServiceServer},
+    http::{self, AppState},
+    idgen::{self, IdGenerator},
+    store::{self, CustomerStore, DatabaseUrl, PoolSettings},
+};
+
+/// The generated secret's file inside `DATA_DIR` when `JWT_SECRET` is not set.
+const JWT_SECRET_FILE: &str = "jwt_secret";
+
+pub struct Application {
+    http: TcpListener,
+    grpc: TcpListener,
+    metrics: TcpListener,
+    state: AppState,
+    store: Arc<dyn CustomerStore>,
+    shutdown_timeout: Duration,
+    body_limit: usize,
+}
+
+impl Application {
+    /// Opens the database (running migrations), starts the hashing pool and binds the
+    /// three listeners. Nothing is served until `run_until`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let url = DatabaseUrl::parse(settings.db_dsn.expose(), &settings.data_dir)?;
+        let pool = PoolSettings {
+            max_open: settings.db_max_open_conns,
+            max_idle: settings.db_max_idle_conns,
+            acquire_timeout: settings.db_acquire_timeout,
+        };
+        let store = store::open(&url, &pool).await.context("opening the database")?;
+        tracing::info!(backend = url.backend(), "database ready");
+
+        let secret = jwt_secret(&settings, &url)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ids = Arc::new(IdGenerator::new(machine_id(&settings), clock.clone()));
+        let threads = match settings.hash_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let hasher = PasswordHasher::new(threads, settings.hash_queue).context("starting hashing threads")?;
+        let auth = AuthService::new(
+            store.clone(),
+            TokenCodec::new(secret.expose().as_bytes()),
+            hasher,
+            ids,
+            clock,
+            TokenLifetimes {
+                access_secs: settings.access_token_expire_secs,
+                refresh_secs: settings.refresh_token_expire_secs,
+            },
+        );
+        let state = AppState { auth, account: AccountService::new(store.clone()) };
+
+        let bind = |port| SocketAddr::new(settings.bind_address, port);
+        let http = TcpListener::bind(bind(settings.http_port)).await.context("binding HTTP_PORT")?;
+        let grpc = TcpListener::bind(bind(settings.grpc_port)).await.context("binding GRPC_PORT")?;
+        let metrics = TcpListener::bind(bind(settings.prom_port)).await.context("binding PROM_PORT")?;
+        Ok(Self {
+            http,
+            grpc,
+            metrics,
+            state,
+            store,
+            shutdown_timeout: settings.shutdown_timeout,
+            body_limit: settings.http_body_limit,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().unwrap_or_else(|_| unreachable!("a bound listener has an address"))
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().unwrap_or_else(|_| unreachable!("a bound listener has an address"))
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics.local_addr().unwrap_or_else(|_| unreachable!("a bound listener has an address"))
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight
+    /// finish (up to the shutdown timeout) and closes the database pool.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                stop.cancel();
+            }
+        });
+
+        let http_server = {
+            let app = http::router(self.state.clone(), self.body_limit);
+            let listener = axum::serve::ListenerExt::tap_io(self.http, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned())
+        };
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<AuthServiceServer<grpc::AuthGrpc>>().await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let grpc_incoming = tokio_stream::wrappers::TcpListenerStream::new(self.grpc);
+        let grpc_server = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(AuthServiceServer::new(grpc::AuthGrpc::new(self.state.auth.clone())))
+            .serve_with_incoming_shutdown(
+                tokio_stream::StreamExt::map(grpc_incoming, |conn| {
+                    conn.inspect(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    })
+                }),
+                stop.clone().cancelled_owned(),
+            );
+
+        let metrics_server = axum::serve(self.metrics, crate::metrics::router())
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+
+        let mut servers = tokio::spawn(async move {
+            let (h, g, m) = tokio::join!(http_server.into_future(), grpc_server, metrics_server.into_future());
+            h.context("HTTP server")?;
+            g.context("gRPC server")?;
+            m.context("metrics server")?;
+            anyhow::Ok(())
+        });
+
+        let result = tokio::select! {
+            // A server failed on its own.
+            joined = &mut servers => Some(joined),
+            () = stop.cancelled() => None,
+        };
+        let result = match result {
+            Some(joined) => joined.context("server task")?,
+            None => {
+                health.set_not_serving::<AuthServiceServer<grpc::AuthGrpc>>().await;
+                tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: finishing requests in flight");
+                match tokio::time::timeout(self.shutdown_timeout, &mut servers).await {
+                    Ok(joined) => joined.context("server task")?,
+                    Err(_) => {
+                        tracing::warn!("requests still in flight after the shutdown timeout; closing them");
+                        servers.abort();
+                        Ok(())
+                    }
+                }
+            }
+        };
+        self.store.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn machine_id(settings: &Settings) -> u16 {
+    let (id, source) = match settings.machine_id {
+        Some(id) => (id, "MACHINE_ID"),
+        None => match idgen::machine_id_from_private_ip() {
+            Some(id) => (id, "private IPv4 address"),
+            None => (rand::random(), "random (no private IPv4 address; set MACHINE_ID)"),
+        },
+    };
+    tracing::info!(machine_id = id, source, "Sonyflake machine id");
+    id
+}
+
+/// `JWT_SECRET`, or else a random secret: kept in `DATA_DIR` for the embedded SQLite setup
+/// so that restarts keep tokens valid, per process otherwise (with a warning, since
+/// replicas would not accept each other's tokens).
+fn jwt_secret(settings: &Settings, url: &DatabaseUrl) -> anyhow::Result<Secret> {
+    if let Some(secret) = &settings.jwt_secret {
+        return Ok(secret.clone());
+    }
+    let generated = || -> String {
+        let bytes: [u8; 32] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    if let DatabaseUrl::Sqlite(store::SqliteTarget::File(_)) = url {
+        let path = settings.data_dir.join(JWT_SECRET_FILE);
+        let secret = read_or_create_secret(&path, generated)
+            .with_context(|| format!("JWT_SECRET is not set and {} cannot be used", path.display()))?;
+        tracing::info!(file = %path.display(), "JWT_SECRET not set: using the generated secret kept in the data directory");
+        return Ok(secret);
+    }
+    tracing::warn!("JWT_SECRET not set: using a random secret for this process only; other replicas will reject its tokens");
+    Ok(Secret::new(generated()))
+}
+
+fn read_or_create_secret(path: &Path, generate: impl FnOnce() -> String) -> std::io::Result<Secret> {
+    match std::fs::read_to_string(path) {
+        Ok(existing) if !existing.trim().is_empty() => return Ok(Secret::new(existing.trim())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let secret = generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, secret.as_bytes())?;
+    Ok(Secret::new(secret))
+}

@@ -1,0 +1,198 @@
+//! `DB_DSN` in the forms operators already have: unset or `sqlite://PATH` for SQLite,
+//! `mysql://user:pass@host:port/db` for MySQL/MariaDB, and the Go MySQL driver's own form
+//! `user:pass@tcp(host:port)/db?charset=utf8mb4&parseTime=True&loc=Local`, as it is.
+
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+};
+
+use sqlx::mysql::MySqlConnectOptions;
+
+#[derive(Debug, Clone)]
+pub enum DatabaseUrl {
+    Sqlite(SqliteTarget),
+    MySql(MySqlConnectOptions),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqliteTarget {
+    File(PathBuf),
+    Memory,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid DB_DSN: {0}")]
+pub struct DsnError(String);
+
+/// The file used when `DB_DSN` is not set.
+pub const DEFAULT_SQLITE_FILE: &str = "account.db";
+
+impl DatabaseUrl {
+    /// Parses `dsn`; an empty one means SQLite in `data_dir`.
+    pub fn parse(dsn: &str, data_dir: &Path) -> Result<Self, DsnError> {
+        let dsn = dsn.trim();
+        if dsn.is_empty() {
+            return Ok(Self::Sqlite(SqliteTarget::File(data_dir.join(DEFAULT_SQLITE_FILE))));
+        }
+        if let Some(rest) = dsn.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or_default();
+            return match path {
+                "" => Err(DsnError("sqlite: needs a file path, e.g. sqlite://data/account.db".into())),
+                ":memory:" => Ok(Self::Sqlite(SqliteTarget::Memory)),
+                path => Ok(Self::Sqlite(SqliteTarget::File(PathBuf::from(path)))),
+            };
+        }
+        if dsn.starts_with("mysql://") || dsn.starts_with("mariadb://") {
+            let url = dsn.replacen("mariadb://", "mysql://", 1);
+            return MySqlConnectOptions::from_str(&url)
+                .map(Self::MySql)
+                .map_err(|e| DsnError(format!("not a valid mysql:// URL ({e})")));
+        }
+        if dsn.contains("://") {
+            return Err(DsnError("unsupported scheme; use sqlite://, mysql:// or user:pass@tcp(host:port)/db".into()));
+        }
+        parse_go_dsn(dsn).map(Self::MySql)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::MySql(_) => "mysql",
+        }
+    }
+}
+
+/// The go-sql-driver/mysql DSN grammar, split the way its `ParseDSN` splits it:
+/// `[user[:password]@][net[(addr)]]/dbname[?param=value&...]`, the last `/` separating
+/// the database name.
+fn parse_go_dsn(dsn: &str) -> Result<MySqlConnectOptions, DsnError> {
+    let slash = dsn
+        .rfind('/')
+        .ok_or_else(|| DsnError("expected user:pass@tcp(host:port)/dbname".into()))?;
+    let (prefix, rest) = (&dsn[..slash], &dsn[slash + 1..]);
+    let (credentials, endpoint) = match prefix.rfind('@') {
+        Some(at) => (Some(&prefix[..at]), &prefix[at + 1..]),
+        None => (None, prefix),
+    };
+    let (db_name, params) = rest.split_once('?').unwrap_or((rest, ""));
+
+    let mut options = MySqlConnectOptions::new();
+    if let Some(credentials) = credentials {
+        let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+        options = options.username(user).password(password);
+    }
+    let (net, addr) = match endpoint.split_once('(') {
+        Some((net, addr)) => {
+            let addr = addr
+                .strip_suffix(')')
+                .ok_or_else(|| DsnError("unclosed '(' in the address".into()))?;
+            (net, addr)
+        }
+        None => (endpoint, ""),
+    };
+    options = match net {
+        "" | "tcp" | "tcp4" | "tcp6" => {
+            let (host, port) = split_host_port(addr)?;
+            options.host(host).port(port)
+        }
+        "unix" => options.socket(if addr.is_empty() { "/tmp/mysql.sock" } else { addr }),
+        other => return Err(DsnError(format!("unsupported network {other:?}"))),
+    };
+    if !db_name.is_empty() {
+        options = options.database(db_name);
+    }
+    for pair in params.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            // The driver tries each in turn; the first is what it asks for.
+            "charset" => {
+                if let Some(first) = value.split(',').next().filter(|c| !c.is_empty()) {
+                    options = options.charset(first);
+                }
+            }
+            "collation" => options = options.collation(value),
+            // parseTime, loc, timeouts and the rest concern Go's client, not the server.
+            _ => {}
+        }
+    }
+    Ok(options)
+}
+
+fn split_host_port(addr: &str) -> Result<(&str, u16), DsnError> {
+    if addr.is_empty() {
+        return Ok(("127.0.0.1", 3306));
+    }
+    let (host, port) = if let Some(v6) = addr.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(|| DsnError("unclosed '[' in the address".into()))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match addr.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (addr, None),
+        }
+    };
+    let port = match port {
+        None => 3306,
+        Some(p) => p.parse().map_err(|_| DsnError(format!("invalid port {p:?}")))?,
+    };
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mysql(dsn: &str) -> MySqlConnectOptions {
+        match DatabaseUrl::parse(dsn, Path::new("data")).unwrap() {
+            DatabaseUrl::MySql(o) => o,
+            other => panic!("{dsn} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_means_sqlite_in_the_data_dir() {
+        match DatabaseUrl::parse("", Path::new("/d")).unwrap() {
+            DatabaseUrl::Sqlite(SqliteTarget::File(p)) => assert_eq!(p, Path::new("/d/account.db")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sqlite_forms() {
+        let parse = |s| match DatabaseUrl::parse(s, Path::new("d")).unwrap() {
+            DatabaseUrl::Sqlite(t) => t,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(parse("sqlite:///var/lib/a.db"), SqliteTarget::File("/var/lib/a.db".into()));
+        assert_eq!(parse("sqlite://rel/a.db?mode=rwc"), SqliteTarget::File("rel/a.db".into()));
+        assert_eq!(parse("sqlite::memory:"), SqliteTarget::Memory);
+        assert!(DatabaseUrl::parse("sqlite://", Path::new("d")).is_err());
+    }
+
+    #[test]
+    fn go_driver_form_works_as_it_is() {
+        let o = mysql("ming:pass:word@tcp(accountdb:3307)/account?charset=utf8mb4&parseTime=True&loc=Local");
+        assert_eq!(o.get_host(), "accountdb");
+        assert_eq!(o.get_port(), 3307);
+        assert_eq!(o.get_username(), "ming");
+        assert_eq!(o.get_database(), Some("account"));
+        assert_eq!(o.get_charset(), "utf8mb4");
+        let o = mysql("root@tcp([::1])/db");
+        assert_eq!((o.get_host(), o.get_port()), ("::1", 3306));
+        let o = mysql("u:p@/db");
+        assert_eq!((o.get_host(), o.get_port()), ("127.0.0.1", 3306));
+        let o = mysql("u:p@unix(/run/mysqld.sock)/db");
+        assert_eq!(o.get_socket(), Some(Path::new("/run/mysqld.sock")));
+    }
+
+    #[test]
+    fn url_form_and_errors() {
+        assert_eq!(mysql("mysql://u:p@h:3310/db").get_port(), 3310);
+        assert_eq!(mysql("mariadb://u:p@h/db").get_host(), "h");
+        for bad in ["postgres://x/y", "u:p@tcp(h:3306/db", "u:p@tcp(h:x)/db", "u:p@udp(h)/db", "nodb"] {
+            assert!(DatabaseUrl::parse(bad, Path::new("d")).is_err(), "{bad}");
+        }
+    }
+}
