@@ -1,6 +1,8 @@
 //! Logging setup: `tracing` events, human-readable or JSON, filtered by `RUST_LOG` or
 //! `LOG_LEVEL`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::{LogFormat, Settings};
@@ -15,7 +17,9 @@ pub fn init(settings: &Settings) -> anyhow::Result<()> {
     };
     let registry = tracing_subscriber::registry().with(filter);
     let result = match settings.log_format {
-        LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),
+        LogFormat::Text => registry
+            .with(fmt::layer().with_target(false).with_ansi(std::io::stdout().is_terminal()))
+            .try_init(),
         LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true)).try_init(),
     };
     // Already installed (tests start several apps in one process): keep the first.

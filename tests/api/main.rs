@@ -1,0 +1,13 @@
+//! One integration-test binary: every module starts the real service and speaks HTTP or
+//! gRPC to it. MySQL variants run when `TEST_MYSQL_DSN` is set.
+
+mod helpers;
+
+mod binary;
+mod grpc;
+mod http_basics;
+mod info;
+mod login;
+mod refresh;
+mod shutdown;
+mod signup;
