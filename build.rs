@@ -9,7 +9,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let descriptors = protox::compile(["auth.proto"], ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     // The encoded descriptor set feeds gRPC server reflection.
-    fs::write(out_dir.join("auth_descriptor.bin"), descriptors.encode_to_vec())?;
+    fs::write(
+        out_dir.join("auth_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

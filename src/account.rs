@@ -18,18 +18,40 @@ impl AccountService {
     }
 
     pub async fn personal_info(&self, id: CustomerId) -> Result<PersonalInfo, Error> {
-        self.store.personal_info(id).await?.ok_or(Error::CustomerNotFound)
+        self.store
+            .personal_info(id)
+            .await?
+            .ok_or(Error::CustomerNotFound)
     }
 
     pub async fn shipping_info(&self, id: CustomerId) -> Result<ShippingInfo, Error> {
-        self.store.shipping_info(id).await?.ok_or(Error::CustomerNotFound)
+        self.store
+            .shipping_info(id)
+            .await?
+            .ok_or(Error::CustomerNotFound)
     }
 
-    pub async fn update_personal_info(&self, id: CustomerId, info: PersonalInfo) -> Result<(), Error> {
-        self.store.update_personal_info(id, &info).await?.map(drop).ok_or(Error::CustomerNotFound)
+    pub async fn update_personal_info(
+        &self,
+        id: CustomerId,
+        info: PersonalInfo,
+    ) -> Result<(), Error> {
+        self.store
+            .update_personal_info(id, &info)
+            .await?
+            .map(drop)
+            .ok_or(Error::CustomerNotFound)
     }
 
-    pub async fn update_shipping_info(&self, id: CustomerId, info: ShippingInfo) -> Result<(), Error> {
-        self.store.update_shipping_info(id, &info).await?.map(drop).ok_or(Error::CustomerNotFound)
+    pub async fn update_shipping_info(
+        &self,
+        id: CustomerId,
+        info: ShippingInfo,
+    ) -> Result<(), Error> {
+        self.store
+            .update_shipping_info(id, &info)
+            .await?
+            .map(drop)
+            .ok_or(Error::CustomerNotFound)
     }
 }

@@ -2,7 +2,13 @@
 //! environment variables, the environment winning. Every value is checked at start and a
 //! bad one stops the start with an error naming it. Secrets never print.
 
-use std::{collections::HashMap, fmt, net::IpAddr, path::{Path, PathBuf}, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde_yaml_ng::Value;
 
@@ -75,11 +81,21 @@ specs! {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid value for {key}: {value:?} ({expected})")]
-    Invalid { key: &'static str, value: String, expected: &'static str },
+    Invalid {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     #[error("cannot read config file {path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid YAML: {source}")]
-    Yaml { path: PathBuf, source: serde_yaml_ng::Error },
+    Yaml {
+        path: PathBuf,
+        source: serde_yaml_ng::Error,
+    },
     #[error("config file {path}: {key} must be a plain value, not a list or map")]
     YamlShape { path: PathBuf, key: &'static str },
 }
@@ -136,8 +152,10 @@ impl Settings {
         explicit_file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut raw: HashMap<&'static str, String> =
-            SETTINGS.iter().map(|s| (s.env, s.default.to_owned())).collect();
+        let mut raw: HashMap<&'static str, String> = SETTINGS
+            .iter()
+            .map(|s| (s.env, s.default.to_owned()))
+            .collect();
         let file = match explicit_file {
             Some(path) => Some(path.to_path_buf()),
             None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
@@ -155,7 +173,10 @@ impl Settings {
 
     /// Defaults only, as if nothing was configured.
     pub fn defaults() -> Self {
-        let raw = SETTINGS.iter().map(|s| (s.env, s.default.to_owned())).collect();
+        let raw = SETTINGS
+            .iter()
+            .map(|s| (s.env, s.default.to_owned()))
+            .collect();
         Self::from_raw(&raw).unwrap_or_else(|e| unreachable!("built-in defaults are valid: {e}"))
     }
 
@@ -164,7 +185,8 @@ impl Settings {
         let non_empty = |key| Some(r.text(key)).filter(|v| !v.is_empty());
         Ok(Self {
             app: r.parse_with("APP", "a name of letters, digits and _", |v| {
-                (!v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| v.to_owned())
+                (!v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                    .then(|| v.to_owned())
             })?,
             http_port: r.parse("HTTP_PORT", "a port number 0-65535")?,
             grpc_port: r.parse("GRPC_PORT", "a port number 0-65535")?,
@@ -188,8 +210,12 @@ impl Settings {
             })?,
             hash_queue: r.parse("HASH_QUEUE", "a whole number")?,
             http_body_limit: r.positive("HTTP_BODY_LIMIT_BYTES")?,
-            shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT_SECONDS", "a whole number")?),
-            local_cache_expiration: Duration::from_secs(r.positive("LOCAL_CACHE_EXPIRATION_SECONDS")?),
+            shutdown_timeout: Duration::from_secs(
+                r.parse("SHUTDOWN_TIMEOUT_SECONDS", "a whole number")?,
+            ),
+            local_cache_expiration: Duration::from_secs(
+                r.positive("LOCAL_CACHE_EXPIRATION_SECONDS")?,
+            ),
             redis_addrs: r
                 .text("REDIS_ADDRS")
                 .split(',')
@@ -216,7 +242,10 @@ struct Reader<'a>(&'a HashMap<&'static str, String>);
 
 impl Reader<'_> {
     fn text(&self, key: &'static str) -> String {
-        self.0.get(key).map(|v| v.trim().to_owned()).unwrap_or_default()
+        self.0
+            .get(key)
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
     }
 
     fn parse_with<T>(
@@ -226,22 +255,40 @@ impl Reader<'_> {
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Result<T, ConfigError> {
         let value = self.text(key);
-        parse(&value).ok_or(ConfigError::Invalid { key, value, expected })
+        parse(&value).ok_or(ConfigError::Invalid {
+            key,
+            value,
+            expected,
+        })
     }
 
-    fn parse<T: std::str::FromStr>(&self, key: &'static str, expected: &'static str) -> Result<T, ConfigError> {
+    fn parse<T: std::str::FromStr>(
+        &self,
+        key: &'static str,
+        expected: &'static str,
+    ) -> Result<T, ConfigError> {
         self.parse_with(key, expected, |v| v.parse().ok())
     }
 
-    fn positive<T: std::str::FromStr + PartialOrd + Default>(&self, key: &'static str) -> Result<T, ConfigError> {
-        self.parse_with(key, "a whole number above 0", |v| v.parse().ok().filter(|n| *n > T::default()))
+    fn positive<T: std::str::FromStr + PartialOrd + Default>(
+        &self,
+        key: &'static str,
+    ) -> Result<T, ConfigError> {
+        self.parse_with(key, "a whole number above 0", |v| {
+            v.parse().ok().filter(|n| *n > T::default())
+        })
     }
 }
 
 fn read_yaml(path: &Path, raw: &mut HashMap<&'static str, String>) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File { path: path.into(), source })?;
-    let doc: Value =
-        serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Yaml { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+        path: path.into(),
+        source,
+    })?;
+    let doc: Value = serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Yaml {
+        path: path.into(),
+        source,
+    })?;
     for spec in SETTINGS {
         let mut node = Some(&doc);
         for part in spec.yaml.split('.') {
@@ -252,7 +299,12 @@ fn read_yaml(path: &Path, raw: &mut HashMap<&'static str, String>) -> Result<(),
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::Bool(b)) => b.to_string(),
-            Some(_) => return Err(ConfigError::YamlShape { path: path.into(), key: spec.env }),
+            Some(_) => {
+                return Err(ConfigError::YamlShape {
+                    path: path.into(),
+                    key: spec.env,
+                });
+            }
         };
         raw.insert(spec.env, value);
     }
@@ -261,10 +313,18 @@ fn read_yaml(path: &Path, raw: &mut HashMap<&'static str, String>) -> Result<(),
 
 /// The settings table for `--help`.
 pub fn help_table() -> String {
-    let mut out = String::from("Settings (environment variable / config.yml key; the environment wins):\n");
+    let mut out =
+        String::from("Settings (environment variable / config.yml key; the environment wins):\n");
     for s in SETTINGS {
-        let default = if s.default.is_empty() { String::new() } else { format!(" [default: {}]", s.default) };
-        out.push_str(&format!("  {:<34} {}\n      {}{}\n", s.env, s.yaml, s.help, default));
+        let default = if s.default.is_empty() {
+            String::new()
+        } else {
+            format!(" [default: {}]", s.default)
+        };
+        out.push_str(&format!(
+            "  {:<34} {}\n      {}{}\n",
+            s.env, s.yaml, s.help, default
+        ));
     }
     out
 }
@@ -275,7 +335,10 @@ mod tests {
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -283,7 +346,10 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let s = Settings::defaults();
         assert_eq!((s.http_port, s.grpc_port, s.prom_port), (8080, 8000, 8081));
-        assert_eq!((s.access_token_expire_secs, s.refresh_token_expire_secs), (300, 900));
+        assert_eq!(
+            (s.access_token_expire_secs, s.refresh_token_expire_secs),
+            (300, 900)
+        );
         assert_eq!(s.local_cache_expiration, Duration::from_secs(600));
         assert_eq!(s.redis_expiration, Duration::from_secs(900));
         assert!(s.jwt_secret.is_none() && s.redis_addrs.is_empty());
@@ -299,7 +365,11 @@ mod tests {
              redisConfig:\n  addrs: \"a:7000, b:7001\"\n  password: pass.123\n  db: 0\nginMode: debug\n"
         )
         .unwrap();
-        let s = Settings::from_sources(Some(file.path()), env(&[("HTTP_PORT", "9000"), ("JWT_SECRET", "from-env")])).unwrap();
+        let s = Settings::from_sources(
+            Some(file.path()),
+            env(&[("HTTP_PORT", "9000"), ("JWT_SECRET", "from-env")]),
+        )
+        .unwrap();
         assert_eq!(s.app, "shop");
         assert_eq!(s.http_port, 9000);
         assert_eq!(s.jwt_secret.unwrap().expose(), "from-env");
@@ -320,20 +390,31 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("REDIS_DB", "one"),
         ] {
-            let err = Settings::from_sources(None, env(&[(key, value)])).unwrap_err().to_string();
+            let err = Settings::from_sources(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(key), "{err}");
         }
     }
 
     #[test]
     fn missing_explicit_file_is_an_error() {
-        assert!(Settings::from_sources(Some(Path::new("/nonexistent/config.yml")), env(&[])).is_err());
+        assert!(
+            Settings::from_sources(Some(Path::new("/nonexistent/config.yml")), env(&[])).is_err()
+        );
     }
 
     #[test]
     fn secrets_do_not_print() {
-        let s = Settings::from_sources(None, env(&[("JWT_SECRET", "s3cr3t"), ("DB_DSN", "u:hunter2@tcp(h)/d")])).unwrap();
+        let s = Settings::from_sources(
+            None,
+            env(&[("JWT_SECRET", "s3cr3t"), ("DB_DSN", "u:hunter2@tcp(h)/d")]),
+        )
+        .unwrap();
         let printed = format!("{s:?}");
-        assert!(!printed.contains("s3cr3t") && !printed.contains("hunter2"), "{printed}");
+        assert!(
+            !printed.contains("s3cr3t") && !printed.contains("hunter2"),
+            "{printed}"
+        );
     }
 }

@@ -32,7 +32,11 @@ pub struct IdOverflow;
 
 impl IdGenerator {
     pub fn new(machine_id: u16, clock: Arc<dyn Clock>) -> Self {
-        Self { machine_id, clock, state: Mutex::new(State::default()) }
+        Self {
+            machine_id,
+            clock,
+            state: Mutex::new(State::default()),
+        }
     }
 
     pub fn machine_id(&self) -> u16 {
@@ -43,7 +47,10 @@ impl IdGenerator {
     /// ahead of the clock instead of sleeping: IDs stay unique and ordered without blocking.
     pub fn next_id(&self) -> Result<u64, IdOverflow> {
         let now = self.clock.now_millis().saturating_sub(EPOCH_MILLIS) / TIME_UNIT_MILLIS;
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if state.elapsed < now {
             state.elapsed = now;
             state.sequence = 0;
@@ -72,7 +79,9 @@ pub fn machine_id_from_private_ip() -> Option<u16> {
 
 fn is_private(ip: std::net::Ipv4Addr) -> bool {
     let o = ip.octets();
-    o[0] == 10 || (o[0] == 172 && (16..32).contains(&o[1])) || (o[0] == 192 && o[1] == 168)
+    o[0] == 10
+        || (o[0] == 172 && (16..32).contains(&o[1]))
+        || (o[0] == 192 && o[1] == 168)
         || (o[0] == 169 && o[1] == 254)
 }
 
@@ -149,7 +158,13 @@ mod tests {
 
     #[test]
     fn private_ranges() {
-        for ip in ["10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.0.1"] {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.0.1",
+        ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "172.32.0.1", "127.0.0.1"] {

@@ -9,6 +9,11 @@
 //! - [`config`], [`telemetry`], [`startup`]: settings, logging, and the one place that wires
 //!   everything together (`Application::build`).
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod account;
 pub mod auth;
 pub mod clock;

@@ -30,12 +30,18 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let matches = Cli::command().after_long_help(config::help_table()).after_help(config::help_table()).get_matches();
+    let matches = Cli::command()
+        .after_long_help(config::help_table())
+        .after_help(config::help_table())
+        .get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -60,7 +66,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = PoolSettings {
                 max_open: 1,
                 max_idle: 0,
-                acquire_timeout: settings.db_acquire_timeout.max(std::time::Duration::from_secs(10)),
+                acquire_timeout: settings
+                    .db_acquire_timeout
+                    .max(std::time::Duration::from_secs(10)),
             };
             store::migrate(&url, &pool).await?;
             println!("schema of the {} database is up to date", url.backend());

@@ -41,7 +41,9 @@ impl Application {
             max_idle: settings.db_max_idle_conns,
             acquire_timeout: settings.db_acquire_timeout,
         };
-        let store = store::open(&url, &pool).await.context("opening the database")?;
+        let store = store::open(&url, &pool)
+            .await
+            .context("opening the database")?;
         tracing::info!(backend = url.backend(), "database ready");
 
         let secret = jwt_secret(&settings, &url)?;
@@ -51,7 +53,8 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let hasher = PasswordHasher::new(threads, settings.hash_queue).context("starting hashing threads")?;
+        let hasher = PasswordHasher::new(threads, settings.hash_queue)
+            .context("starting hashing threads")?;
         let auth = AuthService::new(
             store.clone(),
             TokenCodec::new(secret.expose().as_bytes()),
@@ -63,12 +66,21 @@ impl Application {
                 refresh_secs: settings.refresh_token_expire_secs,
             },
         );
-        let state = AppState { auth, account: AccountService::new(store.clone()) };
+        let state = AppState {
+            auth,
+            account: AccountService::new(store.clone()),
+        };
 
         let bind = |port| SocketAddr::new(settings.bind_address, port);
-        let http = TcpListener::bind(bind(settings.http_port)).await.context("binding HTTP_PORT")?;
-        let grpc = TcpListener::bind(bind(settings.grpc_port)).await.context("binding GRPC_PORT")?;
-        let metrics = TcpListener::bind(bind(settings.prom_port)).await.context("binding PROM_PORT")?;
+        let http = TcpListener::bind(bind(settings.http_port))
+            .await
+            .context("binding HTTP_PORT")?;
+        let grpc = TcpListener::bind(bind(settings.grpc_port))
+            .await
+            .context("binding GRPC_PORT")?;
+        let metrics = TcpListener::bind(bind(settings.prom_port))
+            .await
+            .context("binding PROM_PORT")?;
         Ok(Self {
             http,
             grpc,
@@ -81,20 +93,29 @@ impl Application {
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().unwrap_or_else(|_| unreachable!("a bound listener has an address"))
+        self.http
+            .local_addr()
+            .unwrap_or_else(|_| unreachable!("a bound listener has an address"))
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc.local_addr().unwrap_or_else(|_| unreachable!("a bound listener has an address"))
+        self.grpc
+            .local_addr()
+            .unwrap_or_else(|_| unreachable!("a bound listener has an address"))
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics.local_addr().unwrap_or_else(|_| unreachable!("a bound listener has an address"))
+        self.metrics
+            .local_addr()
+            .unwrap_or_else(|_| unreachable!("a bound listener has an address"))
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets requests in flight
     /// finish (up to the shutdown timeout) and closes the database pool.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         tokio::spawn({
             let stop = stop.clone();
@@ -113,7 +134,9 @@ impl Application {
         };
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<AuthServiceServer<grpc::AuthGrpc>>().await;
+        health
+            .set_serving::<AuthServiceServer<grpc::AuthGrpc>>()
+            .await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -125,7 +148,9 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(AuthServiceServer::new(grpc::AuthGrpc::new(self.state.auth.clone())))
+            .add_service(AuthServiceServer::new(grpc::AuthGrpc::new(
+                self.state.auth.clone(),
+            )))
             .serve_with_incoming_shutdown(
                 tokio_stream::StreamExt::map(grpc_incoming, |conn| {
                     conn.inspect(|tcp| {
@@ -139,7 +164,11 @@ impl Application {
             .with_graceful_shutdown(stop.clone().cancelled_owned());
 
         let mut servers = tokio::spawn(async move {
-            let (h, g, m) = tokio::join!(http_server.into_future(), grpc_server, metrics_server.into_future());
+            let (h, g, m) = tokio::join!(
+                http_server.into_future(),
+                grpc_server,
+                metrics_server.into_future()
+            );
             h.context("HTTP server")?;
             g.context("gRPC server")?;
             m.context("metrics server")?;
@@ -154,12 +183,16 @@ impl Application {
         let result = match result {
             Some(joined) => joined.context("server task")?,
             None => {
-                health.set_not_serving::<AuthServiceServer<grpc::AuthGrpc>>().await;
+                health
+                    .set_not_serving::<AuthServiceServer<grpc::AuthGrpc>>()
+                    .await;
                 tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: finishing requests in flight");
                 match tokio::time::timeout(self.shutdown_timeout, &mut servers).await {
                     Ok(joined) => joined.context("server task")?,
                     Err(_) => {
-                        tracing::warn!("requests still in flight after the shutdown timeout; closing them");
+                        tracing::warn!(
+                            "requests still in flight after the shutdown timeout; closing them"
+                        );
                         servers.abort();
                         Ok(())
                     }
@@ -177,7 +210,10 @@ fn machine_id(settings: &Settings) -> u16 {
         Some(id) => (id, "MACHINE_ID"),
         None => match idgen::machine_id_from_private_ip() {
             Some(id) => (id, "private IPv4 address"),
-            None => (rand::random(), "random (no private IPv4 address; set MACHINE_ID)"),
+            None => (
+                rand::random(),
+                "random (no private IPv4 address; set MACHINE_ID)",
+            ),
         },
     };
     tracing::info!(machine_id = id, source, "Sonyflake machine id");
@@ -197,16 +233,25 @@ fn jwt_secret(settings: &Settings, url: &DatabaseUrl) -> anyhow::Result<Secret> 
     };
     if let DatabaseUrl::Sqlite(store::SqliteTarget::File(_)) = url {
         let path = settings.data_dir.join(JWT_SECRET_FILE);
-        let secret = read_or_create_secret(&path, generated)
-            .with_context(|| format!("JWT_SECRET is not set and {} cannot be used", path.display()))?;
+        let secret = read_or_create_secret(&path, generated).with_context(|| {
+            format!(
+                "JWT_SECRET is not set and {} cannot be used",
+                path.display()
+            )
+        })?;
         tracing::info!(file = %path.display(), "JWT_SECRET not set: using the generated secret kept in the data directory");
         return Ok(secret);
     }
-    tracing::warn!("JWT_SECRET not set: using a random secret for this process only; other replicas will reject its tokens");
+    tracing::warn!(
+        "JWT_SECRET not set: using a random secret for this process only; other replicas will reject its tokens"
+    );
     Ok(Secret::new(generated()))
 }
 
-fn read_or_create_secret(path: &Path, generate: impl FnOnce() -> String) -> std::io::Result<Secret> {
+fn read_or_create_secret(
+    path: &Path,
+    generate: impl FnOnce() -> String,
+) -> std::io::Result<Secret> {
     match std::fs::read_to_string(path) {
         Ok(existing) if !existing.trim().is_empty() => return Ok(Secret::new(existing.trim())),
         Ok(_) => {}

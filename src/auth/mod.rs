@@ -60,7 +60,14 @@ impl AuthService {
         clock: Arc<dyn Clock>,
         lifetimes: TokenLifetimes,
     ) -> Self {
-        Self { store, tokens, hasher, ids, clock, lifetimes }
+        Self {
+            store,
+            tokens,
+            hasher,
+            ids,
+            clock,
+            lifetimes,
+        }
     }
 
     pub async fn signup(&self, signup: Signup) -> Result<TokenPair, Error> {
@@ -76,7 +83,10 @@ impl AuthService {
             match self.store.insert(&customer).await {
                 Ok(()) => return Ok(self.issue(customer.id)),
                 Err(StoreError::IdTaken) => {
-                    tracing::warn!(machine_id = self.ids.machine_id(), "customer id collision; is MACHINE_ID shared by two replicas?");
+                    tracing::warn!(
+                        machine_id = self.ids.machine_id(),
+                        "customer id collision; is MACHINE_ID shared by two replicas?"
+                    );
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -85,11 +95,19 @@ impl AuthService {
     }
 
     pub async fn login(&self, email: Email, password: Password) -> Result<TokenPair, Error> {
-        let credentials = self.store.credentials(&email).await?.ok_or(Error::CustomerNotFound)?;
+        let credentials = self
+            .store
+            .credentials(&email)
+            .await?
+            .ok_or(Error::CustomerNotFound)?;
         if !credentials.active {
             return Err(Error::CustomerInactive);
         }
-        if !self.hasher.verify(password, credentials.bcrypted_password).await? {
+        if !self
+            .hasher
+            .verify(password, credentials.bcrypted_password)
+            .await?
+        {
             return Err(Error::AuthenticationFailed);
         }
         Ok(self.issue(credentials.id))
@@ -113,8 +131,16 @@ impl AuthService {
     fn issue(&self, id: CustomerId) -> TokenPair {
         let now = self.clock.now_secs();
         TokenPair {
-            access_token: self.tokens.mint(id, TokenKind::Access, now.saturating_add(self.lifetimes.access_secs)),
-            refresh_token: self.tokens.mint(id, TokenKind::Refresh, now.saturating_add(self.lifetimes.refresh_secs)),
+            access_token: self.tokens.mint(
+                id,
+                TokenKind::Access,
+                now.saturating_add(self.lifetimes.access_secs),
+            ),
+            refresh_token: self.tokens.mint(
+                id,
+                TokenKind::Refresh,
+                now.saturating_add(self.lifetimes.refresh_secs),
+            ),
         }
     }
 

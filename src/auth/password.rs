@@ -46,14 +46,21 @@ impl PasswordHasher {
         let (jobs, receiver) = crossbeam_channel::bounded::<Job>(queue);
         for i in 0..threads {
             let receiver = receiver.clone();
-            thread::Builder::new().name(format!("bcrypt-{i}")).spawn(move || {
-                lower_thread_priority();
-                for job in receiver {
-                    job();
-                }
-            })?;
+            thread::Builder::new()
+                .name(format!("bcrypt-{i}"))
+                .spawn(move || {
+                    lower_thread_priority();
+                    for job in receiver {
+                        job();
+                    }
+                })?;
         }
-        Ok(Self { jobs, threads, cost, _workers: Arc::new(Workers) })
+        Ok(Self {
+            jobs,
+            threads,
+            cost,
+            _workers: Arc::new(Workers),
+        })
     }
 
     pub fn threads(&self) -> usize {
@@ -79,11 +86,16 @@ impl PasswordHasher {
     /// Checks a password against a `$2a$`, `$2b$`, `$2x$` or `$2y$` hash. A malformed stored
     /// hash matches nothing.
     pub async fn verify(&self, password: Password, hash: String) -> Result<bool, Error> {
-        self.run(move || bcrypt::verify(bcrypt_input(password.expose()).as_ref(), &hash).unwrap_or(false))
-            .await
+        self.run(move || {
+            bcrypt::verify(bcrypt_input(password.expose()).as_ref(), &hash).unwrap_or(false)
+        })
+        .await
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
             // The caller gave up (client went away): skip the expensive part.
@@ -92,10 +104,15 @@ impl PasswordHasher {
             }
         });
         self.jobs.try_send(job).map_err(|e| match e {
-            crossbeam_channel::TrySendError::Full(_) => Error::Unavailable(Unavailable::HashPoolFull),
-            crossbeam_channel::TrySendError::Disconnected(_) => Error::Unavailable(Unavailable::ShuttingDown),
+            crossbeam_channel::TrySendError::Full(_) => {
+                Error::Unavailable(Unavailable::HashPoolFull)
+            }
+            crossbeam_channel::TrySendError::Disconnected(_) => {
+                Error::Unavailable(Unavailable::ShuttingDown)
+            }
         })?;
-        rx.await.map_err(|_| Error::internal("password hashing thread stopped"))
+        rx.await
+            .map_err(|_| Error::internal("password hashing thread stopped"))
     }
 }
 
@@ -106,7 +123,11 @@ fn bcrypt_input(password: &str) -> Cow<'_, [u8]> {
     if password.len() <= BCRYPT_MAX_BYTES {
         Cow::Borrowed(password.as_bytes())
     } else {
-        Cow::Owned(STANDARD.encode(Sha256::digest(password.as_bytes())).into_bytes())
+        Cow::Owned(
+            STANDARD
+                .encode(Sha256::digest(password.as_bytes()))
+                .into_bytes(),
+        )
     }
 }
 
@@ -136,7 +157,12 @@ mod tests {
         let hash = hasher.hash(pw("correct horse")).await.unwrap();
         assert!(hash.starts_with("$2a$04$"), "{hash}");
         assert_eq!(hash.len(), 60);
-        assert!(hasher.verify(pw("correct horse"), hash.clone()).await.unwrap());
+        assert!(
+            hasher
+                .verify(pw("correct horse"), hash.clone())
+                .await
+                .unwrap()
+        );
         assert!(!hasher.verify(pw("correct horsf"), hash).await.unwrap());
     }
 
@@ -146,9 +172,17 @@ mod tests {
         let hash = hasher.hash(pw("password1")).await.unwrap();
         for prefix in ["$2b$", "$2y$"] {
             let legacy = format!("{prefix}{}", &hash[4..]);
-            assert!(hasher.verify(pw("password1"), legacy).await.unwrap(), "{prefix}");
+            assert!(
+                hasher.verify(pw("password1"), legacy).await.unwrap(),
+                "{prefix}"
+            );
         }
-        assert!(!hasher.verify(pw("password1"), "not a hash".into()).await.unwrap());
+        assert!(
+            !hasher
+                .verify(pw("password1"), "not a hash".into())
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
@@ -188,7 +222,10 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let refused = hasher.verify(pw("password1"), String::new()).await;
-        assert!(matches!(refused, Err(Error::Unavailable(Unavailable::HashPoolFull))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Error::Unavailable(Unavailable::HashPoolFull))),
+            "{refused:?}"
+        );
         release_tx.send(()).unwrap();
         blocker.await.unwrap().unwrap();
         assert!(queued.await.unwrap().is_ok());

@@ -109,7 +109,12 @@ impl TokenCodec {
 
     /// Verifies a token of the expected kind at `now` (unix seconds). No leeway: a token is
     /// expired once `now > exp`, as in jwt-go.
-    pub fn verify(&self, token: &str, expected: TokenKind, now: i64) -> Result<CustomerId, TokenError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        expected: TokenKind,
+        now: i64,
+    ) -> Result<CustomerId, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
@@ -130,7 +135,8 @@ impl TokenCodec {
         let signed_len = header.len() + 1 + payload.len();
         let mut mac = self.mac.clone();
         mac.update(&token.as_bytes()[..signed_len]);
-        mac.verify_slice(&signature_bytes).map_err(|_| TokenError::Invalid)?;
+        mac.verify_slice(&signature_bytes)
+            .map_err(|_| TokenError::Invalid)?;
 
         let payload = B64.decode(payload).map_err(|_| TokenError::Invalid)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid)?;
@@ -179,17 +185,32 @@ mod tests {
         let c = codec();
         let access = c.mint(CustomerId(42), TokenKind::Access, NOW + 10);
         let refresh = c.mint(CustomerId(42), TokenKind::Refresh, NOW + 10);
-        assert_eq!(c.verify(&access, TokenKind::Access, NOW), Ok(CustomerId(42)));
-        assert_eq!(c.verify(&refresh, TokenKind::Refresh, NOW), Ok(CustomerId(42)));
-        assert_eq!(c.verify(&access, TokenKind::Refresh, NOW), Err(TokenError::Invalid));
-        assert_eq!(c.verify(&refresh, TokenKind::Access, NOW), Err(TokenError::Invalid));
+        assert_eq!(
+            c.verify(&access, TokenKind::Access, NOW),
+            Ok(CustomerId(42))
+        );
+        assert_eq!(
+            c.verify(&refresh, TokenKind::Refresh, NOW),
+            Ok(CustomerId(42))
+        );
+        assert_eq!(
+            c.verify(&access, TokenKind::Refresh, NOW),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            c.verify(&refresh, TokenKind::Access, NOW),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
     fn payload_has_the_go_layout() {
         let token = codec().mint(CustomerId(7), TokenKind::Refresh, 123);
         let payload = token.split('.').nth(1).unwrap();
-        assert_eq!(B64.decode(payload).unwrap(), br#"{"CustomerID":7,"Refresh":true,"exp":123}"#);
+        assert_eq!(
+            B64.decode(payload).unwrap(),
+            br#"{"CustomerID":7,"Refresh":true,"exp":123}"#
+        );
     }
 
     /// A token exactly as jwt-go v3 signs it for this secret (header and claims by hand).
@@ -198,11 +219,20 @@ mod tests {
         let secret = b"93c61a11-a4f6-42fc-a995-4f1c850822bb";
         let token = sign_raw(
             r#"{"alg":"HS256","typ":"JWT"}"#,
-            &format!(r#"{{"CustomerID":1234567890123,"Refresh":false,"exp":{}}}"#, NOW + 300),
+            &format!(
+                r#"{{"CustomerID":1234567890123,"Refresh":false,"exp":{}}}"#,
+                NOW + 300
+            ),
             secret,
         );
-        assert_eq!(codec().verify(&token, TokenKind::Access, NOW), Ok(CustomerId(1234567890123)));
-        assert_eq!(token, codec().mint(CustomerId(1234567890123), TokenKind::Access, NOW + 300));
+        assert_eq!(
+            codec().verify(&token, TokenKind::Access, NOW),
+            Ok(CustomerId(1234567890123))
+        );
+        assert_eq!(
+            token,
+            codec().mint(CustomerId(1234567890123), TokenKind::Access, NOW + 300)
+        );
     }
 
     #[test]
@@ -210,13 +240,19 @@ mod tests {
         let c = codec();
         let token = c.mint(CustomerId(1), TokenKind::Access, NOW);
         assert_eq!(c.verify(&token, TokenKind::Access, NOW), Ok(CustomerId(1)));
-        assert_eq!(c.verify(&token, TokenKind::Access, NOW + 1), Err(TokenError::Expired));
+        assert_eq!(
+            c.verify(&token, TokenKind::Access, NOW + 1),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
     fn expired_is_reported_only_with_a_valid_signature() {
         let token = TokenCodec::new(b"other").mint(CustomerId(1), TokenKind::Access, NOW - 100);
-        assert_eq!(codec().verify(&token, TokenKind::Access, NOW), Err(TokenError::Invalid));
+        assert_eq!(
+            codec().verify(&token, TokenKind::Access, NOW),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
@@ -224,22 +260,48 @@ mod tests {
         let secret = b"93c61a11-a4f6-42fc-a995-4f1c850822bb";
         let claims = format!(r#"{{"CustomerID":1,"Refresh":false,"exp":{}}}"#, NOW + 10);
         let c = codec();
-        for header in [r#"{"alg":"none","typ":"JWT"}"#, r#"{"alg":"HS512","typ":"JWT"}"#, r#"{"typ":"JWT"}"#] {
-            assert_eq!(c.verify(&sign_raw(header, &claims, secret), TokenKind::Access, NOW), Err(TokenError::Invalid), "{header}");
+        for header in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"HS512","typ":"JWT"}"#,
+            r#"{"typ":"JWT"}"#,
+        ] {
+            assert_eq!(
+                c.verify(&sign_raw(header, &claims, secret), TokenKind::Access, NOW),
+                Err(TokenError::Invalid),
+                "{header}"
+            );
         }
-        let none = format!("{}.{}.", B64.encode(r#"{"alg":"none"}"#), B64.encode(&claims));
-        assert_eq!(c.verify(&none, TokenKind::Access, NOW), Err(TokenError::Invalid));
+        let none = format!(
+            "{}.{}.",
+            B64.encode(r#"{"alg":"none"}"#),
+            B64.encode(&claims)
+        );
+        assert_eq!(
+            c.verify(&none, TokenKind::Access, NOW),
+            Err(TokenError::Invalid)
+        );
         let reordered = sign_raw(r#"{"typ":"JWT","alg":"HS256"}"#, &claims, secret);
-        assert_eq!(c.verify(&reordered, TokenKind::Access, NOW), Ok(CustomerId(1)));
+        assert_eq!(
+            c.verify(&reordered, TokenKind::Access, NOW),
+            Ok(CustomerId(1))
+        );
         for payload in [
             r#"{"CustomerID":1,"Refresh":false}"#.to_string(),
             format!(r#"{{"CustomerID":"1","Refresh":false,"exp":{}}}"#, NOW + 10),
             format!(r#"{{"CustomerID":1,"Refresh":false,"exp":{}.5}}"#, NOW + 10),
-            format!(r#"{{"CustomerID":1,"Refresh":false,"exp":{},"nbf":{}}}"#, NOW + 10, NOW + 5),
+            format!(
+                r#"{{"CustomerID":1,"Refresh":false,"exp":{},"nbf":{}}}"#,
+                NOW + 10,
+                NOW + 5
+            ),
             "not json".to_string(),
         ] {
             let token = sign_raw(r#"{"alg":"HS256","typ":"JWT"}"#, &payload, secret);
-            assert_eq!(c.verify(&token, TokenKind::Access, NOW), Err(TokenError::Invalid), "{payload}");
+            assert_eq!(
+                c.verify(&token, TokenKind::Access, NOW),
+                Err(TokenError::Invalid),
+                "{payload}"
+            );
         }
     }
 
@@ -250,8 +312,21 @@ mod tests {
         let mut tampered = good.clone();
         tampered.pop();
         tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
-        for bad in ["", "a", "a.b", "a.b.c", "a.b.c.d", &format!("{good}.x"), &tampered, &"x".repeat(10_000)] {
-            assert_eq!(c.verify(bad, TokenKind::Access, NOW), Err(TokenError::Invalid), "{bad}");
+        for bad in [
+            "",
+            "a",
+            "a.b",
+            "a.b.c",
+            "a.b.c.d",
+            &format!("{good}.x"),
+            &tampered,
+            &"x".repeat(10_000),
+        ] {
+            assert_eq!(
+                c.verify(bad, TokenKind::Access, NOW),
+                Err(TokenError::Invalid),
+                "{bad}"
+            );
         }
     }
 }

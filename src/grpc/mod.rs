@@ -13,7 +13,8 @@ pub mod pb {
     tonic::include_proto!("auth");
 
     /// The encoded descriptors of auth.proto, served by reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/auth_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/auth_descriptor.bin"));
 }
 
 pub use pb::auth_service_server::AuthServiceServer;
@@ -46,10 +47,22 @@ impl AuthGrpc {
 
 #[tonic::async_trait]
 impl pb::auth_service_server::AuthService for AuthGrpc {
-    async fn auth(&self, request: Request<pb::AuthPayload>) -> Result<Response<pb::AuthResponse>, Status> {
-        let reply = match self.auth.verify(&request.get_ref().access_token, TokenKind::Access) {
-            Ok(id) => pb::AuthResponse { customer_id: id.0, expired: false },
-            Err(TokenError::Expired) => pb::AuthResponse { customer_id: 0, expired: true },
+    async fn auth(
+        &self,
+        request: Request<pb::AuthPayload>,
+    ) -> Result<Response<pb::AuthResponse>, Status> {
+        let reply = match self
+            .auth
+            .verify(&request.get_ref().access_token, TokenKind::Access)
+        {
+            Ok(id) => pb::AuthResponse {
+                customer_id: id.0,
+                expired: false,
+            },
+            Err(TokenError::Expired) => pb::AuthResponse {
+                customer_id: 0,
+                expired: true,
+            },
             Err(TokenError::Invalid) => return Err(status(&Error::TokenInvalid)),
         };
         Ok(Response::new(reply))

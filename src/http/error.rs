@@ -62,8 +62,11 @@ impl IntoResponse for ApiError {
                 Error::TokenExpired => (StatusCode::UNAUTHORIZED, "token expired"),
                 Error::Unavailable(why) => {
                     tracing::warn!(reason = %why, "service unavailable");
-                    let mut response = message(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
-                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    let mut response =
+                        message(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                     return response;
                 }
                 Error::Internal(cause) => {

@@ -8,7 +8,10 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use super::{AppState, error::{ApiError, message}};
+use super::{
+    AppState,
+    error::{ApiError, message},
+};
 use crate::{
     auth::{TokenError, TokenKind},
     domain::{CustomerId, Error},
@@ -56,7 +59,10 @@ impl IntoResponse for AuthRejection {
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthRejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, AuthRejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -89,7 +95,14 @@ mod tests {
     fn header_must_be_exactly_two_words() {
         assert_eq!(bearer_token("bearer abc"), Some("abc"));
         assert_eq!(bearer_token("Token abc"), Some("abc"));
-        for bad in ["", "abc", "bearer ", "bearer  abc", "bearer abc def", " abc x"] {
+        for bad in [
+            "",
+            "abc",
+            "bearer ",
+            "bearer  abc",
+            "bearer abc def",
+            " abc x",
+        ] {
             assert_eq!(bearer_token(bad), None, "{bad:?}");
         }
     }

@@ -10,7 +10,9 @@ use super::{
 };
 use crate::{
     auth::{Signup, TokenPair},
-    domain::{Address, Email, Error, FieldError, Name, Password, PersonalInfo, PhoneNumber, ShippingInfo},
+    domain::{
+        Address, Email, Error, FieldError, Name, Password, PersonalInfo, PhoneNumber, ShippingInfo,
+    },
 };
 
 /// A required field: absent, `null` and `""` are all "missing".
@@ -33,7 +35,10 @@ pub struct TokenPairBody {
 
 impl From<TokenPair> for TokenPairBody {
     fn from(p: TokenPair) -> Self {
-        Self { refresh_token: p.refresh_token, access_token: p.access_token }
+        Self {
+            refresh_token: p.refresh_token,
+            access_token: p.access_token,
+        }
     }
 }
 

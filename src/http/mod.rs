@@ -33,8 +33,14 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/auth/signup", post(handlers::signup))
         .route("/auth/login", post(handlers::login))
         .route("/auth/refresh", post(handlers::refresh))
-        .route("/info/person", get(handlers::get_personal_info).put(handlers::update_personal_info))
-        .route("/info/shipping", get(handlers::get_shipping_info).put(handlers::update_shipping_info))
+        .route(
+            "/info/person",
+            get(handlers::get_personal_info).put(handlers::update_personal_info),
+        )
+        .route(
+            "/info/shipping",
+            get(handlers::get_shipping_info).put(handlers::update_shipping_info),
+        )
         .method_not_allowed_fallback(handlers::method_not_allowed);
     Router::new()
         .nest(API_PREFIX, api)
@@ -54,7 +60,10 @@ const CORS_HEADERS: [(HeaderName, &str); 5] = [
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         "Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token, Authorization, Accept, Origin, Cache-Control, X-Requested-With",
     ),
-    (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, DELETE, GET, PUT, PATCH, OPTIONS"),
+    (
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        "POST, DELETE, GET, PUT, PATCH, OPTIONS",
+    ),
     (header::ACCESS_CONTROL_MAX_AGE, "86400"),
 ];
 

@@ -17,7 +17,11 @@ pub struct Breaker {
 
 impl Breaker {
     pub fn new(pause: Duration) -> Self {
-        Self { epoch: Instant::now(), open_until_ms: AtomicU64::new(0), pause }
+        Self {
+            epoch: Instant::now(),
+            open_until_ms: AtomicU64::new(0),
+            pause,
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -31,7 +35,9 @@ impl Breaker {
     }
 
     pub fn trip(&self) {
-        let until = self.now_ms().saturating_add(u64::try_from(self.pause.as_millis()).unwrap_or(u64::MAX));
+        let until = self
+            .now_ms()
+            .saturating_add(u64::try_from(self.pause.as_millis()).unwrap_or(u64::MAX));
         self.open_until_ms.store(until.max(1), Ordering::Relaxed);
     }
 

@@ -12,7 +12,7 @@ use sqlx::mysql::MySqlConnectOptions;
 #[derive(Debug, Clone)]
 pub enum DatabaseUrl {
     Sqlite(SqliteTarget),
-    MySql(MySqlConnectOptions),
+    MySql(Box<MySqlConnectOptions>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,13 +33,17 @@ impl DatabaseUrl {
     pub fn parse(dsn: &str, data_dir: &Path) -> Result<Self, DsnError> {
         let dsn = dsn.trim();
         if dsn.is_empty() {
-            return Ok(Self::Sqlite(SqliteTarget::File(data_dir.join(DEFAULT_SQLITE_FILE))));
+            return Ok(Self::Sqlite(SqliteTarget::File(
+                data_dir.join(DEFAULT_SQLITE_FILE),
+            )));
         }
         if let Some(rest) = dsn.strip_prefix("sqlite:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
             let path = path.split('?').next().unwrap_or_default();
             return match path {
-                "" => Err(DsnError("sqlite: needs a file path, e.g. sqlite://data/account.db".into())),
+                "" => Err(DsnError(
+                    "sqlite: needs a file path, e.g. sqlite://data/account.db".into(),
+                )),
                 ":memory:" => Ok(Self::Sqlite(SqliteTarget::Memory)),
                 path => Ok(Self::Sqlite(SqliteTarget::File(PathBuf::from(path)))),
             };
@@ -47,13 +51,15 @@ impl DatabaseUrl {
         if dsn.starts_with("mysql://") || dsn.starts_with("mariadb://") {
             let url = dsn.replacen("mariadb://", "mysql://", 1);
             return MySqlConnectOptions::from_str(&url)
-                .map(Self::MySql)
+                .map(|o| Self::MySql(Box::new(o)))
                 .map_err(|e| DsnError(format!("not a valid mysql:// URL ({e})")));
         }
         if dsn.contains("://") {
-            return Err(DsnError("unsupported scheme; use sqlite://, mysql:// or user:pass@tcp(host:port)/db".into()));
+            return Err(DsnError(
+                "unsupported scheme; use sqlite://, mysql:// or user:pass@tcp(host:port)/db".into(),
+            ));
         }
-        parse_go_dsn(dsn).map(Self::MySql)
+        parse_go_dsn(dsn).map(|o| Self::MySql(Box::new(o)))
     }
 
     pub fn backend(&self) -> &'static str {
@@ -97,7 +103,11 @@ fn parse_go_dsn(dsn: &str) -> Result<MySqlConnectOptions, DsnError> {
             let (host, port) = split_host_port(addr)?;
             options.host(host).port(port)
         }
-        "unix" => options.socket(if addr.is_empty() { "/tmp/mysql.sock" } else { addr }),
+        "unix" => options.socket(if addr.is_empty() {
+            "/tmp/mysql.sock"
+        } else {
+            addr
+        }),
         other => return Err(DsnError(format!("unsupported network {other:?}"))),
     };
     if !db_name.is_empty() {
@@ -125,7 +135,9 @@ fn split_host_port(addr: &str) -> Result<(&str, u16), DsnError> {
         return Ok(("127.0.0.1", 3306));
     }
     let (host, port) = if let Some(v6) = addr.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or_else(|| DsnError("unclosed '[' in the address".into()))?;
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| DsnError("unclosed '[' in the address".into()))?;
         (host, after.strip_prefix(':'))
     } else {
         match addr.rsplit_once(':') {
@@ -135,7 +147,9 @@ fn split_host_port(addr: &str) -> Result<(&str, u16), DsnError> {
     };
     let port = match port {
         None => 3306,
-        Some(p) => p.parse().map_err(|_| DsnError(format!("invalid port {p:?}")))?,
+        Some(p) => p
+            .parse()
+            .map_err(|_| DsnError(format!("invalid port {p:?}")))?,
     };
     Ok((host, port))
 }
@@ -146,7 +160,7 @@ mod tests {
 
     fn mysql(dsn: &str) -> MySqlConnectOptions {
         match DatabaseUrl::parse(dsn, Path::new("data")).unwrap() {
-            DatabaseUrl::MySql(o) => o,
+            DatabaseUrl::MySql(o) => *o,
             other => panic!("{dsn} gave {other:?}"),
         }
     }
@@ -165,15 +179,23 @@ mod tests {
             DatabaseUrl::Sqlite(t) => t,
             other => panic!("{other:?}"),
         };
-        assert_eq!(parse("sqlite:///var/lib/a.db"), SqliteTarget::File("/var/lib/a.db".into()));
-        assert_eq!(parse("sqlite://rel/a.db?mode=rwc"), SqliteTarget::File("rel/a.db".into()));
+        assert_eq!(
+            parse("sqlite:///var/lib/a.db"),
+            SqliteTarget::File("/var/lib/a.db".into())
+        );
+        assert_eq!(
+            parse("sqlite://rel/a.db?mode=rwc"),
+            SqliteTarget::File("rel/a.db".into())
+        );
         assert_eq!(parse("sqlite::memory:"), SqliteTarget::Memory);
         assert!(DatabaseUrl::parse("sqlite://", Path::new("d")).is_err());
     }
 
     #[test]
     fn go_driver_form_works_as_it_is() {
-        let o = mysql("ming:pass:word@tcp(accountdb:3307)/account?charset=utf8mb4&parseTime=True&loc=Local");
+        let o = mysql(
+            "ming:pass:word@tcp(accountdb:3307)/account?charset=utf8mb4&parseTime=True&loc=Local",
+        );
         assert_eq!(o.get_host(), "accountdb");
         assert_eq!(o.get_port(), 3307);
         assert_eq!(o.get_username(), "ming");
@@ -184,14 +206,23 @@ mod tests {
         let o = mysql("u:p@/db");
         assert_eq!((o.get_host(), o.get_port()), ("127.0.0.1", 3306));
         let o = mysql("u:p@unix(/run/mysqld.sock)/db");
-        assert_eq!(o.get_socket().map(|p| p.as_path()), Some(Path::new("/run/mysqld.sock")));
+        assert_eq!(
+            o.get_socket().map(|p| p.as_path()),
+            Some(Path::new("/run/mysqld.sock"))
+        );
     }
 
     #[test]
     fn url_form_and_errors() {
         assert_eq!(mysql("mysql://u:p@h:3310/db").get_port(), 3310);
         assert_eq!(mysql("mariadb://u:p@h/db").get_host(), "h");
-        for bad in ["postgres://x/y", "u:p@tcp(h:3306/db", "u:p@tcp(h:x)/db", "u:p@udp(h)/db", "nodb"] {
+        for bad in [
+            "postgres://x/y",
+            "u:p@tcp(h:3306/db",
+            "u:p@tcp(h:x)/db",
+            "u:p@udp(h)/db",
+            "nodb",
+        ] {
             assert!(DatabaseUrl::parse(bad, Path::new("d")).is_err(), "{bad}");
         }
     }

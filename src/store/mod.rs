@@ -84,10 +84,13 @@ pub struct PoolSettings {
 }
 
 /// Opens the store that `url` names and brings its schema up to date.
-pub async fn open(url: &DatabaseUrl, pool: &PoolSettings) -> anyhow::Result<Arc<dyn CustomerStore>> {
+pub async fn open(
+    url: &DatabaseUrl,
+    pool: &PoolSettings,
+) -> anyhow::Result<Arc<dyn CustomerStore>> {
     Ok(match url {
         DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path, pool).await?),
-        DatabaseUrl::MySql(options) => Arc::new(MySqlStore::open(options.clone(), pool).await?),
+        DatabaseUrl::MySql(options) => Arc::new(MySqlStore::open((**options).clone(), pool).await?),
     })
 }
 

@@ -300,7 +300,10 @@ fn personal_from_row((first, last, email): (String, String, String)) -> Personal
 }
 
 fn shipping_from_row((address, phone): (String, String)) -> ShippingInfo {
-    ShippingInfo { address: Address::from_stored(address), phone_number: PhoneNumber::from_stored(phone) }
+    ShippingInfo {
+        address: Address::from_stored(address),
+        phone_number: PhoneNumber::from_stored(phone),
+    }
 }
 
 sql_store!(
@@ -323,8 +326,14 @@ impl SqliteStore {
                         anyhow::anyhow!("cannot create data directory {}: {e}", dir.display())
                     })?;
                 }
-                let options = SqliteConnectOptions::new().filename(path).create_if_missing(true);
-                (options, settings.max_open, settings.max_idle.min(settings.max_open))
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true);
+                (
+                    options,
+                    settings.max_open,
+                    settings.max_idle.min(settings.max_open),
+                )
             }
             // Every connection to :memory: is a database of its own: keep exactly one.
             SqliteTarget::Memory => (SqliteConnectOptions::from_str("sqlite::memory:")?, 1, 1),
@@ -347,7 +356,10 @@ impl SqliteStore {
 }
 
 impl MySqlStore {
-    pub async fn open(options: MySqlConnectOptions, settings: &PoolSettings) -> anyhow::Result<Self> {
+    pub async fn open(
+        options: MySqlConnectOptions,
+        settings: &PoolSettings,
+    ) -> anyhow::Result<Self> {
         let pool = MySqlPoolOptions::new()
             .max_connections(settings.max_open)
             .min_connections(settings.max_idle.min(settings.max_open))
@@ -367,9 +379,15 @@ mod tests {
     #[test]
     fn primary_key_violations_are_told_apart_from_duplicates() {
         assert!(names_primary_key("Duplicate entry '1' for key 'PRIMARY'"));
-        assert!(names_primary_key("Duplicate entry '1' for key 'customers.PRIMARY'"));
-        assert!(!names_primary_key("Duplicate entry 'PRIMARY@x.io' for key 'email'"));
+        assert!(names_primary_key(
+            "Duplicate entry '1' for key 'customers.PRIMARY'"
+        ));
+        assert!(!names_primary_key(
+            "Duplicate entry 'PRIMARY@x.io' for key 'email'"
+        ));
         assert!(names_primary_key("UNIQUE constraint failed: customers.id"));
-        assert!(!names_primary_key("UNIQUE constraint failed: customers.email"));
+        assert!(!names_primary_key(
+            "UNIQUE constraint failed: customers.email"
+        ));
     }
 }

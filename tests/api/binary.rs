@@ -17,7 +17,11 @@ fn help_lists_commands_and_every_setting() {
         assert!(help.contains(word), "{word} missing from --help");
     }
     for setting in saga_account::config::SETTINGS {
-        assert!(help.contains(setting.env), "{} missing from --help", setting.env);
+        assert!(
+            help.contains(setting.env),
+            "{} missing from --help",
+            setting.env
+        );
     }
 }
 
@@ -31,7 +35,10 @@ fn invalid_setting_stops_the_start_naming_it() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("HTTP_PORT") && stderr.contains("eighty"), "{stderr}");
+    assert!(
+        stderr.contains("HTTP_PORT") && stderr.contains("eighty"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -44,10 +51,19 @@ async fn migrate_creates_the_schema_and_exits() {
         .env("DB_DSN", format!("sqlite://{}", db.display()))
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
-    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM customers").fetch_one(&mut conn).await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM customers")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(count, 0);
 }
 
@@ -78,19 +94,34 @@ async fn serves_then_exits_zero_on_sigterm_without_logging_secrets() {
     });
     let mut log = String::new();
     let http = loop {
-        let line = lines_rx.recv_timeout(Duration::from_secs(20)).expect("the service starts and logs its ports");
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the service starts and logs its ports");
         log.push_str(&line);
         log.push('\n');
         if line.contains("listening") {
             let start = line.find("http=").expect("http address logged") + 5;
-            break line[start..].split_whitespace().next().unwrap().trim_matches('"').to_owned();
+            break line[start..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_matches('"')
+                .to_owned();
         }
     };
-    assert!(dir.path().join("data/account.db").exists(), "SQLite file in the data directory");
+    assert!(
+        dir.path().join("data/account.db").exists(),
+        "SQLite file in the data directory"
+    );
 
     let client = reqwest::Client::new();
     let body = customer(70);
-    let response = client.post(format!("http://{http}/api/account/auth/signup")).json(&body).send().await.unwrap();
+    let response = client
+        .post(format!("http://{http}/api/account/auth/signup"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 201);
     let (access, _) = tokens_of(response).await;
     let bad = client
@@ -100,7 +131,12 @@ async fn serves_then_exits_zero_on_sigterm_without_logging_secrets() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 401);
-    let _ = client.get(format!("http://{http}/api/account/info/person")).header("authorization", format!("bearer {access}x")).send().await.unwrap();
+    let _ = client
+        .get(format!("http://{http}/api/account/info/person"))
+        .header("authorization", format!("bearer {access}x"))
+        .send()
+        .await
+        .unwrap();
 
     unsafe_sigterm(child.id());
     let status = child.wait().unwrap();
@@ -110,12 +146,21 @@ async fn serves_then_exits_zero_on_sigterm_without_logging_secrets() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     log.push_str(&stderr);
     assert_eq!(status.code(), Some(0), "{log}");
-    for secret in ["top-secret-value-1234", "password-123", "wrong-password-9", access.as_str()] {
+    for secret in [
+        "top-secret-value-1234",
+        "password-123",
+        "wrong-password-9",
+        access.as_str(),
+    ] {
         assert!(!log.contains(secret), "log contains {secret:?}:\n{log}");
     }
 }
 
 fn unsafe_sigterm(pid: u32) {
-    let status = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }

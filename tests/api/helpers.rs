@@ -35,7 +35,9 @@ impl Backend {
                     std::env::var("TEST_REQUIRE_SERVICES").is_err(),
                     "TEST_REQUIRE_SERVICES is set but TEST_MYSQL_DSN is not"
                 );
-                eprintln!("skipped: set TEST_MYSQL_DSN=mysql://user:pass@127.0.0.1:3306/db to run the MySQL tests");
+                eprintln!(
+                    "skipped: set TEST_MYSQL_DSN=mysql://user:pass@127.0.0.1:3306/db to run the MySQL tests"
+                );
                 None
             }
         }
@@ -76,10 +78,25 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
 
 pub async fn spawn_app_with(backend: &Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db_dsn = match backend {
-        Backend::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
+    let db_dsn = fresh_dsn(backend, dir.path()).await;
+    spawn_app_at(backend, db_dsn, dir, configure).await
+}
+
+/// A DSN of a new, empty database on `backend`.
+pub async fn fresh_dsn(backend: &Backend, dir: &std::path::Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("test.db").display()),
         Backend::MySql(server) => fresh_mysql_database(server).await,
-    };
+    }
+}
+
+/// Starts the app on an existing database.
+pub async fn spawn_app_at(
+    backend: &Backend,
+    db_dsn: String,
+    dir: tempfile::TempDir,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = test_settings(dir.path());
     settings.db_dsn = Secret::new(db_dsn.clone());
     configure(&mut settings);
@@ -109,7 +126,9 @@ async fn fresh_mysql_database(server: &str) -> String {
     use sqlx::Connection;
     let url = url::Url::parse(server).expect("TEST_MYSQL_DSN is a mysql:// URL");
     let name = format!("test_{:016x}", rand::random::<u64>());
-    let mut conn = sqlx::MySqlConnection::connect(server).await.expect("connect to TEST_MYSQL_DSN");
+    let mut conn = sqlx::MySqlConnection::connect(server)
+        .await
+        .expect("connect to TEST_MYSQL_DSN");
     sqlx::query(&format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))
         .execute(&mut conn)
         .await
@@ -129,10 +148,20 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
-    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>, content_type: &str) -> Response {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+    ) -> Response {
         self.client
             .post(self.url(path))
             .header("content-type", content_type)
@@ -143,7 +172,12 @@ impl TestApp {
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {
-        self.client.get(self.url(path)).header("authorization", format!("bearer {token}")).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .header("authorization", format!("bearer {token}"))
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn put_auth(&self, path: &str, token: &str, body: &Value) -> Response {
@@ -164,30 +198,20 @@ impl TestApp {
     }
 
     pub async fn grpc(&self) -> AuthServiceClient<tonic::transport::Channel> {
-        AuthServiceClient::connect(format!("http://{}", self.grpc_addr)).await.expect("gRPC connects")
+        AuthServiceClient::connect(format!("http://{}", self.grpc_addr))
+            .await
+            .expect("gRPC connects")
     }
 
     pub fn customer_of(&self, access_token: &str) -> CustomerId {
-        self.tokens.verify(access_token, TokenKind::Access, now()).expect("a valid access token")
+        self.tokens
+            .verify(access_token, TokenKind::Access, now())
+            .expect("a valid access token")
     }
 
     /// Runs one SQL statement on the app's database, as an operator would.
     pub async fn sql(&self, statement: &str) {
-        use sqlx::Connection;
-        match &self.backend {
-            Backend::Sqlite => {
-                let path = self.db_dsn.trim_start_matches("sqlite://");
-                let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}")).await.expect("open sqlite");
-                sqlx::query(statement).execute(&mut conn).await.expect("sql");
-            }
-            Backend::MySql(server) => {
-                let db = self.db_dsn.rsplit_once('/').and_then(|(_, rest)| rest.split('?').next()).expect("db name");
-                let mut url = url::Url::parse(server).expect("url");
-                url.set_path(db);
-                let mut conn = sqlx::MySqlConnection::connect(url.as_str()).await.expect("connect");
-                sqlx::query(statement).execute(&mut conn).await.expect("sql");
-            }
-        }
+        run_sql(&self.backend, &self.db_dsn, statement).await
     }
 
     /// Stops the app the way SIGTERM does and waits for it to finish.
@@ -208,15 +232,60 @@ impl TestApp {
     }
 }
 
+/// Runs one SQL statement on the database behind `db_dsn`.
+pub async fn run_sql(backend: &Backend, db_dsn: &str, statement: &str) {
+    use sqlx::Connection;
+    match backend {
+        Backend::Sqlite => {
+            let path = db_dsn.trim_start_matches("sqlite://");
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
+                .await
+                .expect("open sqlite");
+            sqlx::query(statement)
+                .execute(&mut conn)
+                .await
+                .expect("sql");
+        }
+        Backend::MySql(server) => {
+            let db = db_dsn
+                .rsplit_once('/')
+                .and_then(|(_, rest)| rest.split('?').next())
+                .expect("db name");
+            let mut url = url::Url::parse(server).expect("url");
+            url.set_path(db);
+            let mut conn = sqlx::MySqlConnection::connect(url.as_str())
+                .await
+                .expect("connect");
+            sqlx::query(statement)
+                .execute(&mut conn)
+                .await
+                .expect("sql");
+        }
+    }
+}
+
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
 }
 
 pub async fn tokens_of(response: Response) -> (String, String) {
     let body: Value = response.json().await.expect("json body");
-    let access = body["access_token"].as_str().expect("access_token").to_owned();
-    let refresh = body["refresh_token"].as_str().expect("refresh_token").to_owned();
-    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "exactly the two tokens: {body}");
+    let access = body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    let refresh = body["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_owned();
+    assert_eq!(
+        body.as_object().map(|o| o.len()),
+        Some(2),
+        "exactly the two tokens: {body}"
+    );
     (access, refresh)
 }
 
@@ -274,4 +343,61 @@ macro_rules! backend_tests {
             )*
         }
     };
+}
+
+/// A TCP forwarder whose far side can be cut and restored: the database "goes away" for the
+/// service while the test keeps running.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    target: SocketAddr,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: SocketAddr) -> std::sync::Arc<TcpProxy> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let proxy = std::sync::Arc::new(TcpProxy {
+            addr: listener.local_addr().expect("addr"),
+            target,
+            tasks: Default::default(),
+        });
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(self: &std::sync::Arc<Self>, listener: tokio::net::TcpListener) {
+        let proxy = self.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = proxy.target;
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                proxy.tasks.lock().unwrap().push(task);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Accepts connections again on the same address.
+    pub async fn restore(self: &std::sync::Arc<Self>) {
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        self.serve(listener);
+    }
 }

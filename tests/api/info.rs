@@ -14,23 +14,67 @@ async fn info_reads_and_updates(backend: Backend) {
     let app = spawn_app(&backend).await;
     let (access, _) = app.signup(&customer(30)).await;
 
-    let put = app.put_auth("/info/person", &access, &json!({"firstname": "Mei", "lastname": "Lin", "email": "mei@example.com"})).await;
+    let put = app
+        .put_auth(
+            "/info/person",
+            &access,
+            &json!({"firstname": "Mei", "lastname": "Lin", "email": "mei@example.com"}),
+        )
+        .await;
     assert_msg(put, 200, "ok").await;
-    let person: Value = app.get_auth("/info/person", &access).await.json().await.unwrap();
-    assert_eq!(person, json!({"firstname": "Mei", "lastname": "Lin", "email": "mei@example.com"}));
+    let person: Value = app
+        .get_auth("/info/person", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        person,
+        json!({"firstname": "Mei", "lastname": "Lin", "email": "mei@example.com"})
+    );
     // The new email logs in, the old one no longer does.
-    let new = app.post("/auth/login", &json!({"email": "mei@example.com", "password": "password-123"})).await;
+    let new = app
+        .post(
+            "/auth/login",
+            &json!({"email": "mei@example.com", "password": "password-123"}),
+        )
+        .await;
     assert_eq!(new.status(), 200);
-    let old = app.post("/auth/login", &json!({"email": "ming30@example.com", "password": "password-123"})).await;
+    let old = app
+        .post(
+            "/auth/login",
+            &json!({"email": "ming30@example.com", "password": "password-123"}),
+        )
+        .await;
     assert_msg(old, 404, "customer not found").await;
 
-    let put = app.put_auth("/info/shipping", &access, &json!({"address": "2 Side Road", "phone_number": "+886 2 1234"})).await;
+    let put = app
+        .put_auth(
+            "/info/shipping",
+            &access,
+            &json!({"address": "2 Side Road", "phone_number": "+886 2 1234"}),
+        )
+        .await;
     assert_msg(put, 200, "ok").await;
-    let shipping: Value = app.get_auth("/info/shipping", &access).await.json().await.unwrap();
-    assert_eq!(shipping, json!({"address": "2 Side Road", "phone_number": "+886 2 1234"}));
+    let shipping: Value = app
+        .get_auth("/info/shipping", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shipping,
+        json!({"address": "2 Side Road", "phone_number": "+886 2 1234"})
+    );
 
     // Writing the same values again is still a success.
-    let again = app.put_auth("/info/shipping", &access, &json!({"address": "2 Side Road", "phone_number": "+886 2 1234"})).await;
+    let again = app
+        .put_auth(
+            "/info/shipping",
+            &access,
+            &json!({"address": "2 Side Road", "phone_number": "+886 2 1234"}),
+        )
+        .await;
     assert_msg(again, 200, "ok").await;
     app.shutdown().await.unwrap();
 }
@@ -41,9 +85,21 @@ async fn updates_reject_duplicates_and_invalid_input_and_change_nothing(backend:
     app.signup(&customer(32)).await;
 
     // Fix (SPEC section 1): the Go service answered 500 here.
-    let dup_email = app.put_auth("/info/person", &access, &json!({"firstname": "A", "lastname": "B", "email": "ming32@example.com"})).await;
+    let dup_email = app
+        .put_auth(
+            "/info/person",
+            &access,
+            &json!({"firstname": "A", "lastname": "B", "email": "ming32@example.com"}),
+        )
+        .await;
     assert_msg(dup_email, 400, "duplicate entry").await;
-    let dup_phone = app.put_auth("/info/shipping", &access, &json!({"address": "x", "phone_number": "0912000032"})).await;
+    let dup_phone = app
+        .put_auth(
+            "/info/shipping",
+            &access,
+            &json!({"address": "x", "phone_number": "0912000032"}),
+        )
+        .await;
     assert_msg(dup_phone, 400, "duplicate entry").await;
 
     for body in [
@@ -52,15 +108,45 @@ async fn updates_reject_duplicates_and_invalid_input_and_change_nothing(backend:
         json!({"firstname": "A".repeat(51), "lastname": "B", "email": "a@b.co"}),
         json!({"firstname": "", "lastname": "B", "email": "a@b.co"}),
     ] {
-        assert_msg(app.put_auth("/info/person", &access, &body).await, 400, "invalid parameter").await;
+        assert_msg(
+            app.put_auth("/info/person", &access, &body).await,
+            400,
+            "invalid parameter",
+        )
+        .await;
     }
-    for body in [json!({"address": "x"}), json!({"address": "x", "phone_number": "1".repeat(21)}), json!([1])] {
-        assert_msg(app.put_auth("/info/shipping", &access, &body).await, 400, "invalid parameter").await;
+    for body in [
+        json!({"address": "x"}),
+        json!({"address": "x", "phone_number": "1".repeat(21)}),
+        json!([1]),
+    ] {
+        assert_msg(
+            app.put_auth("/info/shipping", &access, &body).await,
+            400,
+            "invalid parameter",
+        )
+        .await;
     }
-    let person: Value = app.get_auth("/info/person", &access).await.json().await.unwrap();
-    assert_eq!(person, json!({"firstname": "Ming", "lastname": "Hsu", "email": "ming31@example.com"}));
-    let shipping: Value = app.get_auth("/info/shipping", &access).await.json().await.unwrap();
-    assert_eq!(shipping, json!({"address": "31 Main Street", "phone_number": "0912000031"}));
+    let person: Value = app
+        .get_auth("/info/person", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        person,
+        json!({"firstname": "Ming", "lastname": "Hsu", "email": "ming31@example.com"})
+    );
+    let shipping: Value = app
+        .get_auth("/info/shipping", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shipping,
+        json!({"address": "31 Main Street", "phone_number": "0912000031"})
+    );
     app.shutdown().await.unwrap();
 }
 
@@ -72,30 +158,79 @@ async fn authorization_header_rules(backend: Backend) {
 
     let missing = app.client.get(&url).send().await.unwrap();
     assert_empty_401(missing).await;
-    for header in [access.clone(), format!("bearer  {access}"), format!("bearer {access} x"), "bearer ".into()] {
-        let response = app.client.get(&url).header("authorization", header).send().await.unwrap();
+    for header in [
+        access.clone(),
+        format!("bearer  {access}"),
+        format!("bearer {access} x"),
+        "bearer ".into(),
+    ] {
+        let response = app
+            .client
+            .get(&url)
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
         assert_empty_401(response).await;
     }
     // Any scheme word works, as in the Go middleware.
-    let other_scheme = app.client.get(&url).header("authorization", format!("Token {access}")).send().await.unwrap();
+    let other_scheme = app
+        .client
+        .get(&url)
+        .header("authorization", format!("Token {access}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(other_scheme.status(), 200);
 
-    let forged = saga_account::auth::TokenCodec::new(b"wrong").mint(id, TokenKind::Access, now() + 60);
+    let forged =
+        saga_account::auth::TokenCodec::new(b"wrong").mint(id, TokenKind::Access, now() + 60);
     for token in [refresh.as_str(), forged.as_str(), "x.y.z"] {
         assert_empty_401(app.get_auth("/info/person", token).await).await;
-        assert_empty_401(app.put_auth("/info/shipping", token, &json!({"address": "a", "phone_number": "1"})).await).await;
+        assert_empty_401(
+            app.put_auth(
+                "/info/shipping",
+                token,
+                &json!({"address": "a", "phone_number": "1"}),
+            )
+            .await,
+        )
+        .await;
     }
     let expired = app.tokens.mint(id, TokenKind::Access, now() - 1);
-    assert_msg(app.get_auth("/info/shipping", &expired).await, 401, "token expired").await;
+    assert_msg(
+        app.get_auth("/info/shipping", &expired).await,
+        401,
+        "token expired",
+    )
+    .await;
     app.shutdown().await.unwrap();
 }
 
 async fn unknown_customer_is_404(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let token = app.tokens.mint(CustomerId(7), TokenKind::Access, now() + 60);
-    assert_msg(app.get_auth("/info/person", &token).await, 404, "customer not found").await;
-    assert_msg(app.get_auth("/info/shipping", &token).await, 404, "customer not found").await;
-    let put = app.put_auth("/info/shipping", &token, &json!({"address": "a", "phone_number": "1"})).await;
+    let token = app
+        .tokens
+        .mint(CustomerId(7), TokenKind::Access, now() + 60);
+    assert_msg(
+        app.get_auth("/info/person", &token).await,
+        404,
+        "customer not found",
+    )
+    .await;
+    assert_msg(
+        app.get_auth("/info/shipping", &token).await,
+        404,
+        "customer not found",
+    )
+    .await;
+    let put = app
+        .put_auth(
+            "/info/shipping",
+            &token,
+            &json!({"address": "a", "phone_number": "1"}),
+        )
+        .await;
     assert_msg(put, 404, "customer not found").await;
     app.shutdown().await.unwrap();
 }

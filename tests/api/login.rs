@@ -12,19 +12,40 @@ backend_tests!(
 async fn login_answers_each_outcome(backend: Backend) {
     let app = spawn_app(&backend).await;
     let (access, _) = app.signup(&customer(10)).await;
-    let ok = app.post("/auth/login", &json!({"email": "ming10@example.com", "password": "password-123"})).await;
+    let ok = app
+        .post(
+            "/auth/login",
+            &json!({"email": "ming10@example.com", "password": "password-123"}),
+        )
+        .await;
     assert_eq!(ok.status(), 200);
     let (login_access, _) = tokens_of(ok).await;
     assert_eq!(app.customer_of(&login_access), app.customer_of(&access));
 
-    let wrong = app.post("/auth/login", &json!({"email": "ming10@example.com", "password": "password-124"})).await;
+    let wrong = app
+        .post(
+            "/auth/login",
+            &json!({"email": "ming10@example.com", "password": "password-124"}),
+        )
+        .await;
     assert_msg(wrong, 401, "authentication failed").await;
-    let unknown = app.post("/auth/login", &json!({"email": "nobody@example.com", "password": "password-123"})).await;
+    let unknown = app
+        .post(
+            "/auth/login",
+            &json!({"email": "nobody@example.com", "password": "password-123"}),
+        )
+        .await;
     assert_msg(unknown, 404, "customer not found").await;
 
     let id = app.customer_of(&access);
-    app.sql(&format!("UPDATE customers SET active = 0 WHERE id = {id}")).await;
-    let inactive = app.post("/auth/login", &json!({"email": "ming10@example.com", "password": "password-123"})).await;
+    app.sql(&format!("UPDATE customers SET active = 0 WHERE id = {id}"))
+        .await;
+    let inactive = app
+        .post(
+            "/auth/login",
+            &json!({"email": "ming10@example.com", "password": "password-123"}),
+        )
+        .await;
     assert_msg(inactive, 401, "customer inactive").await;
     app.shutdown().await.unwrap();
 }
@@ -34,9 +55,18 @@ async fn login_answers_each_outcome(backend: Backend) {
 async fn legacy_go_hashes_log_in(backend: Backend) {
     let app = spawn_app(&backend).await;
     let legacy = [
-        (1001, "$2a$10$MbnA4HRLL/OoEvzlJ4sPuO3ZoepnyOMzvC4opWrvOI6odVNh.2t3O"),
-        (1002, "$2b$10$Xf2loRmrbXj04au..K0fdOivDqoM9nEkmWUogcmp81aCu0eEWbsuK"),
-        (1003, "$2y$10$Xf2loRmrbXj04au..K0fdOivDqoM9nEkmWUogcmp81aCu0eEWbsuK"),
+        (
+            1001,
+            "$2a$10$MbnA4HRLL/OoEvzlJ4sPuO3ZoepnyOMzvC4opWrvOI6odVNh.2t3O",
+        ),
+        (
+            1002,
+            "$2b$10$Xf2loRmrbXj04au..K0fdOivDqoM9nEkmWUogcmp81aCu0eEWbsuK",
+        ),
+        (
+            1003,
+            "$2y$10$Xf2loRmrbXj04au..K0fdOivDqoM9nEkmWUogcmp81aCu0eEWbsuK",
+        ),
     ];
     for (id, hash) in legacy {
         app.sql(&format!(
@@ -64,10 +94,20 @@ async fn a_password_is_the_whole_password(backend: Backend) {
     app.signup(&body).await;
     let same_prefix = format!("{}-two", "p".repeat(100));
     for other in [same_prefix, "p".repeat(72), "p".repeat(100)] {
-        let response = app.post("/auth/login", &json!({"email": "ming11@example.com", "password": other})).await;
+        let response = app
+            .post(
+                "/auth/login",
+                &json!({"email": "ming11@example.com", "password": other}),
+            )
+            .await;
         assert_msg(response, 401, "authentication failed").await;
     }
-    let ok = app.post("/auth/login", &json!({"email": "ming11@example.com", "password": long})).await;
+    let ok = app
+        .post(
+            "/auth/login",
+            &json!({"email": "ming11@example.com", "password": long}),
+        )
+        .await;
     assert_eq!(ok.status(), 200);
     app.shutdown().await.unwrap();
 }
@@ -82,7 +122,12 @@ async fn login_rejects_invalid_input(backend: Backend) {
         json!({"email": 5, "password": "password-123"}),
         json!(null),
     ] {
-        assert_msg(app.post("/auth/login", &body).await, 400, "invalid parameter").await;
+        assert_msg(
+            app.post("/auth/login", &body).await,
+            400,
+            "invalid parameter",
+        )
+        .await;
     }
     app.shutdown().await.unwrap();
 }

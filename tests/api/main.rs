@@ -4,6 +4,7 @@
 mod helpers;
 
 mod binary;
+mod database;
 mod grpc;
 mod http_basics;
 mod info;

@@ -25,7 +25,11 @@ async fn requests_in_flight_finish_on_shutdown() {
     let base = app.base.clone();
     app.shutdown().await.unwrap();
     // Stopped accepting.
-    assert!(reqwest::get(format!("{base}/api/account/info/person")).await.is_err());
+    assert!(
+        reqwest::get(format!("{base}/api/account/info/person"))
+            .await
+            .is_err()
+    );
 }
 
 /// With the hashing queue full, login answers 503 at once instead of queueing without bound,
@@ -65,9 +69,15 @@ async fn full_hash_queue_answers_503_fast() {
         }
     }
     assert!(!refused.is_empty(), "some logins must be refused");
-    assert!(admitted.len() >= 2, "the running and the queued login succeed");
+    assert!(
+        admitted.len() >= 2,
+        "the running and the queued login succeed"
+    );
     // Refusals come back while the admitted logins are still hashing.
     let slowest_admitted = admitted.iter().max().unwrap();
-    assert!(refused.iter().all(|r| r < slowest_admitted), "refused {refused:?} admitted {admitted:?}");
+    assert!(
+        refused.iter().all(|r| r < slowest_admitted),
+        "refused {refused:?} admitted {admitted:?}"
+    );
     app.shutdown().await.unwrap();
 }

@@ -13,15 +13,40 @@ async fn signup_returns_201_and_a_working_token_pair(backend: Backend) {
     let app = spawn_app(&backend).await;
     let (access, refresh) = app.signup(&customer(1)).await;
     let id = app.customer_of(&access);
-    assert_eq!(app.tokens.verify(&refresh, saga_account::auth::TokenKind::Refresh, now()), Ok(id));
+    assert_eq!(
+        app.tokens
+            .verify(&refresh, saga_account::auth::TokenKind::Refresh, now()),
+        Ok(id)
+    );
 
-    let person: Value = app.get_auth("/info/person", &access).await.json().await.unwrap();
-    assert_eq!(person, json!({"firstname": "Ming", "lastname": "Hsu", "email": "ming1@example.com"}));
-    let shipping: Value = app.get_auth("/info/shipping", &access).await.json().await.unwrap();
-    assert_eq!(shipping, json!({"address": "1 Main Street", "phone_number": "0912000001"}));
+    let person: Value = app
+        .get_auth("/info/person", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        person,
+        json!({"firstname": "Ming", "lastname": "Hsu", "email": "ming1@example.com"})
+    );
+    let shipping: Value = app
+        .get_auth("/info/shipping", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shipping,
+        json!({"address": "1 Main Street", "phone_number": "0912000001"})
+    );
 
     // The stored hash is bcrypt cost 10 with the Go prefix.
-    let login = app.post("/auth/login", &json!({"email": "ming1@example.com", "password": "password-123"})).await;
+    let login = app
+        .post(
+            "/auth/login",
+            &json!({"email": "ming1@example.com", "password": "password-123"}),
+        )
+        .await;
     assert_eq!(login.status(), 200);
     app.shutdown().await.unwrap();
 }
@@ -52,11 +77,23 @@ async fn signup_rejects_every_invalid_field_and_stores_nothing(backend: Backend)
         json!([]),
         json!("string"),
     ];
-    for field in ["password", "firstname", "lastname", "email", "address", "phone_number"] {
+    for field in [
+        "password",
+        "firstname",
+        "lastname",
+        "email",
+        "address",
+        "phone_number",
+    ] {
         bad.push(without(field));
     }
     for body in &bad {
-        assert_msg(app.post("/auth/signup", body).await, 400, "invalid parameter").await;
+        assert_msg(
+            app.post("/auth/signup", body).await,
+            400,
+            "invalid parameter",
+        )
+        .await;
     }
     // Nothing was stored: the valid version of the same customer signs up fine.
     app.signup(&customer(2)).await;
@@ -68,13 +105,28 @@ async fn duplicate_email_or_phone_is_400_duplicate_entry(backend: Backend) {
     app.signup(&customer(3)).await;
     let mut same_email = customer(4);
     same_email["email"] = json!("ming3@example.com");
-    assert_msg(app.post("/auth/signup", &same_email).await, 400, "duplicate entry").await;
+    assert_msg(
+        app.post("/auth/signup", &same_email).await,
+        400,
+        "duplicate entry",
+    )
+    .await;
     let mut same_email_other_case = customer(4);
     same_email_other_case["email"] = json!("MING3@example.com");
-    assert_msg(app.post("/auth/signup", &same_email_other_case).await, 400, "duplicate entry").await;
+    assert_msg(
+        app.post("/auth/signup", &same_email_other_case).await,
+        400,
+        "duplicate entry",
+    )
+    .await;
     let mut same_phone = customer(4);
     same_phone["phone_number"] = customer(3)["phone_number"].clone();
-    assert_msg(app.post("/auth/signup", &same_phone).await, 400, "duplicate entry").await;
+    assert_msg(
+        app.post("/auth/signup", &same_phone).await,
+        400,
+        "duplicate entry",
+    )
+    .await;
     app.signup(&customer(4)).await;
     app.shutdown().await.unwrap();
 }

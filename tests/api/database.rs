@@ -1,0 +1,123 @@
+//! The database going away and coming back, and a table that the Go service created.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// While MySQL is unreachable, requests that need it answer 503 quickly, `Auth` keeps
+/// working, and the service recovers by itself when the database returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_is_a_fast_503_and_recovers() {
+    let Some(Backend::MySql(server)) = Backend::mysql() else {
+        return;
+    };
+    let url = url::Url::parse(&server).unwrap();
+    let target = tokio::net::lookup_host((url.host_str().unwrap(), url.port().unwrap_or(3306)))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = TcpProxy::start(target).await;
+    let mut proxied = url.clone();
+    proxied.set_port(Some(proxy.addr.port())).unwrap();
+    let backend = Backend::MySql(proxied.to_string());
+    let app = spawn_app(&backend).await;
+    let (access, _) = app.signup(&customer(80)).await;
+
+    proxy.cut();
+    for _ in 0..5 {
+        let response = tokio::time::timeout(
+            Duration::from_secs(5),
+            app.get_auth("/info/person", &access),
+        )
+        .await
+        .expect("no hang while the database is down");
+        assert_msg(response, 503, "service unavailable").await;
+    }
+    let login = app
+        .post(
+            "/auth/login",
+            &json!({"email": "ming80@example.com", "password": "password-123"}),
+        )
+        .await;
+    assert_msg(login, 503, "service unavailable").await;
+    let reply = app
+        .grpc()
+        .await
+        .auth(saga_account::grpc::pb::AuthPayload {
+            access_token: access.clone(),
+        })
+        .await;
+    assert_eq!(
+        reply.unwrap().into_inner().customer_id,
+        app.customer_of(&access).0
+    );
+
+    proxy.restore().await;
+    let mut recovered = false;
+    for _ in 0..100 {
+        if app.get_auth("/info/person", &access).await.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "the service must recover once the database is back"
+    );
+    app.shutdown().await.unwrap();
+}
+
+/// The table exactly as the Go service left it, with a customer in it: adopted as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopts_a_table_created_by_the_go_service() {
+    let Some(backend) = Backend::mysql() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = fresh_dsn(&backend, dir.path()).await;
+    run_sql(
+        &backend,
+        &dsn,
+        "CREATE TABLE `customers` (`id` bigint unsigned AUTO_INCREMENT,`active` boolean DEFAULT true,\
+         `first_name` varchar(50) NOT NULL,`last_name` varchar(50) NOT NULL,`email` varchar(320) NOT NULL UNIQUE,\
+         `address` text NOT NULL,`phone_number` varchar(20) NOT NULL UNIQUE,`bcrypted_password` binary(60) NOT NULL,\
+         `updated_at` bigint,`created_at` bigint,PRIMARY KEY (`id`))",
+    )
+    .await;
+    run_sql(
+        &backend,
+        &dsn,
+        "INSERT INTO customers VALUES (386907209084960769, 1, 'Ming', 'Hsu', 'go@example.com', 'Taipei', \
+         '0900000000', '$2a$10$MbnA4HRLL/OoEvzlJ4sPuO3ZoepnyOMzvC4opWrvOI6odVNh.2t3O', 1620000000000, 1620000000000)",
+    )
+    .await;
+    let app = spawn_app_at(&backend, dsn, dir, |_| {}).await;
+    let login = app
+        .post(
+            "/auth/login",
+            &json!({"email": "go@example.com", "password": "legacy-password-1"}),
+        )
+        .await;
+    assert_eq!(login.status(), 200);
+    let (access, _) = tokens_of(login).await;
+    assert_eq!(app.customer_of(&access).0, 386907209084960769);
+    let shipping: serde_json::Value = app
+        .get_auth("/info/shipping", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shipping,
+        json!({"address": "Taipei", "phone_number": "0900000000"})
+    );
+    let mut dup = customer(81);
+    dup["email"] = json!("go@example.com");
+    assert_msg(app.post("/auth/signup", &dup).await, 400, "duplicate entry").await;
+    app.signup(&customer(81)).await;
+    app.shutdown().await.unwrap();
+}
