@@ -68,6 +68,8 @@ specs! {
     "HTTP_BODY_LIMIT_BYTES", "httpBodyLimitBytes", "65536", "largest accepted request body";
     "SHUTDOWN_TIMEOUT_SECONDS", "shutdownTimeoutSeconds", "10", "how long requests in flight may finish after SIGTERM";
     "LOCAL_CACHE_EXPIRATION_SECONDS", "localCacheConfig.expirationSeconds", "600", "in-process cache entry lifetime";
+    "LOCAL_CACHE_MAX_MB", "localCacheConfig.maxMegabytes", "64", "memory bound of the in-process cache, in MiB (approximate)";
+    "NEGATIVE_CACHE_SECONDS", "negativeCacheSeconds", "10", "lifetime of cached 'no such customer' answers, in both tiers";
     "REDIS_ADDRS", "redisConfig.addrs", "", "comma-separated Redis seed nodes; several = cluster mode; empty = in-process cache only";
     "REDIS_PASSWORD", "redisConfig.password", "", "Redis password";
     "REDIS_DB", "redisConfig.db", "0", "Redis database number (single node only)";
@@ -128,6 +130,8 @@ pub struct Settings {
     pub http_body_limit: usize,
     pub shutdown_timeout: Duration,
     pub local_cache_expiration: Duration,
+    pub local_cache_max_bytes: u64,
+    pub negative_cache_expiration: Duration,
     pub redis_addrs: Vec<String>,
     pub redis_password: Option<Secret>,
     pub redis_db: u32,
@@ -216,13 +220,20 @@ impl Settings {
             local_cache_expiration: Duration::from_secs(
                 r.positive("LOCAL_CACHE_EXPIRATION_SECONDS")?,
             ),
-            redis_addrs: r
-                .text("REDIS_ADDRS")
-                .split(',')
-                .map(str::trim)
-                .filter(|a| !a.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            local_cache_max_bytes: r
+                .positive::<u64>("LOCAL_CACHE_MAX_MB")?
+                .saturating_mul(1024 * 1024),
+            negative_cache_expiration: Duration::from_secs(r.positive("NEGATIVE_CACHE_SECONDS")?),
+            redis_addrs: r.parse_with("REDIS_ADDRS", "comma-separated host:port pairs", |v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| {
+                        let (host, port) = a.rsplit_once(':')?;
+                        (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| a.to_owned())
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })?,
             redis_password: non_empty("REDIS_PASSWORD").map(Secret),
             redis_db: r.parse("REDIS_DB", "a whole number")?,
             redis_pool_size: r.positive("REDIS_POOL_SIZE")?,
@@ -389,6 +400,8 @@ mod tests {
             ("MACHINE_ID", "65536"),
             ("LOG_FORMAT", "xml"),
             ("REDIS_DB", "one"),
+            ("REDIS_ADDRS", "redis-node1"),
+            ("LOCAL_CACHE_MAX_MB", "0"),
         ] {
             let err = Settings::from_sources(None, env(&[(key, value)]))
                 .unwrap_err()

@@ -16,6 +16,8 @@
 
 pub mod account;
 pub mod auth;
+pub mod breaker;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod domain;

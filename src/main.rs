@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use saga_account::{
     config::{self, Settings},
-    startup::Application,
-    store::{self, DatabaseUrl, PoolSettings},
+    domain::CustomerId,
+    metrics::Metrics,
+    startup::{Application, open_store},
+    store::{self, CustomerStore, DatabaseUrl, PoolSettings},
     telemetry,
 };
 
@@ -27,6 +29,19 @@ enum Command {
     Serve,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Change a customer's state; caches on every replica are invalidated.
+    Customer {
+        #[command(subcommand)]
+        action: CustomerAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CustomerAction {
+    /// Let the customer log in and refresh tokens again.
+    Activate { id: u64 },
+    /// Refuse the customer's logins and refreshes (401 customer inactive).
+    Deactivate { id: u64 },
 }
 
 fn main() -> std::process::ExitCode {
@@ -73,6 +88,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store::migrate(&url, &pool).await?;
             println!("schema of the {} database is up to date", url.backend());
             Ok(())
+        }
+        Command::Customer { action } => {
+            let (id, active) = match action {
+                CustomerAction::Activate { id } => (id, true),
+                CustomerAction::Deactivate { id } => (id, false),
+            };
+            let (_, cache) = open_store(&settings, Metrics::new(&settings.app)).await?;
+            if let Some(redis) = cache.redis()
+                && !redis
+                    .wait_until_coherent(std::time::Duration::from_secs(10))
+                    .await
+            {
+                anyhow::bail!(
+                    "Redis is configured but unreachable: other replicas would keep stale entries"
+                );
+            }
+            let outcome = cache
+                .set_active(CustomerId(id), active)
+                .await
+                .map_err(anyhow::Error::new)?;
+            cache.close().await;
+            match outcome {
+                None => anyhow::bail!("customer {id} not found"),
+                Some(previous) => {
+                    println!("customer {id}: active {previous} -> {active}");
+                    Ok(())
+                }
+            }
         }
         Command::Serve => {
             let app = Application::build(settings).await?;

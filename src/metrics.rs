@@ -1,7 +1,174 @@
-//! The metrics endpoint on `PROM_PORT`.
+//! Prometheus metrics: one registry per application (so that tests can run several in one
+//! process), served as text on `PROM_PORT` at `/metrics`. Names of the service's own
+//! metrics start with the `APP` prefix.
 
-use axum::{Router, routing::get};
+use std::sync::Arc;
 
-pub fn router() -> Router {
-    Router::new().route("/metrics", get(|| async { "" }))
+use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Handles to every metric; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+pub struct Inner {
+    pub registry: Registry,
+    /// Cache lookups answered by a tier (`local`, `redis`).
+    pub cache_hits: IntCounterVec,
+    /// Cache lookups a tier could not answer.
+    pub cache_misses: IntCounterVec,
+    /// Loads from the database on behalf of the cache.
+    pub cache_loads: IntCounter,
+    /// Lookups that waited for another caller's load instead of loading (`local`, `redis`).
+    pub cache_coalesced: IntCounterVec,
+    /// Reads sent straight to the database because the caches could not be trusted.
+    pub cache_bypassed: IntCounter,
+    pub invalidations_sent: IntCounter,
+    pub invalidations_received: IntCounter,
+    /// Failed Redis operations by operation.
+    pub redis_errors: IntCounterVec,
+    /// Database statements by operation; the count is the number of queries.
+    pub db_query_duration: HistogramVec,
+    pub db_pool_in_use: IntGauge,
+    pub db_pool_idle: IntGauge,
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+fn counter_vec(registry: &Registry, name: String, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+    register(registry, metric)
+}
+
+fn counter(registry: &Registry, name: String, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help)
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+    register(registry, metric)
+}
+
+fn gauge(registry: &Registry, name: String, help: &str) -> IntGauge {
+    let metric =
+        IntGauge::new(name, help).unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+    register(registry, metric)
+}
+
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .unwrap_or_else(|e| unreachable!("each metric is registered once: {e}"));
+    metric
+}
+
+impl Metrics {
+    /// All metrics, named with `app` as prefix.
+    pub fn new(app: &str) -> Self {
+        let r = Registry::new();
+        let n = |suffix: &str| format!("{app}_{suffix}");
+        let db_query_duration = register(
+            &r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    n("db_query_duration_seconds"),
+                    "Duration of database statements.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+                &["operation"],
+            )
+            .unwrap_or_else(|e| unreachable!("static metric definition: {e}")),
+        );
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            let _ = r.register(Box::new(process));
+        }
+        Self(Arc::new(Inner {
+            cache_hits: counter_vec(
+                &r,
+                n("cache_hits_total"),
+                "Cache lookups answered, by tier.",
+                &["tier"],
+            ),
+            cache_misses: counter_vec(
+                &r,
+                n("cache_misses_total"),
+                "Cache lookups not answered, by tier.",
+                &["tier"],
+            ),
+            cache_loads: counter(
+                &r,
+                n("cache_loads_total"),
+                "Database loads made on behalf of the cache.",
+            ),
+            cache_coalesced: counter_vec(
+                &r,
+                n("cache_coalesced_waits_total"),
+                "Lookups that waited for another caller's load, by level (local: same replica, redis: another replica).",
+                &["level"],
+            ),
+            cache_bypassed: counter(
+                &r,
+                n("cache_bypassed_total"),
+                "Reads sent straight to the database while the invalidation channel was down.",
+            ),
+            invalidations_sent: counter(
+                &r,
+                n("cache_invalidations_sent_total"),
+                "Cache keys invalidated by this replica's writes.",
+            ),
+            invalidations_received: counter(
+                &r,
+                n("cache_invalidations_received_total"),
+                "Cache keys dropped on messages from invalidate_cache:account.",
+            ),
+            redis_errors: counter_vec(
+                &r,
+                n("redis_errors_total"),
+                "Failed Redis operations, by operation.",
+                &["operation"],
+            ),
+            db_query_duration,
+            db_pool_in_use: gauge(
+                &r,
+                n("db_pool_connections_in_use"),
+                "Database connections in use.",
+            ),
+            db_pool_idle: gauge(
+                &r,
+                n("db_pool_connections_idle"),
+                "Database connections open and idle.",
+            ),
+            registry: r,
+        }))
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+pub fn router(metrics: Metrics) -> Router {
+    Router::new()
+        .route("/metrics", get(serve))
+        .with_state(metrics)
+}
+
+async fn serve(State(metrics): State<Metrics>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        metrics.render(),
+    )
 }

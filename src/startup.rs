@@ -10,11 +10,13 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     account::AccountService,
     auth::{AuthService, PasswordHasher, TokenCodec, TokenLifetimes},
+    cache::{CacheSettings, CachedStore, RedisSettings},
     clock::{Clock, SystemClock},
     config::{Secret, Settings},
     grpc::{self, AuthServiceServer},
     http::{self, AppState},
     idgen::{self, IdGenerator},
+    metrics::Metrics,
     store::{self, CustomerStore, DatabaseUrl, PoolSettings},
 };
 
@@ -24,9 +26,11 @@ const JWT_SECRET_FILE: &str = "jwt_secret";
 pub struct Application {
     http: TcpListener,
     grpc: TcpListener,
-    metrics: TcpListener,
+    prom: TcpListener,
     state: AppState,
     store: Arc<dyn CustomerStore>,
+    cache: Arc<CachedStore>,
+    metrics: Metrics,
     shutdown_timeout: Duration,
     body_limit: usize,
 }
@@ -35,16 +39,9 @@ impl Application {
     /// Opens the database (running migrations), starts the hashing pool and binds the
     /// three listeners. Nothing is served until `run_until`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let url = DatabaseUrl::parse(settings.db_dsn.expose(), &settings.data_dir)?;
-        let pool = PoolSettings {
-            max_open: settings.db_max_open_conns,
-            max_idle: settings.db_max_idle_conns,
-            acquire_timeout: settings.db_acquire_timeout,
-        };
-        let store = store::open(&url, &pool)
-            .await
-            .context("opening the database")?;
-        tracing::info!(backend = url.backend(), "database ready");
+        let metrics = Metrics::new(&settings.app);
+        let (url, cache) = open_store(&settings, metrics.clone()).await?;
+        let store: Arc<dyn CustomerStore> = cache.clone();
 
         let secret = jwt_secret(&settings, &url)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -78,18 +75,34 @@ impl Application {
         let grpc = TcpListener::bind(bind(settings.grpc_port))
             .await
             .context("binding GRPC_PORT")?;
-        let metrics = TcpListener::bind(bind(settings.prom_port))
+        let prom = TcpListener::bind(bind(settings.prom_port))
             .await
             .context("binding PROM_PORT")?;
         Ok(Self {
             http,
             grpc,
-            metrics,
+            prom,
             state,
             store,
+            cache,
+            metrics,
             shutdown_timeout: settings.shutdown_timeout,
             body_limit: settings.http_body_limit,
         })
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    /// The cache in front of the database (tests look at its state).
+    pub fn cache(&self) -> Arc<CachedStore> {
+        self.cache.clone()
+    }
+
+    /// The store the services use: the database behind the cache.
+    pub fn store(&self) -> Arc<dyn CustomerStore> {
+        self.store.clone()
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -105,7 +118,7 @@ impl Application {
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics
+        self.prom
             .local_addr()
             .unwrap_or_else(|_| unreachable!("a bound listener has an address"))
     }
@@ -160,7 +173,7 @@ impl Application {
                 stop.clone().cancelled_owned(),
             );
 
-        let metrics_server = axum::serve(self.metrics, crate::metrics::router())
+        let metrics_server = axum::serve(self.prom, crate::metrics::router(self.metrics.clone()))
             .with_graceful_shutdown(stop.clone().cancelled_owned());
 
         let mut servers = tokio::spawn(async move {
@@ -203,6 +216,43 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// The database behind the two-tier cache, as configured. Redis, when configured, connects
+/// in the background.
+pub async fn open_store(
+    settings: &Settings,
+    metrics: Metrics,
+) -> anyhow::Result<(DatabaseUrl, Arc<CachedStore>)> {
+    let url = DatabaseUrl::parse(settings.db_dsn.expose(), &settings.data_dir)?;
+    let pool = PoolSettings {
+        max_open: settings.db_max_open_conns,
+        max_idle: settings.db_max_idle_conns,
+        acquire_timeout: settings.db_acquire_timeout,
+    };
+    let database = store::open(&url, &pool, metrics.clone())
+        .await
+        .context("opening the database")?;
+    tracing::info!(backend = url.backend(), "database ready");
+    let redis = (!settings.redis_addrs.is_empty()).then(|| RedisSettings {
+        addrs: settings.redis_addrs.clone(),
+        password: settings.redis_password.clone(),
+        db: settings.redis_db,
+        pool_size: usize::try_from(settings.redis_pool_size).unwrap_or(1),
+        max_retries: settings.redis_max_retries,
+    });
+    let cache = Arc::new(CachedStore::new(
+        database,
+        CacheSettings {
+            local_ttl: settings.local_cache_expiration,
+            local_max_bytes: settings.local_cache_max_bytes,
+            redis_ttl: settings.redis_expiration,
+            negative_ttl: settings.negative_cache_expiration,
+        },
+        redis,
+        metrics,
+    ));
+    Ok((url, cache))
 }
 
 fn machine_id(settings: &Settings) -> u16 {

@@ -2,13 +2,14 @@
 //! be chosen at run time from `DB_DSN`: SQLite (embedded default) or MySQL/MariaDB. Both
 //! drivers are always compiled in.
 
-mod breaker;
 mod dsn;
 mod sql;
 
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+
+use crate::metrics::Metrics;
 
 use crate::domain::{
     CheckResult, Credentials, CustomerId, Email, Error, InternalError, NewCustomer, PersonalInfo,
@@ -87,16 +88,19 @@ pub struct PoolSettings {
 pub async fn open(
     url: &DatabaseUrl,
     pool: &PoolSettings,
+    metrics: Metrics,
 ) -> anyhow::Result<Arc<dyn CustomerStore>> {
     Ok(match url {
-        DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path, pool).await?),
-        DatabaseUrl::MySql(options) => Arc::new(MySqlStore::open((**options).clone(), pool).await?),
+        DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path, pool, metrics).await?),
+        DatabaseUrl::MySql(options) => {
+            Arc::new(MySqlStore::open((**options).clone(), pool, metrics).await?)
+        }
     })
 }
 
 /// Only applies the migrations (the `migrate` command).
 pub async fn migrate(url: &DatabaseUrl, pool: &PoolSettings) -> anyhow::Result<()> {
-    let store = open(url, pool).await?;
+    let store = open(url, pool, Metrics::new("migrate")).await?;
     store.close().await;
     Ok(())
 }

@@ -9,15 +9,15 @@ use std::{
 };
 
 use async_trait::async_trait;
+
+use crate::{breaker::Breaker, metrics::Metrics};
 use sqlx::{
     MySql, Pool, Sqlite,
     mysql::{MySqlConnectOptions, MySqlPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{
-    CustomerStore, PoolSettings, StoreError, StoreResult, breaker::Breaker, dsn::SqliteTarget,
-};
+use super::{CustomerStore, PoolSettings, StoreError, StoreResult, dsn::SqliteTarget};
 use crate::domain::{
     Address, CheckResult, Credentials, CustomerId, Email, Name, NewCustomer, PersonalInfo,
     PhoneNumber, ShippingInfo,
@@ -88,11 +88,12 @@ macro_rules! sql_store {
         pub struct $name {
             pool: Pool<$db>,
             breaker: Breaker,
+            metrics: Metrics,
         }
 
         impl $name {
-            fn from_pool(pool: Pool<$db>) -> Self {
-                Self { pool, breaker: Breaker::new(BREAKER_PAUSE) }
+            fn from_pool(pool: Pool<$db>, metrics: Metrics) -> Self {
+                Self { pool, breaker: Breaker::new(BREAKER_PAUSE), metrics }
             }
 
             /// An id that cannot be bound is one no row can have.
@@ -101,11 +102,21 @@ macro_rules! sql_store {
             }
 
             /// Runs one database operation behind the breaker.
-            async fn run<T>(&self, op: impl Future<Output = Result<T, sqlx::Error>>) -> StoreResult<T> {
+            async fn run<T>(
+                &self,
+                operation: &'static str,
+                op: impl Future<Output = Result<T, sqlx::Error>>,
+            ) -> StoreResult<T> {
                 if self.breaker.is_open() {
                     return Err(StoreError::Unavailable("database unreachable (recent failure)".into()));
                 }
-                match op.await {
+                let timer = self.metrics.db_query_duration.with_label_values(&[operation]).start_timer();
+                let outcome = op.await;
+                timer.observe_duration();
+                let idle = i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX);
+                self.metrics.db_pool_idle.set(idle);
+                self.metrics.db_pool_in_use.set(i64::from(self.pool.size()) - idle);
+                match outcome {
                     Ok(value) => {
                         self.breaker.reset();
                         Ok(value)
@@ -125,6 +136,7 @@ macro_rules! sql_store {
 
             async fn update_returning_previous<T: Send>(
                 &self,
+                operation: &'static str,
                 id: CustomerId,
                 select: &'static str,
                 decode: impl FnOnce(<$db as sqlx::Database>::Row) -> Result<T, sqlx::Error> + Send,
@@ -135,7 +147,7 @@ macro_rules! sql_store {
                 update_sql: &'static str,
             ) -> StoreResult<Option<T>> {
                 let Some(bound) = Self::bind_id(id) else { return Ok(None) };
-                self.run(async {
+                self.run(operation, async {
                     let mut tx = self.pool.begin_with($begin).await?;
                     let Some(row) = sqlx::query(select).bind(bound).fetch_optional(&mut *tx).await? else {
                         tx.rollback().await?;
@@ -158,6 +170,7 @@ macro_rules! sql_store {
                 };
                 let now = now_millis();
                 self.run(
+                    "insert",
                     sqlx::query(
                         "INSERT INTO customers (id, active, first_name, last_name, email, address, \
                          phone_number, bcrypted_password, updated_at, created_at) \
@@ -181,6 +194,7 @@ macro_rules! sql_store {
             async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>> {
                 let row: Option<(u64, Option<bool>, Vec<u8>)> = self
                     .run(
+                        "credentials",
                         sqlx::query_as("SELECT id, active, bcrypted_password FROM customers WHERE email = ?")
                             .bind(email.as_str())
                             .fetch_optional(&self.pool),
@@ -198,6 +212,7 @@ macro_rules! sql_store {
                 let Some(id) = Self::bind_id(id) else { return Ok(None) };
                 let row: Option<(Option<bool>,)> = self
                     .run(
+                        "check",
                         sqlx::query_as("SELECT active FROM customers WHERE id = ?")
                             .bind(id)
                             .fetch_optional(&self.pool),
@@ -210,6 +225,7 @@ macro_rules! sql_store {
                 let Some(id) = Self::bind_id(id) else { return Ok(None) };
                 let row: Option<(String, String, String)> = self
                     .run(
+                        "personal_info",
                         sqlx::query_as("SELECT first_name, last_name, email FROM customers WHERE id = ?")
                             .bind(id)
                             .fetch_optional(&self.pool),
@@ -222,6 +238,7 @@ macro_rules! sql_store {
                 let Some(id) = Self::bind_id(id) else { return Ok(None) };
                 let row: Option<(String, String)> = self
                     .run(
+                        "shipping_info",
                         sqlx::query_as("SELECT address, phone_number FROM customers WHERE id = ?")
                             .bind(id)
                             .fetch_optional(&self.pool),
@@ -241,6 +258,7 @@ macro_rules! sql_store {
                     info.email.as_str().to_owned(),
                 );
                 self.update_returning_previous(
+                    "update_personal_info",
                     id,
                     concat!("SELECT first_name, last_name, email FROM customers WHERE id = ?", $lock),
                     |row| sqlx::FromRow::from_row(&row).map(personal_from_row),
@@ -258,6 +276,7 @@ macro_rules! sql_store {
                 let (address, phone) =
                     (info.address.as_str().to_owned(), info.phone_number.as_str().to_owned());
                 self.update_returning_previous(
+                    "update_shipping_info",
                     id,
                     concat!("SELECT address, phone_number FROM customers WHERE id = ?", $lock),
                     |row| sqlx::FromRow::from_row(&row).map(shipping_from_row),
@@ -269,6 +288,7 @@ macro_rules! sql_store {
 
             async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>> {
                 self.update_returning_previous(
+                    "set_active",
                     id,
                     concat!("SELECT active FROM customers WHERE id = ?", $lock),
                     |row| {
@@ -281,7 +301,7 @@ macro_rules! sql_store {
             }
 
             async fn ping(&self) -> StoreResult<()> {
-                self.run(sqlx::query("SELECT 1").execute(&self.pool)).await.map(drop)
+                self.run("ping", sqlx::query("SELECT 1").execute(&self.pool)).await.map(drop)
             }
 
             async fn close(&self) {
@@ -318,7 +338,11 @@ sql_store!(
 );
 
 impl SqliteStore {
-    pub async fn open(target: &SqliteTarget, settings: &PoolSettings) -> anyhow::Result<Self> {
+    pub async fn open(
+        target: &SqliteTarget,
+        settings: &PoolSettings,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
         let (options, max_open, min_idle) = match target {
             SqliteTarget::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -351,7 +375,7 @@ impl SqliteStore {
         }
         let pool = pool.connect_with(options).await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self::from_pool(pool))
+        Ok(Self::from_pool(pool, metrics))
     }
 }
 
@@ -359,6 +383,7 @@ impl MySqlStore {
     pub async fn open(
         options: MySqlConnectOptions,
         settings: &PoolSettings,
+        metrics: Metrics,
     ) -> anyhow::Result<Self> {
         let pool = MySqlPoolOptions::new()
             .max_connections(settings.max_open)
@@ -368,7 +393,7 @@ impl MySqlStore {
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to MySQL: {e}"))?;
         sqlx::migrate!("migrations/mysql").run(&pool).await?;
-        Ok(Self::from_pool(pool))
+        Ok(Self::from_pool(pool, metrics))
     }
 }
 

@@ -1,15 +1,18 @@
 //! Starts the whole service on random ports against a fresh database and talks to it as a
 //! client does.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use reqwest::{Client, Response};
 use saga_account::{
     auth::{TokenCodec, TokenKind},
+    cache::CachedStore,
     config::{Secret, Settings},
     domain::CustomerId,
     grpc::pb::auth_service_client::AuthServiceClient,
+    metrics::Metrics,
     startup::Application,
+    store::CustomerStore,
 };
 use serde_json::{Value, json};
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -25,6 +28,14 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// MySQL when `TEST_MYSQL_DSN` is set, SQLite otherwise (for tests about something else).
+    pub fn mysql_if_configured() -> Backend {
+        match std::env::var("TEST_MYSQL_DSN") {
+            Ok(dsn) if !dsn.is_empty() => Backend::MySql(dsn),
+            _ => Backend::Sqlite,
+        }
+    }
+
     /// MariaDB/MySQL when `TEST_MYSQL_DSN` is set. Otherwise the test is skipped with a note,
     /// unless `TEST_REQUIRE_SERVICES` says the server must be there (CI).
     pub fn mysql() -> Option<Backend> {
@@ -52,6 +63,10 @@ pub struct TestApp {
     /// What `DB_DSN` was; tests reach into the database like an operator would.
     pub db_dsn: String,
     pub backend: Backend,
+    /// The service's own store (the cache in front of the database), for operator actions.
+    pub store: Arc<dyn CustomerStore>,
+    pub cache: Arc<CachedStore>,
+    pub metrics: Metrics,
     stop: Option<oneshot::Sender<()>>,
     pub server: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -103,6 +118,7 @@ pub async fn spawn_app_at(
     let app = Application::build(settings).await.expect("app builds");
     let base = format!("http://{}", app.http_addr());
     let grpc_addr = app.grpc_addr();
+    let (store, cache, metrics) = (app.store(), app.cache(), app.metrics());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
@@ -114,6 +130,9 @@ pub async fn spawn_app_at(
         tokens: TokenCodec::new(SECRET.as_bytes()),
         db_dsn,
         backend: backend.clone(),
+        store,
+        cache,
+        metrics,
         stop: Some(stop),
         server: Some(server),
         _dir: dir,
@@ -212,6 +231,14 @@ impl TestApp {
     /// Runs one SQL statement on the app's database, as an operator would.
     pub async fn sql(&self, statement: &str) {
         run_sql(&self.backend, &self.db_dsn, statement).await
+    }
+
+    /// Deactivates a customer the way an operator does (`saga-account customer deactivate`).
+    pub async fn deactivate(&self, id: CustomerId) {
+        assert_eq!(
+            self.store.set_active(id, false).await.expect("set_active"),
+            Some(true)
+        );
     }
 
     /// Stops the app the way SIGTERM does and waits for it to finish.

@@ -38,8 +38,7 @@ async fn login_answers_each_outcome(backend: Backend) {
     assert_msg(unknown, 404, "customer not found").await;
 
     let id = app.customer_of(&access);
-    app.sql(&format!("UPDATE customers SET active = 0 WHERE id = {id}"))
-        .await;
+    app.deactivate(id).await;
     let inactive = app
         .post(
             "/auth/login",

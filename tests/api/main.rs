@@ -2,8 +2,10 @@
 //! gRPC to it. MySQL variants run when `TEST_MYSQL_DSN` is set.
 
 mod helpers;
+mod redis_harness;
 
 mod binary;
+mod cache;
 mod database;
 mod grpc;
 mod http_basics;

@@ -68,8 +68,7 @@ async fn refresh_answers_each_outcome(backend: Backend) {
     )
     .await;
 
-    app.sql(&format!("UPDATE customers SET active = 0 WHERE id = {id}"))
-        .await;
+    app.deactivate(id).await;
     assert_msg(
         app.post("/auth/refresh", &json!({"refresh_token": refresh}))
             .await,

@@ -1,6 +1,6 @@
-//! Fail fast while the database is unreachable: after a connection failure, requests are
-//! refused at once for a short while instead of each waiting for the pool's acquire timeout.
-//! The first request after the pause tries again, so the service recovers by itself.
+//! Fail fast while a dependency (the database, Redis) is unreachable: after a connection
+//! failure, calls are refused at once for a short while instead of each waiting for a
+//! timeout. The first call after the pause tries again, so the service recovers by itself.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},

@@ -1,0 +1,329 @@
+//! The two-tier read-through cache (SPEC section 5): in-process first, then Redis, then the
+//! database, with request coalescing at both levels and invalidation next to the writes.
+//!
+//! `CachedStore` wraps any `CustomerStore` and is one itself, so the services do not know
+//! whether a cache is there.
+
+mod keys;
+mod local;
+mod redis;
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+
+pub use keys::{CacheKey, Cacheable, INVALIDATION_CHANNEL, credential_keys, lock_key};
+pub use local::LocalCache;
+pub use redis::{RedisSettings, RedisTier};
+
+use crate::{
+    domain::{
+        CheckResult, Credentials, CustomerId, Email, NewCustomer, PersonalInfo, ShippingInfo,
+    },
+    metrics::Metrics,
+    store::{CustomerStore, StoreError, StoreResult},
+};
+
+/// Cache lifetimes and bounds.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub local_ttl: Duration,
+    pub local_max_bytes: u64,
+    pub redis_ttl: Duration,
+    /// Lifetime of "does not exist" entries, in both tiers.
+    pub negative_ttl: Duration,
+}
+
+/// How long a caller waits for another replica's load before loading itself.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+pub struct CachedStore {
+    inner: Arc<dyn CustomerStore>,
+    local: LocalCache,
+    redis: Option<Arc<RedisTier>>,
+    settings: CacheSettings,
+    /// Bumped by every invalidation; a load that saw it change may hold a stale value.
+    epoch: AtomicU64,
+    metrics: Metrics,
+}
+
+impl CachedStore {
+    pub fn new(
+        inner: Arc<dyn CustomerStore>,
+        settings: CacheSettings,
+        redis: Option<RedisSettings>,
+        metrics: Metrics,
+    ) -> Self {
+        let local = LocalCache::new(
+            settings.local_max_bytes,
+            settings.local_ttl,
+            settings.negative_ttl,
+        );
+        let redis = redis.map(|r| RedisTier::start(r, local.clone(), metrics.clone()));
+        Self {
+            inner,
+            local,
+            redis,
+            settings,
+            epoch: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    pub fn redis(&self) -> Option<&Arc<RedisTier>> {
+        self.redis.as_ref()
+    }
+
+    pub fn local_entries(&self) -> u64 {
+        self.local.entry_count()
+    }
+
+    /// The one read-through path: local, then Redis, then `load`, filling both tiers.
+    async fn get_or_load<V: Cacheable + Clone>(
+        &self,
+        key: CacheKey,
+        load: impl Future<Output = StoreResult<Option<V>>> + Send,
+    ) -> StoreResult<Option<V>> {
+        if self.redis.as_ref().is_some_and(|r| !r.is_coherent()) {
+            // Invalidations cannot reach us: neither tier can be trusted.
+            self.metrics.cache_bypassed.inc();
+            return load.await;
+        }
+        let key = key.render();
+        if let Some(entry) = self.local.get(&key).await
+            && let Some(value) = V::unwrap(entry)
+        {
+            self.metrics.cache_hits.with_label_values(&["local"]).inc();
+            return Ok(value);
+        }
+        self.metrics
+            .cache_misses
+            .with_label_values(&["local"])
+            .inc();
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let (result, loaded_here) = self
+            .local
+            .get_or_init(key.clone(), async {
+                self.load_shared::<V>(&key, load).await.map(V::wrap)
+            })
+            .await;
+        if !loaded_here {
+            self.metrics
+                .cache_coalesced
+                .with_label_values(&["local"])
+                .inc();
+        }
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            // A write happened while loading: what was loaded may predate it.
+            self.local.invalidate(&key).await;
+        }
+        let entry = result.map_err(|shared| shared_error(&shared))?;
+        V::unwrap(entry).ok_or_else(|| StoreError::Other("cache entry of another kind".into()))
+    }
+
+    /// Redis, then the database under the `mutex:<key>` lock so that one replica loads.
+    async fn load_shared<V: Cacheable + Clone>(
+        &self,
+        key: &str,
+        load: impl Future<Output = StoreResult<Option<V>>>,
+    ) -> StoreResult<Option<V>> {
+        let Some(redis) = &self.redis else {
+            return self.load_from_database(load).await;
+        };
+        let lock = lock_key(key);
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        let mut waited = false;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.redis_value::<V>(redis, key).await {
+                Ok(Some(value)) => {
+                    if waited {
+                        self.metrics
+                            .cache_coalesced
+                            .with_label_values(&["redis"])
+                            .inc();
+                    }
+                    self.metrics.cache_hits.with_label_values(&["redis"]).inc();
+                    return Ok(value);
+                }
+                Ok(None) => {}
+                Err(redis::RedisDown) => return self.load_from_database(load).await,
+            }
+            if !waited {
+                self.metrics
+                    .cache_misses
+                    .with_label_values(&["redis"])
+                    .inc();
+            }
+            match redis.try_lock(&lock).await {
+                Ok(Some(token)) => {
+                    // Another replica may have filled the entry just before we locked.
+                    if let Ok(Some(value)) = self.redis_value::<V>(redis, key).await {
+                        redis.unlock(&lock, &token).await;
+                        return Ok(value);
+                    }
+                    let result = self.load_from_database(load).await;
+                    if let Ok(value) = &result
+                        && let Some(json) = V::to_redis(value)
+                    {
+                        redis.set(key, json, self.redis_ttl(value.is_none())).await;
+                    }
+                    redis.unlock(&lock, &token).await;
+                    return result;
+                }
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    // Someone else is loading this key: wait for the entry it will write.
+                    waited = true;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Ok(None) | Err(redis::RedisDown) => return self.load_from_database(load).await,
+            }
+        }
+    }
+
+    async fn redis_value<V: Cacheable>(
+        &self,
+        redis: &RedisTier,
+        key: &str,
+    ) -> Result<Option<Option<V>>, redis::RedisDown> {
+        Ok(redis.get(key).await?.and_then(|json| V::from_redis(&json)))
+    }
+
+    async fn load_from_database<V>(
+        &self,
+        load: impl Future<Output = StoreResult<V>>,
+    ) -> StoreResult<V> {
+        self.metrics.cache_loads.inc();
+        load.await
+    }
+
+    /// The Redis lifetime plus 0-9 s of jitter, so that keys filled together do not expire together.
+    fn redis_ttl(&self, negative: bool) -> Duration {
+        let base = if negative {
+            self.settings.negative_ttl
+        } else {
+            self.settings.redis_ttl
+        };
+        base + Duration::from_secs(rand::random_range(0..10))
+    }
+
+    /// Drops `keys` here, in Redis and (through the channel) on every replica; once now and
+    /// once more shortly after, to catch a concurrent load that read the old row.
+    async fn invalidate(&self, keys: Vec<String>) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for key in &keys {
+            self.local.invalidate(key).await;
+        }
+        self.metrics.invalidations_sent.inc_by(keys.len() as u64);
+        let Some(redis) = &self.redis else { return };
+        redis.invalidate(&keys).await;
+        let redis = redis.clone();
+        let local = self.local.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(redis::INVALIDATION_REPEAT).await;
+            for key in &keys {
+                local.invalidate(key).await;
+            }
+            redis.invalidate(&keys).await;
+        });
+    }
+}
+
+/// moka shares one loader's error among its waiters; each gets an equivalent error.
+fn shared_error(shared: &Arc<StoreError>) -> StoreError {
+    let cause = || -> crate::domain::InternalError { shared.to_string().into() };
+    match shared.as_ref() {
+        StoreError::Duplicate => StoreError::Duplicate,
+        StoreError::IdTaken => StoreError::IdTaken,
+        StoreError::Unavailable(_) => StoreError::Unavailable(cause()),
+        StoreError::Other(_) => StoreError::Other(cause()),
+    }
+}
+
+#[async_trait]
+impl CustomerStore for CachedStore {
+    async fn insert(&self, customer: &NewCustomer) -> StoreResult<()> {
+        self.inner.insert(customer).await?;
+        // A failed login may have cached "no such email".
+        let mut keys = credential_keys(&customer.personal.email);
+        keys.push(CacheKey::Check(customer.id).render());
+        self.invalidate(keys).await;
+        Ok(())
+    }
+
+    async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>> {
+        self.get_or_load(CacheKey::credentials(email), self.inner.credentials(email))
+            .await
+    }
+
+    async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>> {
+        self.get_or_load(CacheKey::Check(id), self.inner.check(id))
+            .await
+    }
+
+    async fn personal_info(&self, id: CustomerId) -> StoreResult<Option<PersonalInfo>> {
+        self.get_or_load(CacheKey::Personal(id), self.inner.personal_info(id))
+            .await
+    }
+
+    async fn shipping_info(&self, id: CustomerId) -> StoreResult<Option<ShippingInfo>> {
+        self.get_or_load(CacheKey::Shipping(id), self.inner.shipping_info(id))
+            .await
+    }
+
+    async fn update_personal_info(
+        &self,
+        id: CustomerId,
+        info: &PersonalInfo,
+    ) -> StoreResult<Option<PersonalInfo>> {
+        let previous = self.inner.update_personal_info(id, info).await?;
+        let mut keys = vec![CacheKey::Personal(id).render()];
+        // Fix (SPEC section 5): the old address must stop logging in, the new one start.
+        keys.extend(credential_keys(&info.email));
+        if let Some(previous) = &previous {
+            keys.extend(credential_keys(&previous.email));
+        }
+        keys.dedup();
+        self.invalidate(keys).await;
+        Ok(previous)
+    }
+
+    async fn update_shipping_info(
+        &self,
+        id: CustomerId,
+        info: &ShippingInfo,
+    ) -> StoreResult<Option<ShippingInfo>> {
+        let previous = self.inner.update_shipping_info(id, info).await?;
+        self.invalidate(vec![CacheKey::Shipping(id).render()]).await;
+        Ok(previous)
+    }
+
+    async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>> {
+        let previous = self.inner.set_active(id, active).await?;
+        let mut keys = vec![CacheKey::Check(id).render()];
+        if let Some(personal) = self.inner.personal_info(id).await? {
+            keys.extend(credential_keys(&personal.email));
+        }
+        self.invalidate(keys).await;
+        Ok(previous)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+
+    async fn close(&self) {
+        if let Some(redis) = &self.redis {
+            redis.close().await;
+        }
+        self.inner.close().await;
+    }
+}

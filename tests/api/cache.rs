@@ -1,0 +1,465 @@
+//! The two-tier cache against real Redis: tiers, coalescing, invalidation across two
+//! replicas, faults. Replicas of one test share a database and a Redis.
+
+use std::time::{Duration, Instant};
+
+use saga_account::{cache::CacheKey, domain::CustomerId};
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::*,
+    redis_harness::{RedisServer, RedisTarget},
+};
+
+/// Two replicas on one database (SQLite, or MySQL when configured) and one Redis.
+async fn replicas(redis: &RedisTarget) -> (TestApp, TestApp) {
+    let backend = Backend::mysql_if_configured();
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = fresh_dsn(&backend, dir.path()).await;
+    let first = spawn_app_at(&backend, dsn.clone(), dir, |s| redis.apply(s)).await;
+    let second = spawn_app_at(&backend, dsn, tempfile::tempdir().unwrap(), |s| {
+        redis.apply(s)
+    })
+    .await;
+    wait_coherent(&first).await;
+    wait_coherent(&second).await;
+    (first, second)
+}
+
+async fn wait_coherent(app: &TestApp) {
+    let redis = app.cache.redis().expect("Redis configured");
+    assert!(
+        redis.wait_until_coherent(Duration::from_secs(10)).await,
+        "replica subscribed"
+    );
+}
+
+/// A customer no other test uses (tests share CI's Redis).
+fn unique_customer() -> Value {
+    let n: u32 = rand::random_range(0..1_000_000);
+    let tag: u64 = rand::random();
+    json!({
+        "password": "password-123",
+        "firstname": "Cache",
+        "lastname": "Test",
+        "email": format!("c{tag:x}@cache.example.com"),
+        "address": "1 Cache Road",
+        "phone_number": format!("+{tag:x}")[..15].to_owned() + &n.to_string()[..1],
+    })
+}
+
+fn db_reads(app: &TestApp, operation: &str) -> u64 {
+    app.metrics
+        .db_query_duration
+        .with_label_values(&[operation])
+        .get_sample_count()
+}
+
+fn hits(app: &TestApp, tier: &str) -> u64 {
+    app.metrics.cache_hits.with_label_values(&[tier]).get()
+}
+
+async fn person(app: &TestApp, token: &str) -> Value {
+    let response = app.get_auth("/info/person", token).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Polls `read` on `app` until it returns `expected`; returns how long that took.
+async fn until_seen(expected: &Value, mut read: impl AsyncFnMut() -> Value) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = read().await;
+        if &got == expected {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still {got} instead of {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_local_then_redis_then_database() {
+    let Some((redis, _server)) = RedisTarget::single() else {
+        return;
+    };
+    let (a, b) = replicas(&redis).await;
+    let (token, _) = a.signup(&unique_customer()).await;
+
+    person(&a, &token).await;
+    assert_eq!(
+        db_reads(&a, "personal_info"),
+        1,
+        "cold read loads from the database"
+    );
+    person(&a, &token).await;
+    assert_eq!(db_reads(&a, "personal_info"), 1);
+    assert_eq!(
+        hits(&a, "local"),
+        1,
+        "second read on the same replica is local"
+    );
+
+    person(&b, &token).await;
+    assert_eq!(
+        db_reads(&b, "personal_info"),
+        0,
+        "the other replica reads Redis"
+    );
+    assert_eq!(hits(&b, "redis"), 1);
+
+    // The entry has the Go shape and a TTL of REDIS_EXPIRATION_SECONDS + 0-9 s.
+    use fred::prelude::KeysInterface as _;
+    let client = redis.client().await;
+    let key = CacheKey::Personal(a.customer_of(&token)).render();
+    let raw: String = client.get(&key).await.unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(stored["FirstName"], "Cache");
+    let ttl: i64 = client.ttl(&key).await.unwrap();
+    assert!((890..=909).contains(&ttl), "ttl {ttl}");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+async fn coalescing_counts(redis: RedisTarget) {
+    let (a, b) = replicas(&redis).await;
+    let (token, _) = a.signup(&unique_customer()).await;
+    let id = a.customer_of(&token);
+    // 200 clients with open connections, released together, so that the reads really overlap.
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(200));
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let base = if i % 2 == 0 {
+            a.base.clone()
+        } else {
+            b.base.clone()
+        };
+        let (token, barrier) = (token.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let warm = client
+                .request(reqwest::Method::OPTIONS, format!("{base}/"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(warm.status(), 204);
+            barrier.wait().await;
+            let url = format!("{base}/api/account/info/person");
+            client
+                .get(url)
+                .header("authorization", format!("bearer {token}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let statuses = futures_util::future::join_all(tasks).await;
+    let statuses: Vec<u16> = statuses.into_iter().map(Result::unwrap).collect();
+    let loads = db_reads(&a, "personal_info") + db_reads(&b, "personal_info");
+    let coalesced = |app: &TestApp, level: &str| {
+        app.metrics
+            .cache_coalesced
+            .with_label_values(&[level])
+            .get()
+    };
+    eprintln!(
+        "200 concurrent cold reads of customer {id} over two replicas: {loads} database read(s); \
+         coalesced waits local {} + {}, across replicas {} + {}",
+        coalesced(&a, "local"),
+        coalesced(&b, "local"),
+        coalesced(&a, "redis"),
+        coalesced(&b, "redis"),
+    );
+    assert_eq!(
+        loads, 1,
+        "exactly one database read for 200 concurrent reads of a cold key"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_cold_reads_over_two_replicas_make_one_database_read() {
+    let Some((redis, _server)) = RedisTarget::single() else {
+        return;
+    };
+    coalescing_counts(redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_cold_reads_on_a_cluster_make_one_database_read() {
+    let Some(redis) = RedisTarget::cluster() else {
+        return;
+    };
+    coalescing_counts(redis).await;
+}
+
+async fn writes_are_seen_on_the_other_replica(redis: RedisTarget) {
+    let (a, b) = replicas(&redis).await;
+    let (token, _) = a.signup(&unique_customer()).await;
+    person(&a, &token).await;
+    person(&b, &token).await;
+    let tag: u32 = rand::random();
+    let new = json!({"firstname": "New", "lastname": "Name", "email": format!("new{tag}@cache.example.com")});
+    assert_eq!(a.put_auth("/info/person", &token, &new).await.status(), 200);
+    assert_eq!(person(&a, &token).await, new, "same replica: at once");
+    let delay = until_seen(&new, async || person(&b, &token).await).await;
+    eprintln!("write on one replica seen on the other after {delay:?}");
+
+    let shipping = json!({"address": "9 New Street", "phone_number": format!("9{tag}")});
+    assert_eq!(
+        b.put_auth("/info/shipping", &token, &shipping)
+            .await
+            .status(),
+        200
+    );
+    let delay = until_seen(&shipping, async || {
+        a.get_auth("/info/shipping", &token)
+            .await
+            .json()
+            .await
+            .unwrap()
+    })
+    .await;
+    eprintln!("shipping write seen on the other replica after {delay:?}");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_replica_is_seen_on_the_other() {
+    let Some((redis, _server)) = RedisTarget::single() else {
+        return;
+    };
+    writes_are_seen_on_the_other_replica(redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_replica_is_seen_on_the_other_in_a_cluster() {
+    let Some(redis) = RedisTarget::cluster() else {
+        return;
+    };
+    writes_are_seen_on_the_other_replica(redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_change_stops_the_old_address_and_starts_the_new_one() {
+    let Some((redis, _server)) = RedisTarget::single() else {
+        return;
+    };
+    let (a, b) = replicas(&redis).await;
+    let customer = unique_customer();
+    let (token, _) = a.signup(&customer).await;
+    let old = customer["email"].as_str().unwrap().to_owned();
+    let new = format!("moved-{old}");
+    let login = |email: &str| json!({"email": email, "password": "password-123"});
+    // Both addresses are now cached on b: the old one positive, the new one negative.
+    assert_eq!(b.post("/auth/login", &login(&old)).await.status(), 200);
+    assert_eq!(b.post("/auth/login", &login(&new)).await.status(), 404);
+
+    let update = json!({"firstname": "Cache", "lastname": "Test", "email": new});
+    assert_eq!(
+        a.put_auth("/info/person", &token, &update).await.status(),
+        200
+    );
+    let mut old_status = 0;
+    let mut new_status = 0;
+    for _ in 0..250 {
+        old_status = b.post("/auth/login", &login(&old)).await.status().as_u16();
+        new_status = b.post("/auth/login", &login(&new)).await.status().as_u16();
+        if (old_status, new_status) == (404, 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (old_status, new_status),
+        (404, 200),
+        "old address refused, new one accepted"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signup_after_a_failed_login_logs_in_at_once() {
+    let Some((redis, _server)) = RedisTarget::single() else {
+        return;
+    };
+    let (a, b) = replicas(&redis).await;
+    let customer = unique_customer();
+    let login = json!({"email": customer["email"], "password": "password-123"});
+    assert_eq!(b.post("/auth/login", &login).await.status(), 404);
+    assert_eq!(a.post("/auth/login", &login).await.status(), 404);
+    a.signup(&customer).await;
+    assert_eq!(
+        a.post("/auth/login", &login).await.status(),
+        200,
+        "same replica: at once"
+    );
+    let mut status = 0;
+    for _ in 0..250 {
+        status = b.post("/auth/login", &login).await.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        status, 200,
+        "the negative entry is gone on the other replica too"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivation_reaches_every_replica() {
+    let Some((redis, _server)) = RedisTarget::single() else {
+        return;
+    };
+    let (a, b) = replicas(&redis).await;
+    let (token, refresh) = a.signup(&unique_customer()).await;
+    assert_eq!(
+        b.post("/auth/refresh", &json!({"refresh_token": refresh}))
+            .await
+            .status(),
+        200
+    );
+    a.deactivate(a.customer_of(&token)).await;
+    let mut response = None;
+    for _ in 0..250 {
+        let r = b
+            .post("/auth/refresh", &json!({"refresh_token": refresh}))
+            .await;
+        if r.status() == 401 {
+            response = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_msg(
+        response.expect("refused after deactivation"),
+        401,
+        "customer inactive",
+    )
+    .await;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+/// Redis down at start: the service starts and serves from the database, then connects
+/// when Redis appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_without_redis_and_connects_when_it_appears() {
+    let Some(mut server) = RedisServer::not_started() else {
+        return;
+    };
+    let redis = server.target();
+    let app = spawn_app_with(&Backend::Sqlite, |s| redis.apply(s)).await;
+    let (token, _) = app.signup(&unique_customer()).await;
+    person(&app, &token).await;
+    person(&app, &token).await;
+    assert_eq!(
+        db_reads(&app, "personal_info"),
+        2,
+        "no cache can be trusted without the channel"
+    );
+
+    server.resume();
+    wait_coherent(&app).await;
+    person(&app, &token).await;
+    person(&app, &token).await;
+    assert_eq!(
+        db_reads(&app, "personal_info"),
+        3,
+        "cached once Redis is there"
+    );
+    use fred::prelude::KeysInterface as _;
+    let exists: i64 = redis
+        .client()
+        .await
+        .exists(CacheKey::Personal(app.customer_of(&token)).render())
+        .await
+        .unwrap();
+    assert_eq!(exists, 1);
+    app.shutdown().await.unwrap();
+}
+
+/// Redis unreachable mid-run (its data kept, as in a network partition): reads fall back to
+/// the database, writes succeed, and once Redis is back neither Redis nor any replica holds
+/// the old value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_while_redis_is_unreachable_leaves_nothing_stale() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let proxy = TcpProxy::start(format!("127.0.0.1:{}", server.port).parse().unwrap()).await;
+    let via_proxy = RedisTarget {
+        addrs: vec![proxy.addr.to_string()],
+        password: None,
+    };
+    let (a, b) = replicas(&via_proxy).await;
+    let (token, _) = a.signup(&unique_customer()).await;
+    let id: CustomerId = a.customer_of(&token);
+    let before = person(&a, &token).await;
+    assert_eq!(person(&b, &token).await, before);
+
+    proxy.cut();
+    for app in [&a, &b] {
+        let redis = app.cache.redis().unwrap();
+        let start = Instant::now();
+        while redis.is_coherent() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "loss of Redis noticed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let new = json!({"firstname": "During", "lastname": "Outage", "email": format!("outage{}@cache.example.com", id)});
+    let started = Instant::now();
+    assert_eq!(
+        a.put_auth("/info/person", &token, &new).await.status(),
+        200,
+        "writes still succeed"
+    );
+    assert_eq!(
+        person(&b, &token).await,
+        new,
+        "reads fall back to the database"
+    );
+    assert_eq!(person(&a, &token).await, new);
+    eprintln!(
+        "write + two reads with Redis unreachable took {:?}",
+        started.elapsed()
+    );
+
+    proxy.restore().await;
+    wait_coherent(&a).await;
+    wait_coherent(&b).await;
+    assert_eq!(person(&b, &token).await, new);
+    assert_eq!(person(&a, &token).await, new);
+    use fred::prelude::KeysInterface as _;
+    let stored: Option<String> = server
+        .target()
+        .client()
+        .await
+        .get(CacheKey::Personal(id).render())
+        .await
+        .unwrap();
+    if let Some(stored) = stored {
+        assert!(
+            stored.contains("During"),
+            "Redis still holds the old value: {stored}"
+        );
+    }
+    server.stop();
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
