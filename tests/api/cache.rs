@@ -160,6 +160,7 @@ async fn coalescing_counts(redis: RedisTarget) {
     }
     let statuses = futures_util::future::join_all(tasks).await;
     let statuses: Vec<u16> = statuses.into_iter().map(Result::unwrap).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let loads = db_reads(&a, "personal_info") + db_reads(&b, "personal_info");
     let coalesced = |app: &TestApp, level: &str| {
         app.metrics

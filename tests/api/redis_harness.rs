@@ -37,16 +37,16 @@ impl RedisTarget {
 
     /// The single node CI started, else a server of our own, else skip.
     pub fn single() -> Option<(RedisTarget, Option<RedisServer>)> {
-        if let Ok(addr) = std::env::var("TEST_REDIS_ADDRS") {
-            if !addr.is_empty() {
-                return Some((
-                    RedisTarget {
-                        addrs: vec![addr],
-                        password: None,
-                    },
-                    None,
-                ));
-            }
+        if let Ok(addr) = std::env::var("TEST_REDIS_ADDRS")
+            && !addr.is_empty()
+        {
+            return Some((
+                RedisTarget {
+                    addrs: vec![addr],
+                    password: None,
+                },
+                None,
+            ));
         }
         let server = RedisServer::start()?;
         Some((server.target(), Some(server)))
