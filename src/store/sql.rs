@@ -392,9 +392,32 @@ impl MySqlStore {
             .connect_with(options)
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to MySQL: {e}"))?;
-        sqlx::migrate!("migrations/mysql").run(&pool).await?;
+        migrate_mysql(&pool).await?;
         Ok(Self::from_pool(pool, metrics))
     }
+}
+
+/// Replicas starting together must not both apply a migration. sqlx's own lock asks for
+/// `GET_LOCK(name, -1)`, which MariaDB does not take as "wait forever", so the lock is
+/// taken here, on the connection that runs the migrations.
+async fn migrate_mysql(pool: &Pool<MySql>) -> anyhow::Result<()> {
+    const LOCK: &str = "saga-account-migrations";
+    let mut conn = pool.acquire().await?;
+    let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 60)")
+        .bind(LOCK)
+        .fetch_one(&mut *conn)
+        .await?;
+    if locked != Some(1) {
+        anyhow::bail!("another replica held the migration lock for 60 s");
+    }
+    let mut migrator = sqlx::migrate!("migrations/mysql");
+    migrator.set_locking(false);
+    let result = migrator.run(&mut *conn).await;
+    let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
+        .bind(LOCK)
+        .execute(&mut *conn)
+        .await;
+    Ok(result?)
 }
 
 #[cfg(test)]

@@ -121,3 +121,23 @@ async fn adopts_a_table_created_by_the_go_service() {
     app.signup(&customer(81)).await;
     app.shutdown().await.unwrap();
 }
+
+/// Replicas starting at the same moment on a fresh database: the schema is created once
+/// and both serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_migrate_once() {
+    let Some(backend) = Backend::mysql() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = fresh_dsn(&backend, dir.path()).await;
+    let starts =
+        (0..4).map(|_| spawn_app_at(&backend, dsn.clone(), tempfile::tempdir().unwrap(), |_| {}));
+    let apps = futures_util::future::join_all(starts).await;
+    for (n, app) in apps.iter().enumerate() {
+        app.signup(&customer(90 + n as u32)).await;
+    }
+    for app in apps {
+        app.shutdown().await.unwrap();
+    }
+}
