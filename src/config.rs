@@ -67,6 +67,7 @@ specs! {
     "HASH_QUEUE", "hashQueue", "64", "password hashing jobs that may wait; beyond it login and signup answer 503";
     "HTTP_BODY_LIMIT_BYTES", "httpBodyLimitBytes", "65536", "largest accepted request body";
     "SHUTDOWN_TIMEOUT_SECONDS", "shutdownTimeoutSeconds", "10", "how long requests in flight may finish after SIGTERM";
+    "SHUTDOWN_DELAY_SECONDS", "shutdownDelaySeconds", "0", "after SIGTERM, how long to keep serving while unready, so load balancers drain first";
     "LOCAL_CACHE_EXPIRATION_SECONDS", "localCacheConfig.expirationSeconds", "600", "in-process cache entry lifetime";
     "LOCAL_CACHE_MAX_MB", "localCacheConfig.maxMegabytes", "64", "memory bound of the in-process cache, in MiB (approximate)";
     "NEGATIVE_CACHE_SECONDS", "negativeCacheSeconds", "10", "lifetime of cached 'no such customer' answers, in both tiers";
@@ -129,6 +130,7 @@ pub struct Settings {
     pub hash_queue: usize,
     pub http_body_limit: usize,
     pub shutdown_timeout: Duration,
+    pub shutdown_delay: Duration,
     pub local_cache_expiration: Duration,
     pub local_cache_max_bytes: u64,
     pub negative_cache_expiration: Duration,
@@ -216,6 +218,9 @@ impl Settings {
             http_body_limit: r.positive("HTTP_BODY_LIMIT_BYTES")?,
             shutdown_timeout: Duration::from_secs(
                 r.parse("SHUTDOWN_TIMEOUT_SECONDS", "a whole number")?,
+            ),
+            shutdown_delay: Duration::from_secs(
+                r.parse("SHUTDOWN_DELAY_SECONDS", "a whole number")?,
             ),
             local_cache_expiration: Duration::from_secs(
                 r.positive("LOCAL_CACHE_EXPIRATION_SECONDS")?,

@@ -74,8 +74,14 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
-    telemetry::init(&settings)?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let telemetry = telemetry::init(&settings)?;
+    let result = execute(cli.command, settings).await;
+    telemetry.shutdown();
+    result
+}
+
+async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result<()> {
+    match command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             let url = DatabaseUrl::parse(settings.db_dsn.expose(), &settings.data_dir)?;
             let pool = PoolSettings {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Handles to every metric; cheap to clone.
@@ -34,7 +34,28 @@ pub struct Inner {
     pub db_query_duration: HistogramVec,
     pub db_pool_in_use: IntGauge,
     pub db_pool_idle: IntGauge,
+    /// HTTP, named and labelled as the Go service's go-http-metrics middleware.
+    pub http_duration: HistogramVec,
+    pub http_response_size: HistogramVec,
+    pub http_inflight: IntGaugeVec,
+    /// gRPC, named and labelled as go-grpc-prometheus.
+    pub grpc_started: IntCounterVec,
+    pub grpc_handled: IntCounterVec,
+    pub grpc_handling_seconds: HistogramVec,
+    pub grpc_msg_received: IntCounterVec,
+    pub grpc_msg_sent: IntCounterVec,
+    /// Outcomes of logins, signups and refreshes.
+    pub logins: IntCounterVec,
+    pub signups: IntCounterVec,
+    pub refreshes: IntCounterVec,
+    /// Token verifications by transport (`http`, `grpc`) and outcome (`valid`, `expired`, `invalid`).
+    pub token_verifications: IntCounterVec,
+    pub hash_queue_depth: IntGauge,
+    pub hash_duration: HistogramVec,
 }
+
+/// The label a request that matched no route is counted under.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 impl std::ops::Deref for Metrics {
     type Target = Inner;
@@ -45,6 +66,18 @@ impl std::ops::Deref for Metrics {
 
 fn counter_vec(registry: &Registry, name: String, help: &str, labels: &[&str]) -> IntCounterVec {
     let metric = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+    register(registry, metric)
+}
+
+fn histogram_vec(
+    registry: &Registry,
+    name: String,
+    help: &str,
+    buckets: Vec<f64>,
+    labels: &[&str],
+) -> HistogramVec {
+    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
     register(registry, metric)
 }
@@ -138,6 +171,88 @@ impl Metrics {
                 &["operation"],
             ),
             db_query_duration,
+            http_duration: histogram_vec(
+                &r,
+                n("http_request_duration_seconds"),
+                "The latency of the HTTP requests.",
+                prometheus::DEFAULT_BUCKETS.to_vec(),
+                &["handler", "method", "code"],
+            ),
+            http_response_size: histogram_vec(
+                &r,
+                n("http_response_size_bytes"),
+                "The size of the HTTP responses.",
+                prometheus::exponential_buckets(100.0, 10.0, 8).unwrap_or_default(),
+                &["handler", "method", "code"],
+            ),
+            http_inflight: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        n("http_requests_inflight"),
+                        "The number of inflight requests being handled at the same time.",
+                    ),
+                    &["handler"],
+                )
+                .unwrap_or_else(|e| unreachable!("static metric definition: {e}")),
+            ),
+            grpc_started: counter_vec(
+                &r,
+                "grpc_server_started_total".into(),
+                "Total number of RPCs started on the server.",
+                &["grpc_type", "grpc_service", "grpc_method"],
+            ),
+            grpc_handled: counter_vec(
+                &r,
+                "grpc_server_handled_total".into(),
+                "Total number of RPCs completed on the server, regardless of success or failure.",
+                &["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
+            ),
+            grpc_handling_seconds: histogram_vec(
+                &r,
+                "grpc_server_handling_seconds".into(),
+                "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+                prometheus::DEFAULT_BUCKETS.to_vec(),
+                &["grpc_type", "grpc_service", "grpc_method"],
+            ),
+            grpc_msg_received: counter_vec(
+                &r,
+                "grpc_server_msg_received_total".into(),
+                "Total number of RPC stream messages received on the server.",
+                &["grpc_type", "grpc_service", "grpc_method"],
+            ),
+            grpc_msg_sent: counter_vec(
+                &r,
+                "grpc_server_msg_sent_total".into(),
+                "Total number of gRPC stream messages sent by the server.",
+                &["grpc_type", "grpc_service", "grpc_method"],
+            ),
+            logins: counter_vec(&r, n("logins_total"), "Logins by outcome.", &["outcome"]),
+            signups: counter_vec(&r, n("signups_total"), "Signups by outcome.", &["outcome"]),
+            refreshes: counter_vec(
+                &r,
+                n("refreshes_total"),
+                "Token refreshes by outcome.",
+                &["outcome"],
+            ),
+            token_verifications: counter_vec(
+                &r,
+                n("token_verifications_total"),
+                "Access token verifications by transport (http, grpc) and outcome (valid, expired, invalid).",
+                &["transport", "outcome"],
+            ),
+            hash_queue_depth: gauge(
+                &r,
+                n("password_hash_queue_depth"),
+                "Password hashing jobs waiting for a thread.",
+            ),
+            hash_duration: histogram_vec(
+                &r,
+                n("password_hash_duration_seconds"),
+                "CPU time of one bcrypt hash or verification.",
+                vec![0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0],
+                &["operation"],
+            ),
             db_pool_in_use: gauge(
                 &r,
                 n("db_pool_connections_in_use"),
@@ -150,6 +265,18 @@ impl Metrics {
             ),
             registry: r,
         }))
+    }
+
+    /// Counts one access-token verification.
+    pub fn token_verified<T>(&self, transport: &str, result: &Result<T, crate::auth::TokenError>) {
+        let outcome = match result {
+            Ok(_) => "valid",
+            Err(crate::auth::TokenError::Expired) => "expired",
+            Err(crate::auth::TokenError::Invalid) => "invalid",
+        };
+        self.token_verifications
+            .with_label_values(&[transport, outcome])
+            .inc();
     }
 
     /// The text exposition of every metric.

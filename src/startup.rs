@@ -14,7 +14,7 @@ use crate::{
     clock::{Clock, SystemClock},
     config::{Secret, Settings},
     grpc::{self, AuthServiceServer},
-    http::{self, AppState},
+    http::{self, AppState, Health},
     idgen::{self, IdGenerator},
     metrics::Metrics,
     store::{self, CustomerStore, DatabaseUrl, PoolSettings},
@@ -32,6 +32,7 @@ pub struct Application {
     cache: Arc<CachedStore>,
     metrics: Metrics,
     shutdown_timeout: Duration,
+    shutdown_delay: Duration,
     body_limit: usize,
 }
 
@@ -50,7 +51,7 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let hasher = PasswordHasher::new(threads, settings.hash_queue)
+        let hasher = PasswordHasher::new(threads, settings.hash_queue, metrics.clone())
             .context("starting hashing threads")?;
         let auth = AuthService::new(
             store.clone(),
@@ -62,10 +63,13 @@ impl Application {
                 access_secs: settings.access_token_expire_secs,
                 refresh_secs: settings.refresh_token_expire_secs,
             },
+            metrics.clone(),
         );
         let state = AppState {
             auth,
             account: AccountService::new(store.clone()),
+            health: Health::new(cache.clone()),
+            metrics: metrics.clone(),
         };
 
         let bind = |port| SocketAddr::new(settings.bind_address, port);
@@ -87,6 +91,7 @@ impl Application {
             cache,
             metrics,
             shutdown_timeout: settings.shutdown_timeout,
+            shutdown_delay: settings.shutdown_delay,
             body_limit: settings.http_body_limit,
         })
     }
@@ -129,12 +134,14 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // `requested`: SIGTERM arrived, readiness says no; `stop`: the listeners close.
+        let requested = CancellationToken::new();
         let stop = CancellationToken::new();
         tokio::spawn({
-            let stop = stop.clone();
+            let requested = requested.clone();
             async move {
                 shutdown.await;
-                stop.cancel();
+                requested.cancel();
             }
         });
 
@@ -143,11 +150,15 @@ impl Application {
             let listener = axum::serve::ListenerExt::tap_io(self.http, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned())
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
         };
 
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        reporter
             .set_serving::<AuthServiceServer<grpc::AuthGrpc>>()
             .await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -157,13 +168,13 @@ impl Application {
             .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
         let grpc_incoming = tokio_stream::wrappers::TcpListenerStream::new(self.grpc);
+        let auth = grpc::AuthGrpc::new(self.state.auth.clone(), self.metrics.clone());
         let grpc_server = tonic::transport::Server::builder()
+            .layer(grpc::ObserveLayer::new(self.metrics.clone()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(AuthServiceServer::new(grpc::AuthGrpc::new(
-                self.state.auth.clone(),
-            )))
+            .add_service(AuthServiceServer::new(auth))
             .serve_with_incoming_shutdown(
                 tokio_stream::StreamExt::map(grpc_incoming, |conn| {
                     conn.inspect(|tcp| {
@@ -187,19 +198,33 @@ impl Application {
             m.context("metrics server")?;
             anyhow::Ok(())
         });
+        tokio::spawn(follow_readiness(
+            self.state.health.clone(),
+            reporter.clone(),
+            requested.clone(),
+        ));
 
         let result = tokio::select! {
             // A server failed on its own.
             joined = &mut servers => Some(joined),
-            () = stop.cancelled() => None,
+            () = requested.cancelled() => None,
         };
         let result = match result {
             Some(joined) => joined.context("server task")?,
             None => {
-                health
+                self.state.health.start_shutdown();
+                reporter
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+                reporter
                     .set_not_serving::<AuthServiceServer<grpc::AuthGrpc>>()
                     .await;
+                if !self.shutdown_delay.is_zero() {
+                    tracing::info!(delay = ?self.shutdown_delay, "shutting down: unready, still serving while load balancers drain");
+                    tokio::time::sleep(self.shutdown_delay).await;
+                }
                 tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: finishing requests in flight");
+                stop.cancel();
                 match tokio::time::timeout(self.shutdown_timeout, &mut servers).await {
                     Ok(joined) => joined.context("server task")?,
                     Err(_) => {
@@ -253,6 +278,32 @@ pub async fn open_store(
         metrics,
     ));
     Ok((url, cache))
+}
+
+/// Keeps the gRPC health of the whole server ("") in step with `/readyz`. `Auth` itself
+/// needs no database, so `auth.AuthService` stays SERVING until shutdown.
+async fn follow_readiness(
+    health: Health,
+    reporter: tonic_health::server::HealthReporter,
+    requested: CancellationToken,
+) {
+    let mut last = None;
+    loop {
+        let ready = health.readiness().await.status == "ready";
+        if last != Some(ready) {
+            let status = if ready {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            reporter.set_service_status("", status).await;
+            last = Some(ready);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = requested.cancelled() => return,
+        }
+    }
 }
 
 fn machine_id(settings: &Settings) -> u16 {

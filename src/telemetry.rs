@@ -1,14 +1,71 @@
-//! Logging setup: `tracing` events, human-readable or JSON, filtered by `RUST_LOG` or
-//! `LOG_LEVEL`.
+//! Logs and traces. `tracing` events go to stdout, human-readable or JSON, filtered by
+//! `RUST_LOG` or `LOG_LEVEL`; spans go to an OTLP collector when `JAEGER_URL` or
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, in batches, off the request path. Trace context is
+//! taken from callers' W3C `traceparent` and Jaeger `uber-trace-id` headers.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+use opentelemetry::{
+    Context,
+    propagation::{Extractor, TextMapCompositePropagator},
+    trace::{TraceContextExt, TraceId, TracerProvider as _},
+};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{SdkTracerProvider, span_processor_with_async_runtime::BatchSpanProcessor},
+};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::{EnvFilter, Layer, filter::Targets, fmt, prelude::*};
 
 use crate::config::{LogFormat, Settings};
 
-/// Installs the global subscriber. Fails, naming the setting, when the filter is invalid.
-pub fn init(settings: &Settings) -> anyhow::Result<()> {
+/// Keeps the trace exporter alive; `shutdown` flushes what is still batched.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "flushing traces at shutdown");
+        }
+    }
+}
+
+/// The collector to export to: `JAEGER_URL`, else `OTEL_EXPORTER_OTLP_ENDPOINT`.
+pub fn collector_endpoint(settings: &Settings) -> Option<String> {
+    let configured = settings.jaeger_url.clone().or_else(|| {
+        std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .ok()
+            .filter(|v| !v.is_empty())
+    })?;
+    Some(otlp_endpoint(&configured))
+}
+
+/// The Go service's `JAEGER_URL` names Jaeger's Thrift collector
+/// (`http://jaeger:14268/api/traces`); Jaeger takes OTLP/gRPC on port 4317 of the same host.
+fn otlp_endpoint(url: &str) -> String {
+    match url.strip_suffix("/api/traces") {
+        Some(base) => {
+            let host = base.rsplit_once(':').map_or(base, |(host, _)| host);
+            format!("{host}:4317")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Installs the global subscriber and propagator. Fails, naming the setting, when the log
+/// filter or the collector endpoint is invalid.
+pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(opentelemetry_jaeger_propagator::Propagator::new()),
+    ]));
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.is_empty() => EnvFilter::try_new(&directives)
             .map_err(|e| anyhow::anyhow!("invalid value for RUST_LOG: {directives:?} ({e})"))?,
@@ -19,20 +76,124 @@ pub fn init(settings: &Settings) -> anyhow::Result<()> {
             )
         })?,
     };
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match settings.log_format {
-        LogFormat::Text => registry
-            .with(
-                fmt::layer()
-                    .with_target(false)
-                    .with_ansi(std::io::stdout().is_terminal()),
-            )
-            .try_init(),
-        LogFormat::Json => registry
-            .with(fmt::layer().json().flatten_event(true))
-            .try_init(),
+    let logs = match settings.log_format {
+        LogFormat::Text => fmt::layer()
+            .with_target(false)
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .with_filter(filter)
+            .boxed(),
     };
+
+    let provider = match collector_endpoint(settings) {
+        None => None,
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .with_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .map_err(|e| anyhow::anyhow!("invalid value for JAEGER_URL: {endpoint:?} ({e})"))?;
+            let processor =
+                BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
+            let provider = SdkTracerProvider::builder()
+                .with_span_processor(processor)
+                .with_resource(
+                    Resource::builder()
+                        .with_service_name(settings.app.clone())
+                        .build(),
+                )
+                .build();
+            tracing::info!(%endpoint, "exporting traces over OTLP");
+            Some(provider)
+        }
+    };
+    let traces = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("saga-account"))
+            .with_filter(Targets::new().with_target("saga_account", tracing::Level::INFO))
+    });
     // Already installed (tests start several apps in one process): keep the first.
-    drop(result);
-    Ok(())
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init();
+    Ok(Telemetry { provider })
+}
+
+/// Reads propagation headers from an HTTP request or gRPC metadata.
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The caller's trace context, from `traceparent` or `uber-trace-id`.
+pub fn extract_context(headers: &http::HeaderMap) -> Context {
+    if !headers.contains_key("traceparent") && !headers.contains_key("uber-trace-id") {
+        return Context::new();
+    }
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+}
+
+/// Makes `span` a child of the caller's span and returns the trace id that every log line
+/// of the request carries: the exported span's, else the caller's, else a fresh one.
+pub fn join_trace(span: &Span, parent: Context) -> String {
+    let from_caller = parent.span().span_context().trace_id();
+    let _ = span.set_parent(parent);
+    let exported = span.context().span().span_context().trace_id();
+    if exported != TraceId::INVALID {
+        return exported.to_string();
+    }
+    if from_caller != TraceId::INVALID {
+        return from_caller.to_string();
+    }
+    TraceId::from_bytes(rand::random::<[u8; 16]>()).to_string()
+}
+
+/// A request id: the caller's `x-request-id` when it is sane, else a new one.
+pub fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_jaeger_url_becomes_the_otlp_port() {
+        assert_eq!(
+            otlp_endpoint("http://jaeger:14268/api/traces"),
+            "http://jaeger:4317"
+        );
+        assert_eq!(
+            otlp_endpoint("http://collector:4317"),
+            "http://collector:4317"
+        );
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-request-id", "abc-123".parse().unwrap());
+        assert_eq!(request_id(&headers), "abc-123");
+        headers.insert("x-request-id", "has space".parse().unwrap());
+        assert_ne!(request_id(&headers), "has space");
+    }
 }

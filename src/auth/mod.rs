@@ -12,6 +12,7 @@ use crate::{
     clock::Clock,
     domain::{CustomerId, Email, Error, NewCustomer, Password, PersonalInfo, ShippingInfo},
     idgen::IdGenerator,
+    metrics::Metrics,
     store::{CustomerStore, StoreError},
 };
 
@@ -49,6 +50,14 @@ pub struct AuthService {
     ids: Arc<IdGenerator>,
     clock: Arc<dyn Clock>,
     lifetimes: TokenLifetimes,
+    metrics: Metrics,
+}
+
+fn outcome<T>(result: &Result<T, Error>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(e) => e.label(),
+    }
 }
 
 impl AuthService {
@@ -59,6 +68,7 @@ impl AuthService {
         ids: Arc<IdGenerator>,
         clock: Arc<dyn Clock>,
         lifetimes: TokenLifetimes,
+        metrics: Metrics,
     ) -> Self {
         Self {
             store,
@@ -67,10 +77,38 @@ impl AuthService {
             ids,
             clock,
             lifetimes,
+            metrics,
         }
     }
 
     pub async fn signup(&self, signup: Signup) -> Result<TokenPair, Error> {
+        let result = self.try_signup(signup).await;
+        self.metrics
+            .signups
+            .with_label_values(&[outcome(&result)])
+            .inc();
+        result
+    }
+
+    pub async fn login(&self, email: Email, password: Password) -> Result<TokenPair, Error> {
+        let result = self.try_login(email, password).await;
+        self.metrics
+            .logins
+            .with_label_values(&[outcome(&result)])
+            .inc();
+        result
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
+        let result = self.try_refresh(refresh_token).await;
+        self.metrics
+            .refreshes
+            .with_label_values(&[outcome(&result)])
+            .inc();
+        result
+    }
+
+    async fn try_signup(&self, signup: Signup) -> Result<TokenPair, Error> {
         let bcrypted_password = self.hasher.hash(signup.password).await?;
         let mut customer = NewCustomer {
             id: CustomerId(0),
@@ -94,7 +132,7 @@ impl AuthService {
         Err(Error::internal("could not allocate a unique customer id"))
     }
 
-    pub async fn login(&self, email: Email, password: Password) -> Result<TokenPair, Error> {
+    async fn try_login(&self, email: Email, password: Password) -> Result<TokenPair, Error> {
         let credentials = self
             .store
             .credentials(&email)
@@ -113,7 +151,7 @@ impl AuthService {
         Ok(self.issue(credentials.id))
     }
 
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
+    async fn try_refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
         let id = self.verify(refresh_token, TokenKind::Refresh)?;
         let check = self.store.check(id).await?.ok_or(Error::CustomerNotFound)?;
         if !check.active {

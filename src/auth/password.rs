@@ -11,7 +11,10 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use crate::domain::{Error, Password, Unavailable};
+use crate::{
+    domain::{Error, Password, Unavailable},
+    metrics::Metrics,
+};
 
 /// The Go service's cost; existing rows use it and new ones must verify there too.
 pub const BCRYPT_COST: u32 = 10;
@@ -29,6 +32,7 @@ pub struct PasswordHasher {
     jobs: crossbeam_channel::Sender<Job>,
     threads: usize,
     cost: u32,
+    metrics: Metrics,
     _workers: Arc<Workers>,
 }
 
@@ -37,11 +41,16 @@ struct Workers;
 
 impl PasswordHasher {
     /// Starts `threads` hashing threads with room for `queue` waiting jobs.
-    pub fn new(threads: usize, queue: usize) -> std::io::Result<Self> {
-        Self::with_cost(threads, queue, BCRYPT_COST)
+    pub fn new(threads: usize, queue: usize, metrics: Metrics) -> std::io::Result<Self> {
+        Self::with_cost(threads, queue, BCRYPT_COST, metrics)
     }
 
-    pub fn with_cost(threads: usize, queue: usize, cost: u32) -> std::io::Result<Self> {
+    pub fn with_cost(
+        threads: usize,
+        queue: usize,
+        cost: u32,
+        metrics: Metrics,
+    ) -> std::io::Result<Self> {
         let threads = threads.max(1);
         let (jobs, receiver) = crossbeam_channel::bounded::<Job>(queue);
         for i in 0..threads {
@@ -59,6 +68,7 @@ impl PasswordHasher {
             jobs,
             threads,
             cost,
+            metrics,
             _workers: Arc::new(Workers),
         })
     }
@@ -75,7 +85,7 @@ impl PasswordHasher {
     /// A `$2a$` hash, as the Go service writes them.
     pub async fn hash(&self, password: Password) -> Result<String, Error> {
         let cost = self.cost;
-        self.run(move || {
+        self.run("hash", move || {
             bcrypt::hash_with_result(bcrypt_input(password.expose()).as_ref(), cost)
                 .map(|h| h.format_for_version(bcrypt::Version::TwoA))
                 .map_err(Error::internal)
@@ -86,7 +96,7 @@ impl PasswordHasher {
     /// Checks a password against a `$2a$`, `$2b$`, `$2x$` or `$2y$` hash. A malformed stored
     /// hash matches nothing.
     pub async fn verify(&self, password: Password, hash: String) -> Result<bool, Error> {
-        self.run(move || {
+        self.run("verify", move || {
             bcrypt::verify(bcrypt_input(password.expose()).as_ref(), &hash).unwrap_or(false)
         })
         .await
@@ -94,21 +104,37 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(
         &self,
+        operation: &'static str,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
+        // The work runs on another thread, inside a child of the caller's span.
+        let span = tracing::info_span!("password", otel.name = %format_args!("bcrypt {operation}"), operation);
+        let metrics = self.metrics.clone();
         let job: Job = Box::new(move || {
+            metrics.hash_queue_depth.dec();
             // The caller gave up (client went away): skip the expensive part.
             if !tx.is_closed() {
-                let _ = tx.send(work());
+                let _entered = span.enter();
+                let timer = metrics
+                    .hash_duration
+                    .with_label_values(&[operation])
+                    .start_timer();
+                let result = work();
+                timer.observe_duration();
+                let _ = tx.send(result);
             }
         });
-        self.jobs.try_send(job).map_err(|e| match e {
-            crossbeam_channel::TrySendError::Full(_) => {
-                Error::Unavailable(Unavailable::HashPoolFull)
-            }
-            crossbeam_channel::TrySendError::Disconnected(_) => {
-                Error::Unavailable(Unavailable::ShuttingDown)
+        self.metrics.hash_queue_depth.inc();
+        self.jobs.try_send(job).map_err(|e| {
+            self.metrics.hash_queue_depth.dec();
+            match e {
+                crossbeam_channel::TrySendError::Full(_) => {
+                    Error::Unavailable(Unavailable::HashPoolFull)
+                }
+                crossbeam_channel::TrySendError::Disconnected(_) => {
+                    Error::Unavailable(Unavailable::ShuttingDown)
+                }
             }
         })?;
         rx.await
@@ -153,7 +179,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_have_the_go_prefix() {
-        let hasher = PasswordHasher::with_cost(1, 4, 4).unwrap();
+        let hasher = PasswordHasher::with_cost(1, 4, 4, Metrics::new("test")).unwrap();
         let hash = hasher.hash(pw("correct horse")).await.unwrap();
         assert!(hash.starts_with("$2a$04$"), "{hash}");
         assert_eq!(hash.len(), 60);
@@ -168,7 +194,7 @@ mod tests {
 
     #[tokio::test]
     async fn legacy_prefixes_verify() {
-        let hasher = PasswordHasher::with_cost(1, 4, 4).unwrap();
+        let hasher = PasswordHasher::with_cost(1, 4, 4, Metrics::new("test")).unwrap();
         let hash = hasher.hash(pw("password1")).await.unwrap();
         for prefix in ["$2b$", "$2y$"] {
             let legacy = format!("{prefix}{}", &hash[4..]);
@@ -187,7 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_byte_of_a_long_password_counts() {
-        let hasher = PasswordHasher::with_cost(1, 4, 4).unwrap();
+        let hasher = PasswordHasher::with_cost(1, 4, 4, Metrics::new("test")).unwrap();
         let long = "a".repeat(100);
         let hash = hasher.hash(pw(&long)).await.unwrap();
         assert!(hasher.verify(pw(&long), hash.clone()).await.unwrap());
@@ -198,7 +224,7 @@ mod tests {
 
     #[tokio::test]
     async fn full_queue_is_refused_at_once() {
-        let hasher = PasswordHasher::with_cost(1, 1, 4).unwrap();
+        let hasher = PasswordHasher::with_cost(1, 1, 4, Metrics::new("test")).unwrap();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let (started_tx, started_rx) = oneshot::channel::<()>();
         // Occupy the only thread until released, then fill the one queue slot.
@@ -206,7 +232,7 @@ mod tests {
             let hasher = hasher.clone();
             async move {
                 hasher
-                    .run(move || {
+                    .run("test", move || {
                         let _ = started_tx.send(());
                         let _ = release_rx.recv();
                     })

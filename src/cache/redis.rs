@@ -26,6 +26,7 @@ use fred::{
     types::{Expiration, InfoKind, SetOptions, Value},
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{keys::INVALIDATION_CHANNEL, local::LocalCache};
 use crate::{breaker::Breaker, config::Secret, metrics::Metrics};
@@ -130,7 +131,17 @@ impl RedisTier {
 
     pub async fn get(&self, key: &str) -> Result<Option<String>, RedisDown> {
         let pool = self.pool()?;
-        let value: Value = pool.get(key).await.map_err(|e| self.failed("get", &e))?;
+        let span = tracing::info_span!(
+            "redis",
+            otel.name = "redis GET",
+            otel.kind = "client",
+            db.system = "redis"
+        );
+        let value: Value = pool
+            .get(key)
+            .instrument(span)
+            .await
+            .map_err(|e| self.failed("get", &e))?;
         self.breaker.reset();
         Ok(value.as_string())
     }
@@ -138,8 +149,15 @@ impl RedisTier {
     pub async fn set(&self, key: &str, value: String, ttl: Duration) {
         let Ok(pool) = self.pool() else { return };
         let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let span = tracing::info_span!(
+            "redis",
+            otel.name = "redis SET",
+            otel.kind = "client",
+            db.system = "redis"
+        );
         if let Err(e) = pool
             .set::<Value, _, _>(key, value, Some(Expiration::EX(secs)), None, false)
+            .instrument(span)
             .await
         {
             self.failed("set", &e);

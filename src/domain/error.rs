@@ -53,6 +53,21 @@ impl fmt::Display for Unavailable {
 }
 
 impl Error {
+    /// A short, fixed name for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::InvalidParameter(_) => "invalid_parameter",
+            Error::DuplicateEntry => "duplicate_entry",
+            Error::CustomerNotFound => "customer_not_found",
+            Error::CustomerInactive => "customer_inactive",
+            Error::AuthenticationFailed => "authentication_failed",
+            Error::TokenInvalid => "invalid_token",
+            Error::TokenExpired => "token_expired",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
     pub fn internal(cause: impl Into<InternalError>) -> Self {
         Error::Internal(cause.into())
     }

@@ -1,6 +1,10 @@
 //! gRPC `auth.AuthService/Auth` (SPEC section 2) with server reflection and the standard
 //! health service. `Auth` is pure token verification: no database, no cache.
 
+mod observe;
+
+pub use observe::ObserveLayer;
+
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -37,11 +41,12 @@ pub fn status(e: &Error) -> Status {
 
 pub struct AuthGrpc {
     auth: AuthService,
+    metrics: crate::metrics::Metrics,
 }
 
 impl AuthGrpc {
-    pub fn new(auth: AuthService) -> Self {
-        Self { auth }
+    pub fn new(auth: AuthService, metrics: crate::metrics::Metrics) -> Self {
+        Self { auth, metrics }
     }
 }
 
@@ -51,10 +56,11 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         &self,
         request: Request<pb::AuthPayload>,
     ) -> Result<Response<pb::AuthResponse>, Status> {
-        let reply = match self
+        let verified = self
             .auth
-            .verify(&request.get_ref().access_token, TokenKind::Access)
-        {
+            .verify(&request.get_ref().access_token, TokenKind::Access);
+        self.metrics.token_verified("grpc", &verified);
+        let reply = match verified {
             Ok(id) => pb::AuthResponse {
                 customer_id: id.0,
                 expired: false,

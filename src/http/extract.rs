@@ -69,7 +69,9 @@ impl FromRequestParts<AppState> for Authenticated {
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token)
             .ok_or(AuthRejection::Unauthorized)?;
-        match state.auth.verify(token, TokenKind::Access) {
+        let verified = state.auth.verify(token, TokenKind::Access);
+        state.metrics.token_verified("http", &verified);
+        match verified {
             Ok(id) => Ok(Authenticated(id)),
             Err(TokenError::Expired) => Err(AuthRejection::Expired),
             Err(TokenError::Invalid) => Err(AuthRejection::Unauthorized),

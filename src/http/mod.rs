@@ -4,6 +4,8 @@
 mod error;
 mod extract;
 mod handlers;
+mod health;
+mod observe;
 
 use axum::{
     Router,
@@ -16,14 +18,18 @@ use axum::{
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::{ApiError, ErrorChain};
+pub use health::{Health, Readiness};
+pub use observe::ROUTES;
 
-use crate::{account::AccountService, auth::AuthService};
+use crate::{account::AccountService, auth::AuthService, metrics::Metrics};
 
 /// The handles every handler may use; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub auth: AuthService,
     pub account: AccountService,
+    pub health: Health,
+    pub metrics: Metrics,
 }
 
 pub const API_PREFIX: &str = "/api/account";
@@ -42,14 +48,18 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             get(handlers::get_shipping_info).put(handlers::update_shipping_info),
         )
         .method_not_allowed_fallback(handlers::method_not_allowed);
+    let metrics = state.metrics.clone();
     Router::new()
         .nest(API_PREFIX, api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| {
             error::message(StatusCode::INTERNAL_SERVER_ERROR, "server error")
         }))
         .layer(middleware::from_fn(cors))
+        .layer(middleware::from_fn_with_state(metrics, observe::observe))
         .with_state(state)
 }
 

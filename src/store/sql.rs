@@ -111,7 +111,14 @@ macro_rules! sql_store {
                     return Err(StoreError::Unavailable("database unreachable (recent failure)".into()));
                 }
                 let timer = self.metrics.db_query_duration.with_label_values(&[operation]).start_timer();
-                let outcome = op.await;
+                let span = tracing::info_span!(
+                    "db",
+                    otel.name = %format_args!("db {operation}"),
+                    otel.kind = "client",
+                    db.system = stringify!($db),
+                    db.operation = operation,
+                );
+                let outcome = tracing::Instrument::instrument(op, span).await;
                 timer.observe_duration();
                 let idle = i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX);
                 self.metrics.db_pool_idle.set(idle);

@@ -55,6 +55,20 @@ async fn database_outage_is_a_fast_503_and_recovers() {
         app.customer_of(&access).0
     );
 
+    let readiness = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        readiness.status(),
+        503,
+        "unready while the database is down"
+    );
+    let body: serde_json::Value = readiness.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], "unreachable");
+
     proxy.restore().await;
     let mut recovered = false;
     for _ in 0..100 {

@@ -58,6 +58,7 @@ impl Backend {
 pub struct TestApp {
     pub base: String,
     pub grpc_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     pub client: Client,
     pub tokens: TokenCodec,
     /// What `DB_DSN` was; tests reach into the database like an operator would.
@@ -118,6 +119,7 @@ pub async fn spawn_app_at(
     let app = Application::build(settings).await.expect("app builds");
     let base = format!("http://{}", app.http_addr());
     let grpc_addr = app.grpc_addr();
+    let metrics_addr = app.metrics_addr();
     let (store, cache, metrics) = (app.store(), app.cache(), app.metrics());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
@@ -126,6 +128,7 @@ pub async fn spawn_app_at(
     TestApp {
         base,
         grpc_addr,
+        metrics_addr,
         client: Client::new(),
         tokens: TokenCodec::new(SECRET.as_bytes()),
         db_dsn,
@@ -231,6 +234,16 @@ impl TestApp {
     /// Runs one SQL statement on the app's database, as an operator would.
     pub async fn sql(&self, statement: &str) {
         run_sql(&self.backend, &self.db_dsn, statement).await
+    }
+
+    /// The Prometheus text exposition, as a scraper gets it.
+    pub async fn scrape(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     /// Deactivates a customer the way an operator does (`saga-account customer deactivate`).

@@ -11,6 +11,7 @@ mod grpc;
 mod http_basics;
 mod info;
 mod login;
+mod observability;
 mod refresh;
 mod shutdown;
 mod signup;

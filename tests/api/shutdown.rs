@@ -69,10 +69,7 @@ async fn full_hash_queue_answers_503_fast() {
         }
     }
     assert!(!refused.is_empty(), "some logins must be refused");
-    assert!(
-        admitted.len() >= 2,
-        "the running and the queued login succeed"
-    );
+    assert!(!admitted.is_empty(), "the admitted logins succeed");
     // Refusals come back while the admitted logins are still hashing.
     let slowest_admitted = admitted.iter().max().unwrap();
     assert!(

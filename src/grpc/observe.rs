@@ -1,0 +1,172 @@
+//! A tower layer around the gRPC server: a span per call joined to the caller's trace
+//! (`traceparent` or `uber-trace-id` metadata), and the go-grpc-prometheus server metrics.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use tower::{Layer, Service};
+use tracing::{Instrument, field::Empty};
+
+use crate::{metrics::Metrics, telemetry};
+
+#[derive(Clone)]
+pub struct ObserveLayer {
+    metrics: Metrics,
+}
+
+impl ObserveLayer {
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+/// go-grpc-prometheus's `grpc_type` of the methods this server has.
+fn grpc_type(service: &str, method: &str) -> &'static str {
+    match (service, method) {
+        ("grpc.health.v1.Health", "Watch") => "server_stream",
+        ("grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection", _) => {
+            "bidi_stream"
+        }
+        _ => "unary",
+    }
+}
+
+/// Go's `codes.Code.String()`, which the metric labels use.
+fn code_name(code: i32) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "Canceled",
+        "Unknown",
+        "InvalidArgument",
+        "DeadlineExceeded",
+        "NotFound",
+        "AlreadyExists",
+        "PermissionDenied",
+        "ResourceExhausted",
+        "FailedPrecondition",
+        "Aborted",
+        "OutOfRange",
+        "Unimplemented",
+        "Internal",
+        "Unavailable",
+        "DataLoss",
+        "Unauthenticated",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .unwrap_or("Unknown")
+}
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Observe<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    ReqBody: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        // The clone that was driven to readiness is the one to call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let metrics = self.metrics.clone();
+        let path = request.uri().path().trim_start_matches('/');
+        let (service, method) = path.split_once('/').unwrap_or((path, ""));
+        let (service, method) = (service.to_owned(), method.to_owned());
+        let kind = grpc_type(&service, &method);
+        let labels = [kind, service.as_str(), method.as_str()];
+        metrics.grpc_started.with_label_values(&labels).inc();
+        if kind == "unary" {
+            metrics.grpc_msg_received.with_label_values(&labels).inc();
+        }
+        let request_id = telemetry::request_id(request.headers());
+        let span = tracing::info_span!(
+            "gRPC call",
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = Empty,
+            request_id = %request_id,
+            trace_id = Empty,
+        );
+        let trace_id = telemetry::join_trace(&span, telemetry::extract_context(request.headers()));
+        span.record("trace_id", trace_id.as_str());
+        let start = Instant::now();
+        Box::pin(
+            async move {
+                let result = inner.call(request).await;
+                // A failed call is a trailers-only response carrying `grpc-status`; a
+                // successful unary call sends its status in the trailers, after the body.
+                let code = match &result {
+                    Ok(response) => response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                    Err(_) => 2,
+                };
+                let labels = [kind, service.as_str(), method.as_str()];
+                metrics
+                    .grpc_handling_seconds
+                    .with_label_values(&labels)
+                    .observe(start.elapsed().as_secs_f64());
+                metrics
+                    .grpc_handled
+                    .with_label_values(&[kind, service.as_str(), method.as_str(), code_name(code)])
+                    .inc();
+                if code == 0 && kind == "unary" {
+                    metrics.grpc_msg_sent.with_label_values(&labels).inc();
+                }
+                tracing::Span::current().record("rpc.grpc.status_code", code);
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_are_go_names() {
+        assert_eq!(code_name(0), "OK");
+        assert_eq!(code_name(1), "Canceled");
+        assert_eq!(code_name(16), "Unauthenticated");
+        assert_eq!(code_name(99), "Unknown");
+    }
+}

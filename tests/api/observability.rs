@@ -1,0 +1,445 @@
+//! Metrics, traces, logs and health, observed from outside as an operator would.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
+use saga_account::grpc::pb::AuthPayload;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// The value of the sample whose name and labels contain all of `parts`.
+fn sample(text: &str, name: &str, parts: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .find(|l| parts.iter().all(|p| l.contains(p)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_with_traffic_and_labels_stay_bounded() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let (access, _) = app.signup(&customer(300)).await;
+    let wrong = app
+        .post(
+            "/auth/login",
+            &json!({"email": "ming300@example.com", "password": "wrong-pass-1"}),
+        )
+        .await;
+    assert_eq!(wrong.status(), 401);
+    let ok = app
+        .post(
+            "/auth/login",
+            &json!({"email": "ming300@example.com", "password": "password-123"}),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(app.get_auth("/info/person", &access).await.status(), 200);
+    for i in 0..500 {
+        let path = format!("{}/random/{i}/{:x}", app.base, rand::random::<u64>());
+        assert_eq!(app.client.get(path).send().await.unwrap().status(), 404);
+    }
+    let mut grpc = app.grpc().await;
+    grpc.auth(AuthPayload {
+        access_token: access.clone(),
+    })
+    .await
+    .unwrap();
+    grpc.auth(AuthPayload {
+        access_token: "bad".into(),
+    })
+    .await
+    .unwrap_err();
+
+    let text = app.scrape().await;
+    let signup = r#"handler="/api/account/auth/signup""#;
+    assert_eq!(
+        sample(
+            &text,
+            "account_http_request_duration_seconds_count",
+            &[signup, r#"method="POST""#, r#"code="201""#]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &text,
+            "account_http_response_size_bytes_bucket",
+            &[signup, r#"le="100""#]
+        )
+        .is_some()
+    );
+    assert!(
+        sample(
+            &text,
+            "account_http_response_size_bytes_bucket",
+            &[signup, r#"le="1e+09""#]
+        )
+        .is_some()
+            || text.contains(r#"le="1000000000""#)
+    );
+    assert_eq!(
+        sample(&text, "account_http_requests_inflight", &[signup]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "account_http_request_duration_seconds_count",
+            &[r#"handler="unmatched""#, r#"code="404""#]
+        ),
+        Some(500.0)
+    );
+    let handlers: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("account_http_request_duration_seconds_count"))
+        .filter_map(|l| l.split("handler=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(
+        handlers.len() <= saga_account::http::ROUTES.len() + 1,
+        "{handlers:?}"
+    );
+
+    assert_eq!(
+        sample(
+            &text,
+            "account_logins_total",
+            &[r#"outcome="authentication_failed""#]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "account_logins_total", &[r#"outcome="success""#]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "account_signups_total", &[r#"outcome="success""#]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "account_token_verifications_total",
+            &[r#"transport="http""#, r#"outcome="valid""#]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "account_token_verifications_total",
+            &[r#"transport="grpc""#, r#"outcome="invalid""#]
+        ),
+        Some(1.0)
+    );
+    let auth = [
+        r#"grpc_service="auth.AuthService""#,
+        r#"grpc_method="Auth""#,
+        r#"grpc_type="unary""#,
+    ];
+    assert_eq!(sample(&text, "grpc_server_started_total", &auth), Some(2.0));
+    assert_eq!(
+        sample(
+            &text,
+            "grpc_server_handled_total",
+            &[auth[0], auth[1], r#"grpc_code="OK""#]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "grpc_server_handled_total",
+            &[auth[0], auth[1], r#"grpc_code="Unauthenticated""#]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "grpc_server_msg_received_total", &auth),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&text, "grpc_server_msg_sent_total", &auth),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "grpc_server_handling_seconds_count", &auth),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "account_password_hash_duration_seconds_count",
+            &[r#"operation="verify""#]
+        ),
+        Some(2.0)
+    );
+    assert!(
+        sample(
+            &text,
+            "account_db_query_duration_seconds_count",
+            &[r#"operation="credentials""#]
+        )
+        .is_some()
+    );
+    assert!(sample(&text, "account_cache_misses_total", &[r#"tier="local""#]).is_some());
+    for name in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+        "process_cpu_seconds_total",
+    ] {
+        assert!(sample(&text, name, &[]).is_some(), "{name}");
+    }
+    // Every metric has help text.
+    let helps: HashMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    for name in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+    {
+        assert!(
+            helps.get(name).is_some_and(|h| !h.trim().is_empty()),
+            "{name} has no help"
+        );
+    }
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness_say_what_they_check() {
+    let mut app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.shutdown_delay = Duration::from_millis(600)
+    })
+    .await;
+    let alive: Value = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alive, json!({"status": "ok"}));
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"status": "ready", "checks": {"database": "ok", "redis": "not configured", "shutting_down": false}})
+    );
+
+    // At the start of shutdown readiness turns 503 while requests are still served.
+    app.trigger_shutdown();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let draining = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(draining.status(), 503);
+    let body: Value = draining.json().await.unwrap();
+    assert_eq!(body["checks"]["shutting_down"], true);
+    app.shutdown().await.unwrap();
+}
+
+/// An OTLP/gRPC collector in the test process.
+#[derive(Clone, Default)]
+struct Collector(Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.0.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The binary exports its spans to an OTLP collector: an HTTP request carrying `traceparent`
+/// and a gRPC call carrying Jaeger's `uber-trace-id` continue the callers' traces, with
+/// child spans for the database query. The request's log lines carry the trace id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_continue_the_callers_and_reach_the_collector() {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(binary())
+        .current_dir(dir.path())
+        .envs([
+            ("HTTP_PORT", "0"),
+            ("GRPC_PORT", "0"),
+            ("PROM_PORT", "0"),
+            ("BIND_ADDRESS", "127.0.0.1"),
+        ])
+        .env("JWT_SECRET", SECRET)
+        .env("JAEGER_URL", format!("http://{collector_addr}"))
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let (http, grpc) = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the service starts");
+        log.push(line.clone());
+        if line.contains("listening") {
+            let field = |name: &str| {
+                line.split(&format!("{name}="))
+                    .nth(1)
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            };
+            break (field("http"), field("grpc"));
+        }
+    };
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("http://{http}/api/account/auth/signup"))
+        .json(&customer(310))
+        .send()
+        .await
+        .unwrap();
+    let (access, _) = tokens_of(response).await;
+
+    let http_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let http_parent = "00f067aa0ba902b7";
+    let response = client
+        .get(format!("http://{http}/api/account/info/person"))
+        .header("authorization", format!("bearer {access}"))
+        .header("traceparent", format!("00-{http_trace}-{http_parent}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let grpc_trace = "a3ce929d0e0e47364bf92f3577b34da6";
+    let grpc_parent = "b7ad6b7169203331";
+    let mut request = tonic::Request::new(AuthPayload {
+        access_token: access.clone(),
+    });
+    request.metadata_mut().insert(
+        "uber-trace-id",
+        format!("{grpc_trace}:{grpc_parent}:0:1").parse().unwrap(),
+    );
+    let mut grpc_client = saga_account::grpc::pb::auth_service_client::AuthServiceClient::connect(
+        format!("http://{grpc}"),
+    )
+    .await
+    .unwrap();
+    grpc_client.auth(request).await.unwrap();
+
+    // SIGTERM flushes the batch.
+    assert!(
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    reader.join().unwrap();
+    log.extend(lines.try_iter());
+
+    let spans = collector.0.lock().unwrap().clone();
+    let in_trace = |trace: &str| {
+        spans
+            .iter()
+            .filter(|s| hex(&s.trace_id) == trace)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let http_spans = in_trace(http_trace);
+    let server = http_spans
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == http_parent)
+        .unwrap_or_else(|| panic!("no HTTP span under the caller's span: {http_spans:#?}"));
+    assert!(
+        server.name.contains("/api/account/info/person"),
+        "{}",
+        server.name
+    );
+    let db = http_spans
+        .iter()
+        .find(|s| s.name == "db personal_info")
+        .unwrap_or_else(|| panic!("no database span: {http_spans:#?}"));
+    assert_eq!(
+        db.parent_span_id, server.span_id,
+        "the query is a child of the request"
+    );
+
+    let grpc_spans = in_trace(grpc_trace);
+    let call = grpc_spans
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == grpc_parent)
+        .unwrap_or_else(|| panic!("no gRPC span under the caller's span: {spans:#?}"));
+    assert_eq!(call.name, "auth.AuthService/Auth");
+
+    // The request's log line carries its trace id; no line carries a secret.
+    assert!(
+        log.iter()
+            .any(|l| l.contains(http_trace) && l.contains("status=200")),
+        "{log:#?}"
+    );
+    for secret in [SECRET, "password-123", access.as_str()] {
+        assert!(
+            !log.iter().any(|l| l.contains(secret)),
+            "a log line contains {secret:?}"
+        );
+    }
+}
