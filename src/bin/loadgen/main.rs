@@ -1,0 +1,278 @@
+//! `loadgen`: drives a running saga-account over real connections and prints requests/s and
+//! latency percentiles per scenario, next to the ceilings of the same stack.
+//!
+//! ```text
+//! cargo run --release --bin loadgen -- run --http 127.0.0.1:8080 --grpc 127.0.0.1:8000 --ceilings auth person refresh
+//! cargo run --release --bin loadgen -- run --spawn --duration 2 auth person shipping refresh login signup mix
+//! cargo run --release --bin loadgen -- seed --dsn sqlite://data/account.db --customers 1000000
+//! ```
+
+mod ceilings;
+mod clients;
+mod scenarios;
+mod seed;
+mod stats;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use scenarios::{Load, Scenario, Target};
+use stats::Report;
+
+#[derive(Parser)]
+#[command(about = "Load generator for saga-account")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios against a service and print the figures.
+    Run(RunArgs),
+    /// Insert many customers straight into a database (for growth measurements).
+    Seed {
+        /// The service's DB_DSN.
+        #[arg(long)]
+        dsn: String,
+        #[arg(long, default_value_t = 1_000)]
+        customers: u64,
+        /// First number of the `seed<N>@load.test` addresses.
+        #[arg(long, default_value_t = 0)]
+        start_at: u64,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Scenarios to run, in order.
+    #[arg(value_enum, default_values_t = [Scenario::Auth, Scenario::Person, Scenario::Refresh])]
+    scenarios: Vec<Scenario>,
+    /// The service's HTTP address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// The service's gRPC address.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    grpc: SocketAddr,
+    /// Start the service in this process instead (SQLite in a temporary directory).
+    #[arg(long)]
+    spawn: bool,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Stop a scenario after this many requests.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Concurrent workers (HTTP: one connection each; gRPC: streams over --grpc-connections).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 4)]
+    grpc_connections: usize,
+    /// Customers signed up before the run; requests cycle through them.
+    #[arg(long, default_value_t = 16)]
+    customers: usize,
+    /// Also measure the empty-RPC and empty-handler ceilings with the same settings.
+    #[arg(long)]
+    ceilings: bool,
+    /// The service's HASH_THREADS, for the login ceiling (default: CPUs).
+    #[arg(long)]
+    hash_threads: Option<usize>,
+    /// Exit 0 even if some responses were wrong.
+    #[arg(long)]
+    allow_errors: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Seed {
+            dsn,
+            customers,
+            start_at,
+        } => runtime.block_on(seed::seed(&dsn, customers, start_at)),
+        Command::Run(args) => {
+            let target = if args.spawn {
+                spawn_service()?
+            } else {
+                Target {
+                    http: args.http,
+                    grpc: args.grpc,
+                }
+            };
+            let ceilings = if args.ceilings {
+                let (http, grpc) = ceilings::start()?;
+                Some(Target { http, grpc })
+            } else {
+                None
+            };
+            let errors = runtime.block_on(run(args, target, ceilings))?;
+            anyhow::ensure!(errors == 0, "{errors} wrong or failed responses");
+            Ok(())
+        }
+    }
+}
+
+/// Runs the service on its own runtime, as its own process would.
+fn spawn_service() -> anyhow::Result<Target> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let dir = tempfile_dir()?;
+    let mut settings = saga_account::config::Settings::defaults();
+    settings.http_port = 0;
+    settings.grpc_port = 0;
+    settings.prom_port = 0;
+    settings.bind_address = [127, 0, 0, 1].into();
+    settings.data_dir = dir.clone();
+    settings.jwt_secret = Some(saga_account::config::Secret::new("loadgen-secret"));
+    let app = runtime.block_on(saga_account::startup::Application::build(settings))?;
+    let target = Target {
+        http: app.http_addr(),
+        grpc: app.grpc_addr(),
+    };
+    std::thread::Builder::new()
+        .name("service".into())
+        .spawn(move || {
+            let _ = runtime.block_on(app.run_until(std::future::pending()));
+            let _ = std::fs::remove_dir_all(dir);
+        })?;
+    Ok(target)
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("loadgen-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow::Result<u64> {
+    let load = Load {
+        duration: Duration::from_secs_f64(args.duration),
+        requests: args.requests,
+        concurrency: args.concurrency,
+        grpc_connections: args.grpc_connections,
+        check_bodies: true,
+    };
+    let ceiling_load = Load {
+        check_bodies: false,
+        ..load.clone()
+    };
+    let customers = Arc::new(scenarios::sign_up(target, args.customers.max(1)).await?);
+    let hash_threads = args
+        .hash_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "{} customers; {} s per scenario, {} workers, {} gRPC connections; {} CPUs",
+        customers.len(),
+        args.duration,
+        args.concurrency,
+        args.grpc_connections,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("{}", Report::header());
+    let mut errors = 0;
+    let mut print = |report: &Report, ceiling: Option<&Report>| {
+        println!("{}", report.line(ceiling));
+        if let Some(e) = &report.first_error {
+            println!("    first error: {e}");
+        }
+        errors += report.errors;
+    };
+    for scenario in args.scenarios {
+        let name = format!("{scenario:?}").to_lowercase();
+        let ceiling = match (ceilings, scenario) {
+            (Some(c), Scenario::Auth) => Some(
+                scenarios::run(
+                    "empty-rpc",
+                    Scenario::Auth,
+                    c,
+                    customers.clone(),
+                    &ceiling_load,
+                )
+                .await?,
+            ),
+            (Some(c), Scenario::Person | Scenario::Shipping) => Some(
+                scenarios::run(
+                    "empty-handler",
+                    Scenario::Person,
+                    c,
+                    customers.clone(),
+                    &ceiling_load,
+                )
+                .await?,
+            ),
+            (Some(c), Scenario::Refresh) => Some(
+                scenarios::run(
+                    "empty-handler",
+                    Scenario::Refresh,
+                    c,
+                    customers.clone(),
+                    &ceiling_load,
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        match scenario {
+            Scenario::AuthUnderLogin => {
+                let alone = scenarios::run(
+                    "auth (alone)",
+                    Scenario::Auth,
+                    target,
+                    customers.clone(),
+                    &load,
+                )
+                .await?;
+                print(&alone, None);
+                let logins = Load {
+                    concurrency: hash_threads * 4,
+                    ..load.clone()
+                };
+                let (auth, login) = tokio::join!(
+                    scenarios::run(
+                        "auth (under login)",
+                        Scenario::Auth,
+                        target,
+                        customers.clone(),
+                        &load
+                    ),
+                    scenarios::run(
+                        "login (beside auth)",
+                        Scenario::Login,
+                        target,
+                        customers.clone(),
+                        &logins
+                    ),
+                );
+                let (auth, login) = (auth?, login?);
+                print(&auth, Some(&alone));
+                print(&login, None);
+            }
+            Scenario::Login => {
+                let login_load = Load {
+                    concurrency: load.concurrency.min(hash_threads * 8),
+                    ..load.clone()
+                };
+                let report =
+                    scenarios::run(&name, scenario, target, customers.clone(), &login_load).await?;
+                print(&report, None);
+                let single = ceilings::bcrypt_verifications_per_second();
+                let capacity = single * hash_threads as f64;
+                println!(
+                    "    hash pool capacity: {hash_threads} threads x {single:.1} bcrypt-10 verifications/s = {capacity:.1}/s; \
+                     login reached {:.0}%",
+                    100.0 * report.rate() / capacity.max(1e-9)
+                );
+            }
+            _ => {
+                let report =
+                    scenarios::run(&name, scenario, target, customers.clone(), &load).await?;
+                print(&report, ceiling.as_ref());
+            }
+        }
+    }
+    Ok(if args.allow_errors { 0 } else { errors })
+}

@@ -1,0 +1,325 @@
+//! The workloads: each request is checked, a wrong answer counts as an error.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use saga_account::grpc::pb::AuthPayload;
+use serde_json::{Value, json};
+
+use crate::{
+    clients::{HttpConnection, grpc_channels},
+    stats::{Recorder, Report},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// gRPC Auth with valid access tokens.
+    Auth,
+    /// GET /info/person (cache-hit path after the first read).
+    Person,
+    /// GET /info/shipping.
+    Shipping,
+    /// POST /auth/refresh (customer check cached).
+    Refresh,
+    /// POST /auth/login (bcrypt on the server).
+    Login,
+    /// POST /auth/signup (bcrypt and an insert).
+    Signup,
+    /// Mostly Auth and cached reads, some refreshes, a few logins.
+    Mix,
+    /// Logins saturating the hashing pool while Auth runs beside them.
+    AuthUnderLogin,
+}
+
+/// Where the requests go.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub duration: Duration,
+    pub requests: Option<u64>,
+    pub concurrency: usize,
+    pub grpc_connections: usize,
+    /// Ceiling servers answer fixed bodies: only the status is checked.
+    pub check_bodies: bool,
+}
+
+/// A customer the tool signed up, with what the service should answer about it.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub id: u64,
+    pub email: String,
+    pub password: String,
+    pub access: String,
+    pub refresh: String,
+    pub person: Value,
+    pub shipping: Value,
+}
+
+const PASSWORD: &str = "load-password-1";
+
+/// The `CustomerID` claim of a token (its signature is the service's business).
+pub fn token_customer(token: &str) -> Option<u64> {
+    let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
+    serde_json::from_slice::<Value>(&payload).ok()?["CustomerID"].as_u64()
+}
+
+fn tokens(body: &[u8]) -> Option<(String, String, u64)> {
+    let body: Value = serde_json::from_slice(body).ok()?;
+    let access = body["access_token"].as_str()?.to_owned();
+    let refresh = body["refresh_token"].as_str()?.to_owned();
+    let id = token_customer(&access)?;
+    (token_customer(&refresh) == Some(id)).then_some((access, refresh, id))
+}
+
+fn new_customer_body(tag: &str) -> Value {
+    json!({
+        "password": PASSWORD,
+        "firstname": "Load",
+        "lastname": "Test",
+        "email": format!("load-{tag}@load.test"),
+        "address": format!("{tag} Load Street"),
+        "phone_number": format!("L{tag}"),
+    })
+}
+
+/// A run-unique tag, so repeated runs against one database do not collide.
+pub fn run_tag() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Signs up `n` customers through the API.
+pub async fn sign_up(target: Target, n: usize) -> anyhow::Result<Vec<Customer>> {
+    let tag = run_tag();
+    let mut tasks = Vec::new();
+    for chunk in 0..4 {
+        let tag = tag.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = HttpConnection::open(target.http).await?;
+            let mut made = Vec::new();
+            for i in (chunk..n).step_by(4) {
+                let body = new_customer_body(&format!("{tag}-{i}"));
+                let (status, answer) =
+                    conn.call("POST", "/api/account/auth/signup", None, Some(Bytes::from(body.to_string()))).await?;
+                anyhow::ensure!(status == 201, "signup answered {status}: {}", String::from_utf8_lossy(&answer));
+                let (access, refresh, id) = tokens(&answer).ok_or_else(|| anyhow::anyhow!("signup answer without tokens"))?;
+                made.push(Customer {
+                    id,
+                    email: body["email"].as_str().unwrap_or_default().to_owned(),
+                    password: PASSWORD.to_owned(),
+                    access,
+                    refresh,
+                    person: json!({"firstname": body["firstname"], "lastname": body["lastname"], "email": body["email"]}),
+                    shipping: json!({"address": body["address"], "phone_number": body["phone_number"]}),
+                });
+            }
+            anyhow::Ok(made)
+        }));
+    }
+    let mut customers = Vec::new();
+    for task in tasks {
+        customers.extend(task.await??);
+    }
+    Ok(customers)
+}
+
+/// What one request of a scenario is.
+#[derive(Clone, Copy)]
+enum Op {
+    Auth,
+    Person,
+    Shipping,
+    Refresh,
+    Login,
+    Signup,
+}
+
+impl Op {
+    fn of(scenario: Scenario, n: u64) -> Op {
+        match scenario {
+            Scenario::Auth | Scenario::AuthUnderLogin => Op::Auth,
+            Scenario::Person => Op::Person,
+            Scenario::Shipping => Op::Shipping,
+            Scenario::Refresh => Op::Refresh,
+            Scenario::Login => Op::Login,
+            Scenario::Signup => Op::Signup,
+            // Per 1000: 600 Auth, 200 person, 100 shipping, 99 refresh, 1 login.
+            Scenario::Mix => match n % 1000 {
+                0 => Op::Login,
+                1..=99 => Op::Refresh,
+                100..=199 => Op::Shipping,
+                200..=399 => Op::Person,
+                _ => Op::Auth,
+            },
+        }
+    }
+}
+
+struct Worker {
+    http: Option<HttpConnection>,
+    grpc: saga_account::grpc::pb::auth_service_client::AuthServiceClient<tonic::transport::Channel>,
+    index: usize,
+    sent: u64,
+    tag: String,
+}
+
+impl Worker {
+    async fn request(&mut self, op: Op, customer: &Customer, check: bool) -> Result<(), String> {
+        let expect =
+            |ok: bool, what: &dyn Fn() -> String| if ok || !check { Ok(()) } else { Err(what()) };
+        match op {
+            Op::Auth => {
+                let reply = self
+                    .grpc
+                    .auth(AuthPayload {
+                        access_token: customer.access.clone(),
+                    })
+                    .await
+                    .map_err(|s| format!("Auth: {s}"))?
+                    .into_inner();
+                expect(reply.customer_id == customer.id && !reply.expired, &|| {
+                    format!("Auth answered {reply:?} for {}", customer.id)
+                })
+            }
+            Op::Person | Op::Shipping => {
+                let (path, expected) = match op {
+                    Op::Person => ("/api/account/info/person", &customer.person),
+                    _ => ("/api/account/info/shipping", &customer.shipping),
+                };
+                let (status, body) = self
+                    .http()?
+                    .call("GET", path, Some(&customer.access), None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if status != 200 {
+                    return Err(format!("{path} answered {status}"));
+                }
+                expect(
+                    serde_json::from_slice::<Value>(&body).ok().as_ref() == Some(expected),
+                    &|| format!("{path} answered {}", String::from_utf8_lossy(&body)),
+                )
+            }
+            Op::Refresh | Op::Login | Op::Signup => {
+                let (path, body, created) = match op {
+                    Op::Refresh => (
+                        "/api/account/auth/refresh",
+                        json!({"refresh_token": customer.refresh}),
+                        false,
+                    ),
+                    Op::Login => (
+                        "/api/account/auth/login",
+                        json!({"email": customer.email, "password": customer.password}),
+                        false,
+                    ),
+                    _ => {
+                        self.sent += 1;
+                        (
+                            "/api/account/auth/signup",
+                            new_customer_body(&format!(
+                                "{}-{}-{}",
+                                self.tag, self.index, self.sent
+                            )),
+                            true,
+                        )
+                    }
+                };
+                let (status, answer) = self
+                    .http()?
+                    .call("POST", path, None, Some(Bytes::from(body.to_string())))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let wanted = if created { 201 } else { 200 };
+                if status != wanted {
+                    return Err(format!(
+                        "{path} answered {status}: {}",
+                        String::from_utf8_lossy(&answer)
+                    ));
+                }
+                let id = tokens(&answer).map(|(_, _, id)| id);
+                expect(
+                    id.is_some() && (created || id == Some(customer.id)),
+                    &|| format!("{path} answered {}", String::from_utf8_lossy(&answer)),
+                )
+            }
+        }
+    }
+
+    fn http(&mut self) -> Result<&mut HttpConnection, String> {
+        self.http
+            .as_mut()
+            .ok_or_else(|| "no HTTP connection".to_owned())
+    }
+}
+
+/// Runs `scenario` with `load.concurrency` workers until the time or the request budget is
+/// spent.
+pub async fn run(
+    name: &str,
+    scenario: Scenario,
+    target: Target,
+    customers: Arc<Vec<Customer>>,
+    load: &Load,
+) -> anyhow::Result<Report> {
+    anyhow::ensure!(!customers.is_empty(), "no customers to drive");
+    let channels = grpc_channels(target.grpc, load.grpc_connections).await?;
+    let needs_http = !matches!(scenario, Scenario::Auth | Scenario::AuthUnderLogin);
+    let budget = Arc::new(AtomicI64::new(
+        load.requests
+            .map_or(i64::MAX, |r| i64::try_from(r).unwrap_or(i64::MAX)),
+    ));
+    let tag = run_tag();
+    let mut workers = Vec::new();
+    for index in 0..load.concurrency.max(1) {
+        let http = if needs_http {
+            Some(HttpConnection::open(target.http).await?)
+        } else {
+            None
+        };
+        workers.push(Worker {
+            http,
+            grpc: channels[index % channels.len()].clone(),
+            index,
+            sent: 0,
+            tag: tag.clone(),
+        });
+    }
+    let start = Instant::now();
+    let deadline = start + load.duration;
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|mut worker| {
+            let (customers, budget, check) = (customers.clone(), budget.clone(), load.check_bodies);
+            tokio::spawn(async move {
+                let mut recorder = Recorder::new();
+                let mut n = worker.index as u64 * 7919;
+                while Instant::now() < deadline && budget.fetch_sub(1, Ordering::Relaxed) > 0 {
+                    n += 1;
+                    let customer = &customers[(n as usize) % customers.len()];
+                    let begun = Instant::now();
+                    match worker.request(Op::of(scenario, n), customer, check).await {
+                        Ok(()) => recorder.ok(begun.elapsed()),
+                        Err(e) => recorder.error(|| e),
+                    }
+                }
+                recorder
+            })
+        })
+        .collect();
+    let mut total = Recorder::new();
+    for task in tasks {
+        total.merge(task.await?);
+    }
+    Ok(Report::from(name, total, start.elapsed()))
+}

@@ -1,0 +1,98 @@
+//! Fills a database with customers quickly: one bcrypt hash for all, multi-row inserts in
+//! transactions, not one HTTP signup per row. Seeded customers are `seed<N>@load.test` with
+//! the password `load-password-1`.
+
+use std::time::Instant;
+
+use saga_account::{
+    clock::SystemClock,
+    idgen::IdGenerator,
+    metrics::Metrics,
+    store::{self, DatabaseUrl, PoolSettings},
+};
+
+const BATCH: usize = 500;
+/// Reserved for seeding, so that seeded IDs never collide with a service's.
+const SEED_MACHINE_ID: u16 = u16::MAX;
+
+pub async fn seed(dsn: &str, customers: u64, start_at: u64) -> anyhow::Result<()> {
+    let url = DatabaseUrl::parse(dsn, std::path::Path::new("data"))?;
+    let pool = PoolSettings {
+        max_open: 2,
+        max_idle: 1,
+        acquire_timeout: std::time::Duration::from_secs(30),
+    };
+    // Creates or upgrades the schema first.
+    store::open(&url, &pool, Metrics::new("seed"))
+        .await?
+        .close()
+        .await;
+    let hash = bcrypt::hash_with_result("load-password-1", saga_account::auth::BCRYPT_COST)?
+        .format_for_version(bcrypt::Version::TwoA);
+    let ids = IdGenerator::new(SEED_MACHINE_ID, std::sync::Arc::new(SystemClock));
+    let started = Instant::now();
+    let placeholders = |rows: usize| vec!["(?, 1, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    macro_rules! fill {
+        ($pool:expr, $id:ty) => {{
+            let pool = $pool;
+            let mut next = start_at;
+            while next < start_at + customers {
+                let rows = usize::try_from((start_at + customers - next).min(BATCH as u64))?;
+                let sql = format!(
+                    "INSERT INTO customers (id, active, first_name, last_name, email, address, phone_number, \
+                     bcrypted_password, updated_at, created_at) VALUES {}",
+                    placeholders(rows)
+                );
+                let mut query = sqlx::query(&sql);
+                for n in next..next + rows as u64 {
+                    let id = <$id>::try_from(ids.next_id()?)?;
+                    query = query
+                        .bind(id)
+                        .bind("Seed")
+                        .bind(format!("Customer{n}"))
+                        .bind(format!("seed{n}@load.test"))
+                        .bind("1 Load Street")
+                        .bind(format!("s{n}"))
+                        .bind(hash.as_bytes())
+                        .bind(now)
+                        .bind(now);
+                }
+                let mut tx = pool.begin().await?;
+                query.execute(&mut *tx).await?;
+                tx.commit().await?;
+                next += rows as u64;
+                if next % 100_000 == 0 {
+                    eprintln!("  {next} customers, {:.0} rows/s", (next - start_at) as f64 / started.elapsed().as_secs_f64());
+                }
+            }
+            pool.close().await;
+        }};
+    }
+    match &url {
+        DatabaseUrl::Sqlite(store::SqliteTarget::File(path)) => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Off);
+            fill!(sqlx::SqlitePool::connect_with(options).await?, i64)
+        }
+        DatabaseUrl::Sqlite(store::SqliteTarget::Memory) => {
+            anyhow::bail!("seeding :memory: is pointless")
+        }
+        DatabaseUrl::MySql(options) => fill!(
+            sqlx::MySqlPool::connect_with((**options).clone()).await?,
+            u64
+        ),
+    }
+    println!(
+        "seeded {customers} customers (seed{start_at}..seed{}@load.test) in {:.1} s",
+        start_at + customers - 1,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
