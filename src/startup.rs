@@ -14,7 +14,7 @@ use crate::{
     clock::{Clock, SystemClock},
     config::{Secret, Settings},
     grpc::{self, AuthServiceServer},
-    http::{self, AppState, Health},
+    http::{self, AppState, Health, Services},
     idgen::{self, IdGenerator},
     metrics::Metrics,
     store::{self, CustomerStore, DatabaseUrl, PoolSettings},
@@ -65,12 +65,12 @@ impl Application {
             },
             metrics.clone(),
         );
-        let state = AppState {
+        let state = AppState::new(Services {
             auth,
             account: AccountService::new(store.clone()),
             health: Health::new(cache.clone()),
             metrics: metrics.clone(),
-        };
+        });
 
         let bind = |port| SocketAddr::new(settings.bind_address, port);
         let http = TcpListener::bind(bind(settings.http_port))

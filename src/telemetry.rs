@@ -25,6 +25,8 @@ use crate::config::{LogFormat, Settings};
 /// Keeps the trace exporter alive; `shutdown` flushes what is still batched.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    /// Flushes the log writer's buffer when dropped.
+    _log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 impl Telemetry {
@@ -76,13 +78,23 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
             )
         })?,
     };
+    // Log lines are written by a background thread: a request formats its line but never
+    // waits for the write. If the buffer fills up (stdout blocked), lines are dropped rather
+    // than requests stalled.
+    let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(100_000)
+        .lossy(true)
+        .thread_name("log-writer")
+        .finish(std::io::stdout());
     let logs = match settings.log_format {
         LogFormat::Text => fmt::layer()
+            .with_writer(writer)
             .with_target(false)
             .with_ansi(std::io::stdout().is_terminal())
             .with_filter(filter)
             .boxed(),
         LogFormat::Json => fmt::layer()
+            .with_writer(writer)
             .json()
             .flatten_event(true)
             .with_current_span(false)
@@ -120,11 +132,15 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
             .with_filter(Targets::new().with_target("saga_account", tracing::Level::INFO))
     });
     // Already installed (tests start several apps in one process): keep the first.
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(logs)
         .with(traces)
-        .try_init();
-    Ok(Telemetry { provider })
+        .try_init()
+        .is_ok();
+    Ok(Telemetry {
+        provider,
+        _log_writer: installed.then_some(log_writer),
+    })
 }
 
 /// Reads propagation headers from an HTTP request or gRPC metadata.

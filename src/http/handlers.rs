@@ -107,16 +107,30 @@ pub struct PersonalInfoBody {
     email: Option<String>,
 }
 
+impl From<PersonalInfo> for PersonalInfoBody {
+    fn from(info: PersonalInfo) -> Self {
+        Self {
+            firstname: Some(info.first_name.into_inner()),
+            lastname: Some(info.last_name.into_inner()),
+            email: Some(info.email.into_inner()),
+        }
+    }
+}
+
+impl From<ShippingInfo> for ShippingInfoBody {
+    fn from(info: ShippingInfo) -> Self {
+        Self {
+            address: Some(info.address.into_inner()),
+            phone_number: Some(info.phone_number.into_inner()),
+        }
+    }
+}
+
 pub async fn get_personal_info(
     State(state): State<AppState>,
     Authenticated(id): Authenticated,
 ) -> Result<Json<PersonalInfoBody>, ApiError> {
-    let info = state.account.personal_info(id).await?;
-    Ok(Json(PersonalInfoBody {
-        firstname: Some(info.first_name.into_inner()),
-        lastname: Some(info.last_name.into_inner()),
-        email: Some(info.email.into_inner()),
-    }))
+    Ok(Json(state.account.personal_info(id).await?.into()))
 }
 
 pub async fn update_personal_info(
@@ -143,11 +157,7 @@ pub async fn get_shipping_info(
     State(state): State<AppState>,
     Authenticated(id): Authenticated,
 ) -> Result<Json<ShippingInfoBody>, ApiError> {
-    let info = state.account.shipping_info(id).await?;
-    Ok(Json(ShippingInfoBody {
-        address: Some(info.address.into_inner()),
-        phone_number: Some(info.phone_number.into_inner()),
-    }))
+    Ok(Json(state.account.shipping_info(id).await?.into()))
 }
 
 pub async fn update_shipping_info(

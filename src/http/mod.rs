@@ -18,18 +18,35 @@ use axum::{
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::{ApiError, ErrorChain};
+pub use handlers::{PersonalInfoBody, ShippingInfoBody, TokenPairBody};
 pub use health::{Health, Readiness};
 pub use observe::ROUTES;
 
 use crate::{account::AccountService, auth::AuthService, metrics::Metrics};
 
-/// The handles every handler may use; cheap to clone.
+/// The handles every handler may use. One `Arc`: axum clones the state for every
+/// extractor of every request, so a clone must be a single reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<Services>);
+
+pub struct Services {
     pub auth: AuthService,
     pub account: AccountService,
     pub health: Health,
     pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(std::sync::Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
 }
 
 pub const API_PREFIX: &str = "/api/account";

@@ -68,6 +68,9 @@ struct RunArgs {
     concurrency: usize,
     #[arg(long, default_value_t = 4)]
     grpc_connections: usize,
+    /// Aim at this many requests per second in total (default: as fast as possible).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Customers signed up before the run; requests cycle through them.
     #[arg(long, default_value_t = 16)]
     customers: usize,
@@ -154,6 +157,7 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
         requests: args.requests,
         concurrency: args.concurrency,
         grpc_connections: args.grpc_connections,
+        rate: args.rate,
         check_bodies: true,
     };
     let ceiling_load = Load {

@@ -52,6 +52,8 @@ pub struct Load {
     pub requests: Option<u64>,
     pub concurrency: usize,
     pub grpc_connections: usize,
+    /// Total requests per second to aim at, spread over the workers; `None` = as fast as possible.
+    pub rate: Option<f64>,
     /// Ceiling servers answer fixed bodies: only the status is checked.
     pub check_bodies: bool,
 }
@@ -301,10 +303,18 @@ pub async fn run(
         .into_iter()
         .map(|mut worker| {
             let (customers, budget, check) = (customers.clone(), budget.clone(), load.check_bodies);
+            let pace = load
+                .rate
+                .map(|r| Duration::from_secs_f64(load.concurrency.max(1) as f64 / r.max(1e-3)));
             tokio::spawn(async move {
                 let mut recorder = Recorder::new();
                 let mut n = worker.index as u64 * 7919;
+                let mut next = tokio::time::Instant::now();
                 while Instant::now() < deadline && budget.fetch_sub(1, Ordering::Relaxed) > 0 {
+                    if let Some(pace) = pace {
+                        next += pace;
+                        tokio::time::sleep_until(next).await;
+                    }
                     n += 1;
                     let customer = &customers[(n as usize) % customers.len()];
                     let begun = Instant::now();
