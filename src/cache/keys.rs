@@ -26,6 +26,27 @@ impl CacheKey {
         CacheKey::Credentials(email.as_str().to_ascii_lowercase())
     }
 
+    /// The key a Redis key name stands for; `cuscred:` names in any letter case map to one key.
+    pub fn parse(rendered: &str) -> Option<Self> {
+        let (kind, rest) = rendered.split_once(':')?;
+        let id = || rest.parse().ok().map(CustomerId);
+        match kind {
+            "cuspersonalinfo" => id().map(CacheKey::Personal),
+            "cusshippinginfo" => id().map(CacheKey::Shipping),
+            "cuscheck" => id().map(CacheKey::Check),
+            "cuscred" => Some(CacheKey::Credentials(rest.to_ascii_lowercase())),
+            _ => None,
+        }
+    }
+
+    pub fn approximate_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + match self {
+                CacheKey::Credentials(email) => email.len(),
+                _ => 0,
+            }
+    }
+
     /// The Redis key name, e.g. `cuspersonalinfo:42`.
     pub fn render(&self) -> String {
         match self {
@@ -87,11 +108,33 @@ impl Entry {
     }
 }
 
-/// A value the cache can hold: how it sits in memory and how it is written to Redis.
-pub trait Cacheable: Sized + Send + Sync + 'static {
+/// How a value sits in the in-process tier.
+pub trait EntryKind: Sized {
     fn wrap(value: Option<Self>) -> Entry;
     /// `None` when the entry holds another kind of value.
     fn unwrap(entry: Entry) -> Option<Option<Self>>;
+}
+
+macro_rules! entry_kind {
+    ($($type:ty => $variant:ident),* $(,)?) => {$(
+        impl EntryKind for $type {
+            fn wrap(value: Option<Self>) -> Entry {
+                Entry::$variant(value)
+            }
+            fn unwrap(entry: Entry) -> Option<Option<Self>> {
+                match entry {
+                    Entry::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+entry_kind!(PersonalInfo => Personal, ShippingInfo => Shipping, CheckResult => Check, Credentials => Credentials);
+
+/// A value the cache can hold: in memory as an `Entry`, in Redis as the Go JSON shape.
+pub trait Cacheable: EntryKind + Send + Sync + 'static {
     /// The Go JSON shape; `None` for values the Go layout cannot express (they stay local).
     fn to_redis(value: &Option<Self>) -> Option<String>;
     /// `None` when the JSON is not of this shape (treated as a miss).
@@ -131,15 +174,6 @@ struct RedisCredentials {
 }
 
 impl Cacheable for PersonalInfo {
-    fn wrap(value: Option<Self>) -> Entry {
-        Entry::Personal(value)
-    }
-    fn unwrap(entry: Entry) -> Option<Option<Self>> {
-        match entry {
-            Entry::Personal(v) => Some(v),
-            _ => None,
-        }
-    }
     fn to_redis(value: &Option<Self>) -> Option<String> {
         let p = value.as_ref()?;
         serde_json::to_string(&RedisPersonal {
@@ -160,15 +194,6 @@ impl Cacheable for PersonalInfo {
 }
 
 impl Cacheable for ShippingInfo {
-    fn wrap(value: Option<Self>) -> Entry {
-        Entry::Shipping(value)
-    }
-    fn unwrap(entry: Entry) -> Option<Option<Self>> {
-        match entry {
-            Entry::Shipping(v) => Some(v),
-            _ => None,
-        }
-    }
     fn to_redis(value: &Option<Self>) -> Option<String> {
         let s = value.as_ref()?;
         serde_json::to_string(&RedisShipping {
@@ -187,15 +212,6 @@ impl Cacheable for ShippingInfo {
 }
 
 impl Cacheable for CheckResult {
-    fn wrap(value: Option<Self>) -> Entry {
-        Entry::Check(value)
-    }
-    fn unwrap(entry: Entry) -> Option<Option<Self>> {
-        match entry {
-            Entry::Check(v) => Some(v),
-            _ => None,
-        }
-    }
     fn to_redis(value: &Option<Self>) -> Option<String> {
         let check = RedisCheck {
             exist: value.is_some(),
@@ -210,15 +226,6 @@ impl Cacheable for CheckResult {
 }
 
 impl Cacheable for Credentials {
-    fn wrap(value: Option<Self>) -> Entry {
-        Entry::Credentials(value)
-    }
-    fn unwrap(entry: Entry) -> Option<Option<Self>> {
-        match entry {
-            Entry::Credentials(v) => Some(v),
-            _ => None,
-        }
-    }
     fn to_redis(value: &Option<Self>) -> Option<String> {
         let c = match value {
             Some(c) => RedisCredentials {
@@ -266,6 +273,20 @@ mod tests {
             vec!["cuscred:ming@example.com", "cuscred:Ming@Example.com"]
         );
         assert_eq!(lock_key("cuscheck:42"), "mutex:cuscheck:42");
+        for key in [
+            CacheKey::Personal(id),
+            CacheKey::Shipping(id),
+            CacheKey::Check(id),
+            CacheKey::credentials(&email),
+        ] {
+            assert_eq!(CacheKey::parse(&key.render()), Some(key));
+        }
+        assert_eq!(
+            CacheKey::parse("cuscred:Ming@Example.com"),
+            Some(CacheKey::credentials(&email))
+        );
+        assert_eq!(CacheKey::parse("mutex:cuscheck:42"), None);
+        assert_eq!(CacheKey::parse("cuscheck:x"), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::{
 
 use async_trait::async_trait;
 
-pub use keys::{CacheKey, Cacheable, INVALIDATION_CHANNEL, credential_keys, lock_key};
+pub use keys::{CacheKey, Cacheable, EntryKind, INVALIDATION_CHANNEL, credential_keys, lock_key};
 pub use local::LocalCache;
 pub use redis::{RedisSettings, RedisTier};
 
@@ -96,7 +96,6 @@ impl CachedStore {
             self.metrics.cache_bypassed.inc();
             return load.await;
         }
-        let key = key.render();
         if let Some(entry) = self.local.get(&key).await
             && let Some(value) = V::unwrap(entry)
         {
@@ -111,7 +110,9 @@ impl CachedStore {
         let (result, loaded_here) = self
             .local
             .get_or_init(key.clone(), async {
-                self.load_shared::<V>(&key, load).await.map(V::wrap)
+                self.load_shared::<V>(&key.render(), load)
+                    .await
+                    .map(V::wrap)
             })
             .await;
         if !loaded_here {
@@ -219,9 +220,7 @@ impl CachedStore {
     /// once more shortly after, to catch a concurrent load that read the old row.
     async fn invalidate(&self, keys: Vec<String>) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        for key in &keys {
-            self.local.invalidate(key).await;
-        }
+        self.local.invalidate_rendered(&keys).await;
         self.metrics.invalidations_sent.inc_by(keys.len() as u64);
         let Some(redis) = &self.redis else { return };
         redis.invalidate(&keys).await;
@@ -229,9 +228,7 @@ impl CachedStore {
         let local = self.local.clone();
         tokio::spawn(async move {
             tokio::time::sleep(redis::INVALIDATION_REPEAT).await;
-            for key in &keys {
-                local.invalidate(key).await;
-            }
+            local.invalidate_rendered(&keys).await;
             redis.invalidate(&keys).await;
         });
     }

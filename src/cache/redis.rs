@@ -406,9 +406,7 @@ impl RedisTier {
             tracing::warn!(message = %text, "ignoring a malformed invalidation message");
             return;
         };
-        for key in &keys {
-            self.local.invalidate(key).await;
-        }
+        self.local.invalidate_rendered(&keys).await;
         self.metrics
             .invalidations_received
             .inc_by(keys.len() as u64);

@@ -74,6 +74,16 @@ struct RunArgs {
     /// Customers signed up before the run; requests cycle through them.
     #[arg(long, default_value_t = 16)]
     customers: usize,
+    /// Drive the first N customers made by `loadgen seed` instead of signing up new ones
+    /// (needs --dsn and --jwt-secret; tokens are minted locally).
+    #[arg(long, default_value_t = 0)]
+    seeded: usize,
+    /// The service's DB_DSN, to find the seeded customers.
+    #[arg(long, default_value = "")]
+    dsn: String,
+    /// The service's JWT_SECRET, to mint the seeded customers' tokens.
+    #[arg(long, default_value = "")]
+    jwt_secret: String,
     /// Also measure the empty-RPC and empty-handler ceilings with the same settings.
     #[arg(long)]
     ceilings: bool,
@@ -164,7 +174,11 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
         check_bodies: false,
         ..load.clone()
     };
-    let customers = Arc::new(scenarios::sign_up(target, args.customers.max(1)).await?);
+    let customers = if args.seeded > 0 {
+        Arc::new(seed::seeded_customers(&args.dsn, &args.jwt_secret, args.seeded).await?)
+    } else {
+        Arc::new(scenarios::sign_up(target, args.customers.max(1)).await?)
+    };
     let hash_threads = args
         .hash_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -303,12 +303,14 @@ pub async fn run(
         .into_iter()
         .map(|mut worker| {
             let (customers, budget, check) = (customers.clone(), budget.clone(), load.check_bodies);
+            let concurrency = load.concurrency.max(1);
             let pace = load
                 .rate
                 .map(|r| Duration::from_secs_f64(load.concurrency.max(1) as f64 / r.max(1e-3)));
             tokio::spawn(async move {
                 let mut recorder = Recorder::new();
-                let mut n = worker.index as u64 * 7919;
+                // Workers start at evenly spaced customers: one pass over N requests reads each once.
+                let mut n = (worker.index * customers.len() / concurrency) as u64;
                 let mut next = tokio::time::Instant::now();
                 while Instant::now() < deadline && budget.fetch_sub(1, Ordering::Relaxed) > 0 {
                     if let Some(pace) = pace {

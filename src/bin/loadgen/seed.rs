@@ -96,3 +96,61 @@ pub async fn seed(dsn: &str, customers: u64, start_at: u64) -> anyhow::Result<()
     );
     Ok(())
 }
+
+/// The first `count` seeded customers, with tokens minted locally with the service's secret
+/// (so that reads need no login first).
+pub async fn seeded_customers(
+    dsn: &str,
+    secret: &str,
+    count: usize,
+) -> anyhow::Result<Vec<crate::scenarios::Customer>> {
+    use saga_account::auth::{TokenCodec, TokenKind};
+    use serde_json::json;
+    let url = DatabaseUrl::parse(dsn, std::path::Path::new("data"))?;
+    let query = "SELECT id, email FROM customers WHERE email LIKE 'seed%@load.test'";
+    let rows: Vec<(u64, String)> = match &url {
+        DatabaseUrl::Sqlite(store::SqliteTarget::File(path)) => {
+            let pool = sqlx::SqlitePool::connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+            )
+            .await?;
+            sqlx::query_as(query).fetch_all(&pool).await?
+        }
+        DatabaseUrl::Sqlite(store::SqliteTarget::Memory) => {
+            anyhow::bail!("no seeded customers in :memory:")
+        }
+        DatabaseUrl::MySql(options) => {
+            let pool = sqlx::MySqlPool::connect_with((**options).clone()).await?;
+            sqlx::query_as(query).fetch_all(&pool).await?
+        }
+    };
+    let codec = TokenCodec::new(secret.as_bytes());
+    let exp = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs(),
+    )? + 24 * 3600;
+    let mut customers: Vec<_> = rows
+        .into_iter()
+        .filter_map(|(id, email)| {
+            let n: u64 = email.strip_prefix("seed")?.strip_suffix("@load.test")?.parse().ok()?;
+            let id = saga_account::domain::CustomerId(id);
+            Some((n, crate::scenarios::Customer {
+                id: id.0,
+                email: email.clone(),
+                password: "load-password-1".into(),
+                access: codec.mint(id, TokenKind::Access, exp),
+                refresh: codec.mint(id, TokenKind::Refresh, exp),
+                person: json!({"firstname": "Seed", "lastname": format!("Customer{n}"), "email": email}),
+                shipping: json!({"address": "1 Load Street", "phone_number": format!("s{n}")}),
+            }))
+        })
+        .collect();
+    customers.sort_by_key(|(n, _)| *n);
+    anyhow::ensure!(
+        customers.len() >= count,
+        "only {} seeded customers in the database",
+        customers.len()
+    );
+    Ok(customers.into_iter().take(count).map(|(_, c)| c).collect())
+}
