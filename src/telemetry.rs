@@ -85,7 +85,9 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
         .buffered_lines_limit(100_000)
         .lossy(true)
         .thread_name("log-writer")
-        .finish(std::io::stdout());
+        // Buffered: under load the writer thread writes many lines per system call; it
+        // flushes whenever it has nothing more to write, so an idle service's lines are not held.
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()));
     let logs = match settings.log_format {
         LogFormat::Text => fmt::layer()
             .with_writer(writer)
