@@ -87,7 +87,10 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
         .thread_name("log-writer")
         // Buffered: under load the writer thread writes many lines per system call; it
         // flushes whenever it has nothing more to write, so an idle service's lines are not held.
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let logs = match settings.log_format {
         LogFormat::Text => fmt::layer()
             .with_writer(writer)
