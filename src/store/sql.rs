@@ -373,9 +373,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            // 512 KiB of page cache per connection (SQLite's default is 2 MiB): the hot rows are
+            // 256 KiB of page cache per connection (SQLite's default is 2 MiB): the hot rows are
             // in the service's own cache anyway.
-            .pragma("cache_size", "-512");
+            .pragma("cache_size", "-256");
         let mut pool = SqlitePoolOptions::new()
             .max_connections(max_open)
             .min_connections(min_idle)
