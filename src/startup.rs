@@ -28,7 +28,6 @@ pub struct Application {
     grpc: TcpListener,
     prom: TcpListener,
     state: AppState,
-    store: Arc<dyn CustomerStore>,
     cache: Arc<CachedStore>,
     metrics: Metrics,
     shutdown_timeout: Duration,
@@ -87,7 +86,6 @@ impl Application {
             grpc,
             prom,
             state,
-            store,
             cache,
             metrics,
             shutdown_timeout: settings.shutdown_timeout,
@@ -107,7 +105,7 @@ impl Application {
 
     /// The store the services use: the database behind the cache.
     pub fn store(&self) -> Arc<dyn CustomerStore> {
-        self.store.clone()
+        self.cache.clone()
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -237,7 +235,7 @@ impl Application {
                 }
             }
         };
-        self.store.close().await;
+        self.cache.close().await;
         tracing::info!("stopped");
         result
     }

@@ -181,8 +181,4 @@ impl AuthService {
             ),
         }
     }
-
-    pub fn hasher(&self) -> &PasswordHasher {
-        &self.hasher
-    }
 }

@@ -5,7 +5,7 @@
 //! their latency while logins saturate it, and a full queue refuses at once (503) instead
 //! of letting waiting logins pile up without bound.
 
-use std::{borrow::Cow, sync::Arc, thread};
+use std::{borrow::Cow, thread};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use sha2::{Digest, Sha256};
@@ -27,17 +27,13 @@ const HASH_THREAD_NICENESS: i32 = 10;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// Cheap to clone; the threads end when the last clone is dropped (their queue closes).
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: crossbeam_channel::Sender<Job>,
-    threads: usize,
     cost: u32,
     metrics: Metrics,
-    _workers: Arc<Workers>,
 }
-
-/// Owns nothing but marks the pool alive: the threads end when the last sender is dropped.
-struct Workers;
 
 impl PasswordHasher {
     /// Starts `threads` hashing threads with room for `queue` waiting jobs.
@@ -66,15 +62,9 @@ impl PasswordHasher {
         }
         Ok(Self {
             jobs,
-            threads,
             cost,
             metrics,
-            _workers: Arc::new(Workers),
         })
-    }
-
-    pub fn threads(&self) -> usize {
-        self.threads
     }
 
     /// Jobs waiting for a thread.

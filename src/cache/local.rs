@@ -98,10 +98,6 @@ impl LocalCache {
         self.positive.invalidate_all();
         self.negative.invalidate_all();
     }
-
-    pub fn entry_count(&self) -> u64 {
-        self.positive.entry_count() + self.negative.entry_count()
-    }
 }
 
 #[cfg(test)]

@@ -81,10 +81,6 @@ impl CachedStore {
         self.redis.as_ref()
     }
 
-    pub fn local_entries(&self) -> u64 {
-        self.local.entry_count()
-    }
-
     /// The one read-through path: local, then Redis, then `load`, filling both tiers.
     async fn get_or_load<V: Cacheable + Clone>(
         &self,
