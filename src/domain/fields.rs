@@ -16,6 +16,9 @@ fn reject<T>(field: &'static str, reason: &'static str) -> Result<T, FieldError>
     Err(FieldError { field, reason })
 }
 
+/// What a MySQL `text` column holds.
+const MAX_TEXT_BYTES: usize = 65_535;
+
 /// Shared rules for free text: present, not blank, at most `max_chars` characters and no
 /// control characters (except newlines and tabs where `multiline`).
 fn check_text(
@@ -27,7 +30,8 @@ fn check_text(
     if value.trim().is_empty() {
         return reject(field, "empty");
     }
-    if value.chars().count() > max_chars {
+    // A MySQL `text` column counts bytes; the varchar columns count characters.
+    if value.chars().count() > max_chars || value.len() > MAX_TEXT_BYTES {
         return reject(field, "too long");
     }
     let allowed_control = |c: char| multiline && (c == '\n' || c == '\r' || c == '\t');
@@ -81,12 +85,13 @@ text_field!(
     PhoneNumber, "phone_number", 20, false
 );
 text_field!(
-    /// A shipping address: a MySQL `text` column holds 65,535 bytes, at most 4 per character.
-    Address, "address", 65_535 / 4, true
+    /// A shipping address: a MySQL `text` column holds 65,535 bytes.
+    Address, "address", 65_535, true
 );
 
 /// An email address as the Go validator's `email` rule accepts it: a dot-atom local part,
-/// a domain of at least two labels whose last starts and ends with a letter. `varchar(320)`.
+/// a domain of at least two labels whose last starts and ends with a letter. Like that rule
+/// it sets no length on the parts; the whole is limited by the `varchar(320)` column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -141,7 +146,6 @@ fn is_international(c: char) -> bool {
 fn valid_local_part(local: &str) -> bool {
     const ATEXT_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~";
     !local.is_empty()
-        && local.len() <= 64
         && local.split('.').all(|atom| {
             !atom.is_empty()
                 && atom.chars().all(|c| {
@@ -152,12 +156,11 @@ fn valid_local_part(local: &str) -> bool {
 
 fn valid_domain(domain: &str) -> bool {
     let labels: Vec<&str> = domain.split('.').collect();
-    if domain.len() > 255 || labels.len() < 2 {
+    if labels.len() < 2 {
         return false;
     }
     let label_ok = |label: &str| {
         !label.is_empty()
-            && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
             && label
@@ -262,15 +265,15 @@ mod tests {
 
     #[test]
     fn email_length_follows_the_column() {
-        let local = "a".repeat(64);
-        let domain = format!("{}.com", vec!["b".repeat(63); 4].join("."));
+        let at_limit = format!("{}@b.com", "a".repeat(314));
+        assert_eq!(at_limit.chars().count(), 320);
         assert!(
-            Email::parse(format!("{local}@{domain}")).is_err(),
-            "over 320 characters"
+            Email::parse(at_limit).is_ok(),
+            "320 characters fit the column"
         );
         assert!(
-            Email::parse(format!("{}@b.com", "a".repeat(65))).is_err(),
-            "local part over 64"
+            Email::parse(format!("{}@b.com", "a".repeat(315))).is_err(),
+            "321 do not"
         );
     }
 
@@ -300,6 +303,11 @@ mod tests {
         assert!(PhoneNumber::parse("1".repeat(21)).is_err());
         assert!(Address::parse("1 Main St\nSpringfield").is_ok());
         assert!(Address::parse("").is_err());
+        assert!(Address::parse("a".repeat(65_535)).is_ok());
+        assert!(
+            Address::parse("é".repeat(32_768)).is_err(),
+            "over 65,535 bytes"
+        );
     }
 
     proptest! {

@@ -7,7 +7,50 @@ backend_tests!(
     signup_rejects_every_invalid_field_and_stores_nothing,
     duplicate_email_or_phone_is_400_duplicate_entry,
     concurrent_signups_get_distinct_ids,
+    values_at_the_column_limits_are_stored_whole,
 );
+
+async fn values_at_the_column_limits_are_stored_whole(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let email = format!("{}@example.com", "e".repeat(320 - "@example.com".len()));
+    let body = json!({
+        "password": "p".repeat(128),
+        "firstname": "F".repeat(50),
+        "lastname": "é".repeat(50),
+        "email": email,
+        "address": "A".repeat(10_000),
+        "phone_number": "1".repeat(20),
+    });
+    let (access, _) = app.signup(&body).await;
+    let person: Value = app
+        .get_auth("/info/person", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        person,
+        json!({"firstname": body["firstname"], "lastname": body["lastname"], "email": email})
+    );
+    let shipping: Value = app
+        .get_auth("/info/shipping", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shipping,
+        json!({"address": body["address"], "phone_number": body["phone_number"]})
+    );
+    let login = app
+        .post(
+            "/auth/login",
+            &json!({"email": email, "password": "p".repeat(128)}),
+        )
+        .await;
+    assert_eq!(login.status(), 200);
+    app.shutdown().await.unwrap();
+}
 
 async fn signup_returns_201_and_a_working_token_pair(backend: Backend) {
     let app = spawn_app(&backend).await;
