@@ -138,7 +138,7 @@ async fn serves_then_exits_zero_on_sigterm_without_logging_secrets() {
         .await
         .unwrap();
 
-    unsafe_sigterm(child.id());
+    sigterm(&child);
     let status = child.wait().unwrap();
     reader.join().unwrap();
     log.extend(lines_rx.try_iter().map(|l| l + "\n"));
@@ -154,13 +154,4 @@ async fn serves_then_exits_zero_on_sigterm_without_logging_secrets() {
     ] {
         assert!(!log.contains(secret), "log contains {secret:?}:\n{log}");
     }
-}
-
-fn unsafe_sigterm(pid: u32) {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
 }

@@ -441,3 +441,11 @@ impl TcpProxy {
         self.serve(listener);
     }
 }
+
+/// SIGTERM to a child process, as an orchestrator stops the service.
+pub fn sigterm(child: &std::process::Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+    // SAFETY: kill(2) with a valid signal number has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0, "SIGTERM delivered");
+}

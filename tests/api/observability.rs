@@ -384,14 +384,7 @@ async fn traces_continue_the_callers_and_reach_the_collector() {
     grpc_client.auth(request).await.unwrap();
 
     // SIGTERM flushes the batch.
-    assert!(
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
     reader.join().unwrap();
     log.extend(lines.try_iter());
