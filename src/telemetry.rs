@@ -82,7 +82,7 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
     // waits for the write. If the buffer fills up (stdout blocked), lines are dropped rather
     // than requests stalled.
     let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(100_000)
+        .buffered_lines_limit(16_384)
         .lossy(true)
         .thread_name("log-writer")
         // Buffered: under load the writer thread writes many lines per system call; it

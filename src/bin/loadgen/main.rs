@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run scenarios against a service and print the figures.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Insert many customers straight into a database (for growth measurements).
     Seed {
         /// The service's DB_DSN.
@@ -90,6 +90,12 @@ struct RunArgs {
     /// The service's HASH_THREADS, for the login ceiling (default: CPUs).
     #[arg(long)]
     hash_threads: Option<usize>,
+    /// The service's process id: its resident memory is printed before and after each
+    /// scenario and every --rss-every seconds during it.
+    #[arg(long)]
+    service_pid: Option<u32>,
+    #[arg(long, default_value_t = 30.0)]
+    rss_every: f64,
     /// Exit 0 even if some responses were wrong.
     #[arg(long)]
     allow_errors: bool,
@@ -121,7 +127,7 @@ fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
-            let errors = runtime.block_on(run(args, target, ceilings))?;
+            let errors = runtime.block_on(run(*args, target, ceilings))?;
             anyhow::ensure!(errors == 0, "{errors} wrong or failed responses");
             Ok(())
         }
@@ -199,8 +205,21 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
         }
         errors += report.errors;
     };
+    let rss_watch = args.service_pid.map(|pid| {
+        let every = Duration::from_secs_f64(args.rss_every.max(0.1));
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(every).await;
+                print_rss(pid, &format!("at {:.0} s", start.elapsed().as_secs_f64()));
+            }
+        })
+    });
     for scenario in args.scenarios {
         let name = format!("{scenario:?}").to_lowercase();
+        if let Some(pid) = args.service_pid {
+            print_rss(pid, &format!("before {name}"));
+        }
         let ceiling = match (ceilings, scenario) {
             (Some(c), Scenario::Auth) => Some(
                 scenarios::run(
@@ -292,5 +311,25 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
             }
         }
     }
+    if let Some(pid) = args.service_pid {
+        print_rss(pid, "after the last scenario");
+    }
+    if let Some(watch) = rss_watch {
+        watch.abort();
+    }
     Ok(if args.allow_errors { 0 } else { errors })
+}
+
+/// Prints the resident memory of `pid` (Linux `/proc`).
+fn print_rss(pid: u32, when: &str) {
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        });
+    match rss {
+        Some(kb) => println!("    service RSS {when}: {:.1} MiB", kb / 1024.0),
+        None => println!("    service RSS {when}: unknown (no process {pid})"),
+    }
 }
