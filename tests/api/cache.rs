@@ -220,11 +220,7 @@ async fn writes_are_seen_on_the_other_replica(redis: RedisTarget) {
         200
     );
     let delay = until_seen(&shipping, async || {
-        a.get_auth("/info/shipping", &token)
-            .await
-            .json()
-            .await
-            .unwrap()
+        a.get_json("/info/shipping", &token).await
     })
     .await;
     eprintln!("shipping write seen on the other replica after {delay:?}");
@@ -268,16 +264,15 @@ async fn email_change_stops_the_old_address_and_starts_the_new_one() {
         a.put_auth("/info/person", &token, &update).await.status(),
         200
     );
-    let mut old_status = 0;
-    let mut new_status = 0;
-    for _ in 0..250 {
-        old_status = b.post("/auth/login", &login(&old)).await.status().as_u16();
-        new_status = b.post("/auth/login", &login(&new)).await.status().as_u16();
-        if (old_status, new_status) == (404, 200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (old_status, new_status) = poll_until(
+        async || {
+            let old_status = b.post("/auth/login", &login(&old)).await.status().as_u16();
+            let new_status = b.post("/auth/login", &login(&new)).await.status().as_u16();
+            (old_status, new_status)
+        },
+        |statuses| *statuses == (404, 200),
+    )
+    .await;
     assert_eq!(
         (old_status, new_status),
         (404, 200),
@@ -303,14 +298,11 @@ async fn signup_after_a_failed_login_logs_in_at_once() {
         200,
         "same replica: at once"
     );
-    let mut status = 0;
-    for _ in 0..250 {
-        status = b.post("/auth/login", &login).await.status().as_u16();
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let status = poll_until(
+        async || b.post("/auth/login", &login).await.status().as_u16(),
+        |status| *status == 200,
+    )
+    .await;
     assert_eq!(
         status, 200,
         "the negative entry is gone on the other replica too"
@@ -333,23 +325,15 @@ async fn deactivation_reaches_every_replica() {
         200
     );
     a.deactivate(a.customer_of(&token)).await;
-    let mut response = None;
-    for _ in 0..250 {
-        let r = b
-            .post("/auth/refresh", &json!({"refresh_token": refresh}))
-            .await;
-        if r.status() == 401 {
-            response = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_msg(
-        response.expect("refused after deactivation"),
-        401,
-        "customer inactive",
+    let response = poll_until(
+        async || {
+            b.post("/auth/refresh", &json!({"refresh_token": refresh}))
+                .await
+        },
+        |response| response.status() == 401,
     )
     .await;
+    assert_msg(response, 401, "customer inactive").await;
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }

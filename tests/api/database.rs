@@ -119,12 +119,7 @@ async fn adopts_a_table_created_by_the_go_service() {
     assert_eq!(login.status(), 200);
     let (access, _) = tokens_of(login).await;
     assert_eq!(app.customer_of(&access).0, 386907209084960769);
-    let shipping: serde_json::Value = app
-        .get_auth("/info/shipping", &access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shipping: serde_json::Value = app.get_json("/info/shipping", &access).await;
     assert_eq!(
         shipping,
         json!({"address": "Taipei", "phone_number": "0900000000"})

@@ -202,6 +202,15 @@ impl TestApp {
             .expect("request")
     }
 
+    /// An authenticated GET whose JSON body is the answer.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get_auth(path, token)
+            .await
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     pub async fn put_auth(&self, path: &str, token: &str, body: &Value) -> Response {
         self.client
             .put(self.url(path))
@@ -448,4 +457,17 @@ pub fn sigterm(child: &std::process::Child) {
     // SAFETY: kill(2) with a valid signal number has no memory-safety preconditions.
     let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
     assert_eq!(rc, 0, "SIGTERM delivered");
+}
+
+/// Calls `probe` until `done` holds for its result (for up to 5 s), and returns the last
+/// result: for what another replica sees "eventually", within the pub/sub delay.
+pub async fn poll_until<T>(mut probe: impl AsyncFnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let result = probe().await;
+        if done(&result) || std::time::Instant::now() >= deadline {
+            return result;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -22,12 +22,7 @@ async fn info_reads_and_updates(backend: Backend) {
         )
         .await;
     assert_msg(put, 200, "ok").await;
-    let person: Value = app
-        .get_auth("/info/person", &access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let person: Value = app.get_json("/info/person", &access).await;
     assert_eq!(
         person,
         json!({"firstname": "Mei", "lastname": "Lin", "email": "mei@example.com"})
@@ -56,12 +51,7 @@ async fn info_reads_and_updates(backend: Backend) {
         )
         .await;
     assert_msg(put, 200, "ok").await;
-    let shipping: Value = app
-        .get_auth("/info/shipping", &access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shipping: Value = app.get_json("/info/shipping", &access).await;
     assert_eq!(
         shipping,
         json!({"address": "2 Side Road", "phone_number": "+886 2 1234"})
@@ -127,22 +117,12 @@ async fn updates_reject_duplicates_and_invalid_input_and_change_nothing(backend:
         )
         .await;
     }
-    let person: Value = app
-        .get_auth("/info/person", &access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let person: Value = app.get_json("/info/person", &access).await;
     assert_eq!(
         person,
         json!({"firstname": "Ming", "lastname": "Hsu", "email": "ming31@example.com"})
     );
-    let shipping: Value = app
-        .get_auth("/info/shipping", &access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shipping: Value = app.get_json("/info/shipping", &access).await;
     assert_eq!(
         shipping,
         json!({"address": "31 Main Street", "phone_number": "0912000031"})

@@ -22,22 +22,12 @@ async fn values_at_the_column_limits_are_stored_whole(backend: Backend) {
         "phone_number": "1".repeat(20),
     });
     let (access, _) = app.signup(&body).await;
-    let person: Value = app
-        .get_auth("/info/person", &access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let person: Value = app.get_json("/info/person", &access).await;
     assert_eq!(
         person,
         json!({"firstname": body["firstname"], "lastname": body["lastname"], "email": email})
     );
-    let shipping: Value = app
-        .get_auth("/info/shipping", &access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shipping: Value = app.get_json("/info/shipping", &access).await;
     assert_eq!(
         shipping,
         json!({"address": body["address"], "phone_number": body["phone_number"]})
@@ -62,22 +52,12 @@ async fn signup_returns_201_and_a_working_token_pair(backend: Backend) {
         Ok(id)
     );
 
-    let person: Value = app
-        .get_auth("/info/person", &access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let person: Value = app.get_json("/info/person", &access).await;
     assert_eq!(
         person,
         json!({"firstname": "Ming", "lastname": "Hsu", "email": "ming1@example.com"})
     );
-    let shipping: Value = app
-        .get_auth("/info/shipping", &access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shipping: Value = app.get_json("/info/shipping", &access).await;
     assert_eq!(
         shipping,
         json!({"address": "1 Main Street", "phone_number": "0912000001"})
