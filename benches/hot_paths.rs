@@ -2,6 +2,11 @@
 //! `Auth` call and every `/info` request), token minting (login, refresh, signup) and the
 //! encoding of responses and cache entries.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "fixed inputs; a benchmark fails by panicking"
+)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

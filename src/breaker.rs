@@ -4,8 +4,11 @@
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+// tokio's clock, so that tests can pause and advance it.
+use tokio::time::Instant;
 
 #[derive(Debug)]
 pub struct Breaker {
@@ -52,13 +55,15 @@ impl Breaker {
 mod tests {
     use super::*;
 
-    #[test]
-    fn opens_for_the_pause_then_lets_a_request_through() {
+    #[tokio::test(start_paused = true)]
+    async fn opens_for_the_pause_then_lets_a_request_through() {
         let breaker = Breaker::new(Duration::from_millis(30));
         assert!(!breaker.is_open());
         breaker.trip();
         assert!(breaker.is_open());
-        std::thread::sleep(Duration::from_millis(40));
+        tokio::time::advance(Duration::from_millis(29)).await;
+        assert!(breaker.is_open());
+        tokio::time::advance(Duration::from_millis(2)).await;
         assert!(!breaker.is_open());
         breaker.trip();
         breaker.reset();

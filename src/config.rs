@@ -28,12 +28,17 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
+        f.write_str(if self.0.is_empty() {
+            "<empty>"
+        } else {
+            "<redacted>"
+        })
     }
 }
 
 /// One setting: its environment name, its key in `config.yml`, its default and what it does.
 pub struct SettingSpec {
+    pub key: Key,
     pub env: &'static str,
     pub yaml: &'static str,
     pub default: &'static str,
@@ -41,44 +46,57 @@ pub struct SettingSpec {
 }
 
 macro_rules! specs {
-    ($($env:literal, $yaml:literal, $default:literal, $help:literal;)*) => {
+    ($($name:ident, $yaml:literal, $default:literal, $help:literal;)*) => {
+        /// A setting's name. Settings are read by these names only, so a misspelled one is a
+        /// compile error, never a silent default.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms, reason = "the names are the environment variables")]
+        pub enum Key { $($name),* }
+
+        impl Key {
+            /// The environment variable.
+            pub const fn env(self) -> &'static str {
+                match self { $(Key::$name => stringify!($name)),* }
+            }
+        }
+
         /// Every setting the service reads, in the order `--help` lists them.
-        pub const SETTINGS: &[SettingSpec] = &[$(SettingSpec { env: $env, yaml: $yaml, default: $default, help: $help }),*];
+        pub const SETTINGS: &[SettingSpec] = &[$(SettingSpec { key: Key::$name, env: stringify!($name), yaml: $yaml, default: $default, help: $help }),*];
     };
 }
 
 specs! {
-    "APP", "app", "account", "service name; prefix of the HTTP metrics";
-    "HTTP_PORT", "httpPort", "8080", "HTTP API port (0 = pick a free one; the real port is logged)";
-    "GRPC_PORT", "grpcPort", "8000", "gRPC port (Auth, reflection, health)";
-    "PROM_PORT", "promPort", "8081", "Prometheus /metrics port";
-    "BIND_ADDRESS", "bindAddress", "0.0.0.0", "address the three listeners bind to";
-    "JAEGER_URL", "jaegerUrl", "", "trace collector (OTLP) endpoint; empty = no tracing export";
-    "JWT_SECRET", "jwtConfig.secret", "", "HS256 secret shared with every replica and the Go service; empty = a random one kept in DATA_DIR (SQLite) or per process";
-    "JWT_ACCESS_TOKEN_EXPIRE_SECOND", "jwtConfig.accessTokenExpireSecond", "300", "access token lifetime, seconds";
-    "JWT_REFRESH_TOKEN_EXPIRE_SECOND", "jwtConfig.refreshTokenExpireSecond", "900", "refresh token lifetime, seconds";
-    "DB_DSN", "dbConfig.dsn", "", "database: empty = SQLite in DATA_DIR, sqlite://PATH, mysql://user:pass@host:port/db or user:pass@tcp(host:port)/db?...";
-    "DB_MAX_OPEN_CONNS", "dbConfig.maxOpenConns", "10", "largest number of database connections";
-    "DB_MAX_IDLE_CONNS", "dbConfig.maxIdleConns", "3", "connections kept open while idle";
-    "DB_ACQUIRE_TIMEOUT_MS", "dbConfig.acquireTimeoutMs", "1000", "longest wait for a database connection before answering 503";
-    "DATA_DIR", "dataDir", "data", "directory of the embedded SQLite database and the generated JWT secret";
-    "MACHINE_ID", "machineId", "", "Sonyflake machine id 0-65535, unique per replica; empty = low 16 bits of the private IPv4 address";
-    "HASH_THREADS", "hashThreads", "0", "password hashing threads; 0 = one per CPU";
-    "HASH_QUEUE", "hashQueue", "64", "password hashing jobs that may wait; beyond it login and signup answer 503";
-    "HTTP_BODY_LIMIT_BYTES", "httpBodyLimitBytes", "65536", "largest accepted request body";
-    "SHUTDOWN_TIMEOUT_SECONDS", "shutdownTimeoutSeconds", "10", "how long requests in flight may finish after SIGTERM";
-    "SHUTDOWN_DELAY_SECONDS", "shutdownDelaySeconds", "0", "after SIGTERM, how long to keep serving while unready, so load balancers drain first";
-    "LOCAL_CACHE_EXPIRATION_SECONDS", "localCacheConfig.expirationSeconds", "600", "in-process cache entry lifetime";
-    "LOCAL_CACHE_MAX_MB", "localCacheConfig.maxMegabytes", "64", "memory bound of the in-process cache, in MiB (approximate)";
-    "NEGATIVE_CACHE_SECONDS", "negativeCacheSeconds", "10", "lifetime of cached 'no such customer' answers, in both tiers";
-    "REDIS_ADDRS", "redisConfig.addrs", "", "comma-separated Redis seed nodes; several = cluster mode; empty = in-process cache only";
-    "REDIS_PASSWORD", "redisConfig.password", "", "Redis password";
-    "REDIS_DB", "redisConfig.db", "0", "Redis database number (single node only)";
-    "REDIS_POOL_SIZE", "redisConfig.poolSize", "10", "Redis connections per node";
-    "REDIS_MAX_RETRIES", "redisConfig.maxRetries", "3", "retries of a failed Redis command";
-    "REDIS_EXPIRATION_SECONDS", "redisConfig.expirationSeconds", "900", "Redis entry lifetime (plus 0-9 s jitter)";
-    "LOG_FORMAT", "logFormat", "text", "log format: text or json";
-    "LOG_LEVEL", "logLevel", "info", "log filter (RUST_LOG syntax); RUST_LOG wins when set";
+    APP, "app", "account", "service name; prefix of the HTTP metrics";
+    HTTP_PORT, "httpPort", "8080", "HTTP API port (0 = pick a free one; the real port is logged)";
+    GRPC_PORT, "grpcPort", "8000", "gRPC port (Auth, reflection, health)";
+    PROM_PORT, "promPort", "8081", "Prometheus /metrics port";
+    BIND_ADDRESS, "bindAddress", "0.0.0.0", "address the three listeners bind to";
+    JAEGER_URL, "jaegerUrl", "", "trace collector (OTLP) endpoint; empty = no tracing export";
+    JWT_SECRET, "jwtConfig.secret", "", "HS256 secret shared with every replica and the Go service; empty = a random one kept in DATA_DIR (SQLite) or per process";
+    JWT_ACCESS_TOKEN_EXPIRE_SECOND, "jwtConfig.accessTokenExpireSecond", "300", "access token lifetime, seconds";
+    JWT_REFRESH_TOKEN_EXPIRE_SECOND, "jwtConfig.refreshTokenExpireSecond", "900", "refresh token lifetime, seconds";
+    DB_DSN, "dbConfig.dsn", "", "database: empty = SQLite in DATA_DIR, sqlite://PATH, mysql://user:pass@host:port/db or user:pass@tcp(host:port)/db?...";
+    DB_MAX_OPEN_CONNS, "dbConfig.maxOpenConns", "10", "largest number of database connections";
+    DB_MAX_IDLE_CONNS, "dbConfig.maxIdleConns", "3", "connections kept open while idle";
+    DB_ACQUIRE_TIMEOUT_MS, "dbConfig.acquireTimeoutMs", "1000", "longest wait for a database connection before answering 503";
+    DATA_DIR, "dataDir", "data", "directory of the embedded SQLite database and the generated JWT secret";
+    MACHINE_ID, "machineId", "", "Sonyflake machine id 0-65535 (or an IPv4 address: its low 16 bits), unique per replica; empty = low 16 bits of the private IPv4 address";
+    HASH_THREADS, "hashThreads", "0", "password hashing threads; 0 = one per CPU";
+    HASH_QUEUE, "hashQueue", "64", "password hashing jobs that may wait; beyond it login and signup answer 503";
+    HTTP_BODY_LIMIT_BYTES, "httpBodyLimitBytes", "65536", "largest accepted request body";
+    SHUTDOWN_TIMEOUT_SECONDS, "shutdownTimeoutSeconds", "10", "how long requests in flight may finish after SIGTERM";
+    SHUTDOWN_DELAY_SECONDS, "shutdownDelaySeconds", "0", "after SIGTERM, how long to keep serving while unready, so load balancers drain first";
+    LOCAL_CACHE_EXPIRATION_SECONDS, "localCacheConfig.expirationSeconds", "600", "in-process cache entry lifetime";
+    LOCAL_CACHE_MAX_MB, "localCacheConfig.maxMegabytes", "64", "memory bound of the in-process cache, in MiB (approximate)";
+    NEGATIVE_CACHE_SECONDS, "negativeCacheSeconds", "10", "lifetime of cached 'no such customer' answers, in both tiers";
+    REDIS_ADDRS, "redisConfig.addrs", "", "comma-separated Redis seed nodes; several = cluster mode; empty = in-process cache only";
+    REDIS_PASSWORD, "redisConfig.password", "", "Redis password";
+    REDIS_DB, "redisConfig.db", "0", "Redis database number (single node only)";
+    REDIS_POOL_SIZE, "redisConfig.poolSize", "10", "Redis connections per node";
+    REDIS_MAX_RETRIES, "redisConfig.maxRetries", "3", "retries of a failed Redis command";
+    REDIS_EXPIRATION_SECONDS, "redisConfig.expirationSeconds", "900", "Redis entry lifetime (plus 0-9 s jitter)";
+    LOG_FORMAT, "logFormat", "text", "log format: text or json";
+    LOG_LEVEL, "logLevel", "info", "log filter (RUST_LOG syntax); RUST_LOG wins when set";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,9 +176,9 @@ impl Settings {
         explicit_file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut raw: HashMap<&'static str, String> = SETTINGS
+        let mut raw: HashMap<Key, String> = SETTINGS
             .iter()
-            .map(|s| (s.env, s.default.to_owned()))
+            .map(|s| (s.key, s.default.to_owned()))
             .collect();
         let file = match explicit_file {
             Some(path) => Some(path.to_path_buf()),
@@ -171,7 +189,7 @@ impl Settings {
         }
         for spec in SETTINGS {
             if let Some(value) = env(spec.env).filter(|v| !v.is_empty()) {
-                raw.insert(spec.env, value);
+                raw.insert(spec.key, value);
             }
         }
         Self::from_raw(&raw)
@@ -181,98 +199,122 @@ impl Settings {
     pub fn defaults() -> Self {
         let raw = SETTINGS
             .iter()
-            .map(|s| (s.env, s.default.to_owned()))
+            .map(|s| (s.key, s.default.to_owned()))
             .collect();
-        Self::from_raw(&raw).unwrap_or_else(|e| unreachable!("built-in defaults are valid: {e}"))
+        #[expect(
+            clippy::expect_used,
+            reason = "the built-in defaults are valid (tested)"
+        )]
+        Self::from_raw(&raw).expect("built-in defaults are valid")
     }
 
-    fn from_raw(raw: &HashMap<&'static str, String>) -> Result<Self, ConfigError> {
+    fn from_raw(raw: &HashMap<Key, String>) -> Result<Self, ConfigError> {
         let r = Reader(raw);
         let non_empty = |key| Some(r.text(key)).filter(|v| !v.is_empty());
         Ok(Self {
-            app: r.parse_with("APP", "a name of letters, digits and _", |v| {
+            app: r.parse_with(Key::APP, "a name of letters, digits and _", |v| {
                 (!v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
                     .then(|| v.to_owned())
             })?,
-            http_port: r.parse("HTTP_PORT", "a port number 0-65535")?,
-            grpc_port: r.parse("GRPC_PORT", "a port number 0-65535")?,
-            prom_port: r.parse("PROM_PORT", "a port number 0-65535")?,
-            bind_address: r.parse("BIND_ADDRESS", "an IP address")?,
-            jaeger_url: non_empty("JAEGER_URL"),
-            jwt_secret: non_empty("JWT_SECRET").map(Secret),
-            access_token_expire_secs: r.positive("JWT_ACCESS_TOKEN_EXPIRE_SECOND")?,
-            refresh_token_expire_secs: r.positive("JWT_REFRESH_TOKEN_EXPIRE_SECOND")?,
-            db_dsn: Secret(r.text("DB_DSN")),
-            db_max_open_conns: r.positive("DB_MAX_OPEN_CONNS")?,
-            db_max_idle_conns: r.parse("DB_MAX_IDLE_CONNS", "a whole number")?,
-            db_acquire_timeout: Duration::from_millis(r.positive("DB_ACQUIRE_TIMEOUT_MS")?),
-            data_dir: PathBuf::from(r.text("DATA_DIR")),
-            machine_id: match non_empty("MACHINE_ID") {
+            http_port: r.parse(Key::HTTP_PORT, "a port number 0-65535")?,
+            grpc_port: r.parse(Key::GRPC_PORT, "a port number 0-65535")?,
+            prom_port: r.parse(Key::PROM_PORT, "a port number 0-65535")?,
+            bind_address: r.parse(Key::BIND_ADDRESS, "an IP address")?,
+            jaeger_url: non_empty(Key::JAEGER_URL),
+            jwt_secret: non_empty(Key::JWT_SECRET).map(Secret),
+            access_token_expire_secs: r.positive(Key::JWT_ACCESS_TOKEN_EXPIRE_SECOND)?,
+            refresh_token_expire_secs: r.positive(Key::JWT_REFRESH_TOKEN_EXPIRE_SECOND)?,
+            db_dsn: Secret(r.text(Key::DB_DSN)),
+            db_max_open_conns: r.positive(Key::DB_MAX_OPEN_CONNS)?,
+            db_max_idle_conns: r.parse(Key::DB_MAX_IDLE_CONNS, "a whole number")?,
+            db_acquire_timeout: Duration::from_millis(r.positive(Key::DB_ACQUIRE_TIMEOUT_MS)?),
+            data_dir: PathBuf::from(r.text(Key::DATA_DIR)),
+            machine_id: match non_empty(Key::MACHINE_ID) {
                 None => None,
-                Some(_) => Some(r.parse("MACHINE_ID", "a number 0-65535")?),
+                Some(_) => Some(r.parse_with(
+                    Key::MACHINE_ID,
+                    "a number 0-65535, or an IPv4 address whose low 16 bits are used",
+                    parse_machine_id,
+                )?),
             },
-            hash_threads: r.parse_with("HASH_THREADS", "a number 0-256", |v| {
+            hash_threads: r.parse_with(Key::HASH_THREADS, "a number 0-256", |v| {
                 v.parse::<usize>().ok().filter(|n| *n <= 256)
             })?,
-            hash_queue: r.parse("HASH_QUEUE", "a whole number")?,
-            http_body_limit: r.positive("HTTP_BODY_LIMIT_BYTES")?,
+            hash_queue: r.parse(Key::HASH_QUEUE, "a whole number")?,
+            http_body_limit: r.positive(Key::HTTP_BODY_LIMIT_BYTES)?,
             shutdown_timeout: Duration::from_secs(
-                r.parse("SHUTDOWN_TIMEOUT_SECONDS", "a whole number")?,
+                r.parse(Key::SHUTDOWN_TIMEOUT_SECONDS, "a whole number")?,
             ),
             shutdown_delay: Duration::from_secs(
-                r.parse("SHUTDOWN_DELAY_SECONDS", "a whole number")?,
+                r.parse(Key::SHUTDOWN_DELAY_SECONDS, "a whole number")?,
             ),
             local_cache_expiration: Duration::from_secs(
-                r.positive("LOCAL_CACHE_EXPIRATION_SECONDS")?,
+                r.positive(Key::LOCAL_CACHE_EXPIRATION_SECONDS)?,
             ),
             local_cache_max_bytes: r
-                .positive::<u64>("LOCAL_CACHE_MAX_MB")?
+                .positive::<u64>(Key::LOCAL_CACHE_MAX_MB)?
                 .saturating_mul(1024 * 1024),
-            negative_cache_expiration: Duration::from_secs(r.positive("NEGATIVE_CACHE_SECONDS")?),
-            redis_addrs: r.parse_with("REDIS_ADDRS", "comma-separated host:port pairs", |v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| {
-                        let (host, port) = a.rsplit_once(':')?;
-                        (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| a.to_owned())
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })?,
-            redis_password: non_empty("REDIS_PASSWORD").map(Secret),
-            redis_db: r.parse("REDIS_DB", "a whole number")?,
-            redis_pool_size: r.positive("REDIS_POOL_SIZE")?,
-            redis_max_retries: r.parse("REDIS_MAX_RETRIES", "a whole number")?,
-            redis_expiration: Duration::from_secs(r.positive("REDIS_EXPIRATION_SECONDS")?),
-            log_format: r.parse_with("LOG_FORMAT", "text or json", |v| match v {
+            negative_cache_expiration: Duration::from_secs(
+                r.positive(Key::NEGATIVE_CACHE_SECONDS)?,
+            ),
+            redis_addrs: r.parse_with(
+                Key::REDIS_ADDRS,
+                "comma-separated host:port pairs",
+                |v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| {
+                            let (host, port) = a.rsplit_once(':')?;
+                            (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| a.to_owned())
+                        })
+                        .collect::<Option<Vec<_>>>()
+                },
+            )?,
+            redis_password: non_empty(Key::REDIS_PASSWORD).map(Secret),
+            redis_db: r.parse(Key::REDIS_DB, "a whole number")?,
+            redis_pool_size: r.positive(Key::REDIS_POOL_SIZE)?,
+            redis_max_retries: r.parse(Key::REDIS_MAX_RETRIES, "a whole number")?,
+            redis_expiration: Duration::from_secs(r.positive(Key::REDIS_EXPIRATION_SECONDS)?),
+            log_format: r.parse_with(Key::LOG_FORMAT, "text or json", |v| match v {
                 "text" => Some(LogFormat::Text),
                 "json" => Some(LogFormat::Json),
                 _ => None,
             })?,
-            log_level: r.text("LOG_LEVEL"),
+            log_level: r.text(Key::LOG_LEVEL),
         })
     }
 }
 
-struct Reader<'a>(&'a HashMap<&'static str, String>);
+/// `MACHINE_ID`: a number, or an IPv4 address (Kubernetes: `$(POD_IP)`) whose low 16 bits
+/// are used, as Sonyflake derives it from the host's address.
+fn parse_machine_id(value: &str) -> Option<u16> {
+    value.parse::<u16>().ok().or_else(|| {
+        let ip: std::net::Ipv4Addr = value.parse().ok()?;
+        let [_, _, high, low] = ip.octets();
+        Some(u16::from_be_bytes([high, low]))
+    })
+}
+
+struct Reader<'a>(&'a HashMap<Key, String>);
 
 impl Reader<'_> {
-    fn text(&self, key: &'static str) -> String {
+    fn text(&self, key: Key) -> String {
         self.0
-            .get(key)
+            .get(&key)
             .map(|v| v.trim().to_owned())
             .unwrap_or_default()
     }
 
     fn parse_with<T>(
         &self,
-        key: &'static str,
+        key: Key,
         expected: &'static str,
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Result<T, ConfigError> {
         let value = self.text(key);
         parse(&value).ok_or(ConfigError::Invalid {
-            key,
+            key: key.env(),
             value,
             expected,
         })
@@ -280,7 +322,7 @@ impl Reader<'_> {
 
     fn parse<T: std::str::FromStr>(
         &self,
-        key: &'static str,
+        key: Key,
         expected: &'static str,
     ) -> Result<T, ConfigError> {
         self.parse_with(key, expected, |v| v.parse().ok())
@@ -288,7 +330,7 @@ impl Reader<'_> {
 
     fn positive<T: std::str::FromStr + PartialOrd + Default>(
         &self,
-        key: &'static str,
+        key: Key,
     ) -> Result<T, ConfigError> {
         self.parse_with(key, "a whole number above 0", |v| {
             v.parse().ok().filter(|n| *n > T::default())
@@ -296,7 +338,7 @@ impl Reader<'_> {
     }
 }
 
-fn read_yaml(path: &Path, raw: &mut HashMap<&'static str, String>) -> Result<(), ConfigError> {
+fn read_yaml(path: &Path, raw: &mut HashMap<Key, String>) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
         path: path.into(),
         source,
@@ -322,7 +364,7 @@ fn read_yaml(path: &Path, raw: &mut HashMap<&'static str, String>) -> Result<(),
                 });
             }
         };
-        raw.insert(spec.env, value);
+        raw.insert(spec.key, value);
     }
     Ok(())
 }
@@ -413,6 +455,29 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{err}");
         }
+    }
+
+    /// A setting declared but never read would be a silent no-op: every key must change the
+    /// settings or be refused when given a value unlike its default.
+    #[test]
+    fn every_declared_setting_is_read() {
+        let defaults = format!("{:?}", Settings::defaults());
+        for spec in SETTINGS {
+            let odd = if spec.default == "7" { "9" } else { "7" };
+            match Settings::from_sources(None, env(&[(spec.env, odd)])) {
+                Err(e) => assert!(e.to_string().contains(spec.env), "{e}"),
+                Ok(s) => assert_ne!(format!("{s:?}"), defaults, "{} is never read", spec.env),
+            }
+        }
+    }
+
+    #[test]
+    fn machine_id_is_a_number_or_an_address() {
+        let id =
+            |v: &str| Settings::from_sources(None, env(&[("MACHINE_ID", v)])).map(|s| s.machine_id);
+        assert_eq!(id("513").unwrap(), Some(513));
+        assert_eq!(id("10.1.2.3").unwrap(), Some(0x0203));
+        assert!(id("10.1.2").is_err());
     }
 
     #[test]

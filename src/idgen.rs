@@ -69,6 +69,23 @@ impl IdGenerator {
     }
 }
 
+/// The machine id: `configured` (`MACHINE_ID`), else the low 16 bits of the private IPv4
+/// address, else random (with a warning to set it). Logged with where it came from.
+pub fn machine_id(configured: Option<u16>) -> u16 {
+    let (id, source) = match configured {
+        Some(id) => (id, "MACHINE_ID"),
+        None => match machine_id_from_private_ip() {
+            Some(id) => (id, "private IPv4 address"),
+            None => (
+                rand::random(),
+                "random (no private IPv4 address; set MACHINE_ID)",
+            ),
+        },
+    };
+    tracing::info!(machine_id = id, source, "Sonyflake machine id");
+    id
+}
+
 /// The low 16 bits of the first private IPv4 address of this host, as sonyflake's default.
 pub fn machine_id_from_private_ip() -> Option<u16> {
     private_ipv4_addresses()
@@ -90,6 +107,7 @@ fn private_ipv4_addresses() -> Vec<std::net::Ipv4Addr> {
     let mut found = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list that we only read and then free once.
+    #[expect(unsafe_code, reason = "getifaddrs has no safe wrapper in std")]
     unsafe {
         if libc::getifaddrs(&mut head) != 0 {
             return found;

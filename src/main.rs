@@ -100,10 +100,15 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
                 CustomerAction::Activate { id } => (id, true),
                 CustomerAction::Deactivate { id } => (id, false),
             };
-            let (_, cache) = open_store(&settings, Metrics::new(&settings.app)).await?;
+            let (_, cache) = open_store(
+                &settings,
+                Metrics::new(&settings.app),
+                std::sync::Arc::new(saga_account::clock::SystemClock),
+            )
+            .await?;
             if let Some(redis) = cache.redis()
                 && !redis
-                    .wait_until_coherent(std::time::Duration::from_secs(10))
+                    .wait_until_subscribed(std::time::Duration::from_secs(10))
                     .await
             {
                 anyhow::bail!(

@@ -1,10 +1,13 @@
 //! Prometheus metrics: one registry per application (so that tests can run several in one
-//! process), served as text on `PROM_PORT` at `/metrics`. Names of the service's own
-//! metrics start with the `APP` prefix.
+//! process); the HTTP layer serves it as text on `PROM_PORT` at `/metrics`. Names of the
+//! service's own metrics start with the `APP` prefix.
+//!
+//! A leaf module: it knows nothing of the services or transports. Labels that stand for a
+//! closed set of values are typed here (`Tier`, `Transport`) or come from the domain's own
+//! `label()` methods.
 
 use std::sync::Arc;
 
-use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -51,11 +54,63 @@ pub struct Inner {
     /// Token verifications by transport (`http`, `grpc`) and outcome (`valid`, `expired`, `invalid`).
     pub token_verifications: IntCounterVec,
     pub hash_queue_depth: IntGauge,
+    /// How many hashing jobs may wait (`HASH_QUEUE`), for saturation ratios.
+    pub hash_queue_capacity: IntGauge,
     pub hash_duration: HistogramVec,
+    /// 1 while a dependency answers (`database`, `redis` when configured), else 0.
+    pub dependency_up: IntGaugeVec,
 }
 
 /// The label a request that matched no route is counted under.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// A cache tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Local,
+    Redis,
+}
+
+impl Tier {
+    pub fn label(self) -> &'static str {
+        match self {
+            Tier::Local => "local",
+            Tier::Redis => "redis",
+        }
+    }
+}
+
+/// Where a token verification came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    Grpc,
+}
+
+impl Transport {
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Grpc => "grpc",
+        }
+    }
+}
+
+/// A dependency whose reachability is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    Database,
+    Redis,
+}
+
+impl Dependency {
+    pub fn label(self) -> &'static str {
+        match self {
+            Dependency::Database => "database",
+            Dependency::Redis => "redis",
+        }
+    }
+}
 
 impl std::ops::Deref for Metrics {
     type Target = Inner;
@@ -64,9 +119,13 @@ impl std::ops::Deref for Metrics {
     }
 }
 
+// The definitions below are static: names, help texts and label names are fixed here and
+// every one is exercised by the tests, so their construction cannot fail at run time.
+
+#[expect(clippy::expect_used, reason = "static metric definition")]
 fn counter_vec(registry: &Registry, name: String, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+    let metric =
+        IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
     register(registry, metric)
 }
 
@@ -77,27 +136,35 @@ fn histogram_vec(
     buckets: Vec<f64>,
     labels: &[&str],
 ) -> HistogramVec {
+    #[expect(clippy::expect_used, reason = "static metric definition")]
     let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        .expect("static metric definition");
     register(registry, metric)
 }
 
+#[expect(clippy::expect_used, reason = "static metric definition")]
 fn counter(registry: &Registry, name: String, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help)
-        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+    let metric = IntCounter::new(name, help).expect("static metric definition");
     register(registry, metric)
 }
 
+#[expect(clippy::expect_used, reason = "static metric definition")]
 fn gauge(registry: &Registry, name: String, help: &str) -> IntGauge {
-    let metric =
-        IntGauge::new(name, help).unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+    let metric = IntGauge::new(name, help).expect("static metric definition");
     register(registry, metric)
 }
 
+#[expect(clippy::expect_used, reason = "static metric definition")]
+fn gauge_vec(registry: &Registry, name: String, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    register(registry, metric)
+}
+
+#[expect(clippy::expect_used, reason = "each metric is registered once")]
 fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
     registry
         .register(Box::new(metric.clone()))
-        .unwrap_or_else(|e| unreachable!("each metric is registered once: {e}"));
+        .expect("each metric is registered once");
     metric
 }
 
@@ -106,19 +173,14 @@ impl Metrics {
     pub fn new(app: &str) -> Self {
         let r = Registry::new();
         let n = |suffix: &str| format!("{app}_{suffix}");
-        let db_query_duration = register(
+        let db_query_duration = histogram_vec(
             &r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    n("db_query_duration_seconds"),
-                    "Duration of database statements.",
-                )
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                ]),
-                &["operation"],
-            )
-            .unwrap_or_else(|e| unreachable!("static metric definition: {e}")),
+            n("db_query_duration_seconds"),
+            "Duration of database statements.",
+            vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ],
+            &["operation"],
         );
         #[cfg(target_os = "linux")]
         {
@@ -185,16 +247,11 @@ impl Metrics {
                 prometheus::exponential_buckets(100.0, 10.0, 8).unwrap_or_default(),
                 &["handler", "method", "code"],
             ),
-            http_inflight: register(
+            http_inflight: gauge_vec(
                 &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        n("http_requests_inflight"),
-                        "The number of inflight requests being handled at the same time.",
-                    ),
-                    &["handler"],
-                )
-                .unwrap_or_else(|e| unreachable!("static metric definition: {e}")),
+                n("http_requests_inflight"),
+                "The number of inflight requests being handled at the same time.",
+                &["handler"],
             ),
             grpc_started: counter_vec(
                 &r,
@@ -246,6 +303,17 @@ impl Metrics {
                 n("password_hash_queue_depth"),
                 "Password hashing jobs waiting for a thread.",
             ),
+            hash_queue_capacity: gauge(
+                &r,
+                n("password_hash_queue_capacity"),
+                "Password hashing jobs that may wait before logins and signups answer 503.",
+            ),
+            dependency_up: gauge_vec(
+                &r,
+                n("dependency_up"),
+                "1 while a dependency answers (database; redis when configured and its invalidation channel is live), else 0.",
+                &["dependency"],
+            ),
             hash_duration: histogram_vec(
                 &r,
                 n("password_hash_duration_seconds"),
@@ -267,15 +335,10 @@ impl Metrics {
         }))
     }
 
-    /// Counts one access-token verification.
-    pub fn token_verified<T>(&self, transport: &str, result: &Result<T, crate::auth::TokenError>) {
-        let outcome = match result {
-            Ok(_) => "valid",
-            Err(crate::auth::TokenError::Expired) => "expired",
-            Err(crate::auth::TokenError::Invalid) => "invalid",
-        };
+    /// Counts one access-token verification; `outcome` is `valid` or the error's label.
+    pub fn token_verified(&self, transport: Transport, outcome: &'static str) {
         self.token_verifications
-            .with_label_values(&[transport, outcome])
+            .with_label_values(&[transport.label(), outcome])
             .inc();
     }
 
@@ -285,17 +348,4 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
         String::from_utf8(buffer).unwrap_or_default()
     }
-}
-
-pub fn router(metrics: Metrics) -> Router {
-    Router::new()
-        .route("/metrics", get(serve))
-        .with_state(metrics)
-}
-
-async fn serve(State(metrics): State<Metrics>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-        metrics.render(),
-    )
 }

@@ -1,11 +1,13 @@
 //! Signup, login, token refresh and token verification.
 
 mod password;
+mod secret;
 mod token;
 
 use std::sync::Arc;
 
 pub use password::{BCRYPT_COST, PasswordHasher};
+pub use secret::jwt_secret;
 pub use token::{TokenCodec, TokenError, TokenKind};
 
 use crate::{

@@ -151,6 +151,7 @@ fn bcrypt_input(password: &str) -> Cow<'_, [u8]> {
 fn lower_thread_priority() {
     // On Linux, PRIO_PROCESS with id 0 sets the nice value of the calling thread only.
     // SAFETY: setpriority has no memory-safety preconditions; failure only leaves the default.
+    #[expect(unsafe_code, reason = "setpriority has no safe wrapper in std")]
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, HASH_THREAD_NICENESS);
     }

@@ -44,6 +44,16 @@ pub enum TokenError {
     Expired,
 }
 
+impl TokenError {
+    /// A short, fixed name for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TokenError::Invalid => "invalid",
+            TokenError::Expired => "expired",
+        }
+    }
+}
+
 impl From<TokenError> for crate::domain::Error {
     fn from(e: TokenError) -> Self {
         match e {
@@ -81,9 +91,9 @@ pub struct TokenCodec {
 
 impl TokenCodec {
     pub fn new(secret: &[u8]) -> Self {
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
+        let mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
         Self { mac }
     }
 

@@ -11,14 +11,27 @@ use crate::domain::{
 /// The channel on which writes announce the keys they made stale (a JSON array).
 pub const INVALIDATION_CHANNEL: &str = "invalidate_cache:account";
 
-/// One cached read.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// One cached read, or (`CredentialsAsTyped`) a Redis entry that a write must also drop.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CacheKey {
     Personal(CustomerId),
     Shipping(CustomerId),
     Check(CustomerId),
     /// By email address as the database matches it: ASCII letters without case.
     Credentials(String),
+    /// The key a Go replica writes for an address: as typed. Never held in memory here.
+    CredentialsAsTyped(String),
+}
+
+/// What a tier knows about a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<V> {
+    /// A cached value.
+    Hit(V),
+    /// A cached "does not exist".
+    Absent,
+    /// Nothing cached (or an entry this reader cannot use).
+    Miss,
 }
 
 impl CacheKey {
@@ -42,7 +55,7 @@ impl CacheKey {
     pub fn approximate_size(&self) -> usize {
         std::mem::size_of::<Self>()
             + match self {
-                CacheKey::Credentials(email) => email.len(),
+                CacheKey::Credentials(email) | CacheKey::CredentialsAsTyped(email) => email.len(),
                 _ => 0,
             }
     }
@@ -53,20 +66,23 @@ impl CacheKey {
             CacheKey::Personal(id) => format!("cuspersonalinfo:{id}"),
             CacheKey::Shipping(id) => format!("cusshippinginfo:{id}"),
             CacheKey::Check(id) => format!("cuscheck:{id}"),
-            CacheKey::Credentials(email) => format!("cuscred:{email}"),
+            CacheKey::Credentials(email) | CacheKey::CredentialsAsTyped(email) => {
+                format!("cuscred:{email}")
+            }
         }
     }
 }
 
-/// Every Redis key that can hold credentials of `email`: ours (case-folded) and the one a
-/// Go replica writes (the address as typed).
-pub fn credential_keys(email: &Email) -> Vec<String> {
-    let mut keys = vec![CacheKey::credentials(email).render()];
-    let as_typed = format!("cuscred:{}", email.as_str());
-    if !keys.contains(&as_typed) {
-        keys.push(as_typed);
+/// Every key that can hold credentials of `email`: ours (case-folded) and the one a Go
+/// replica writes (the address as typed), when they differ.
+pub fn credential_keys(email: &Email) -> Vec<CacheKey> {
+    let ours = CacheKey::credentials(email);
+    let as_typed = CacheKey::CredentialsAsTyped(email.as_str().to_owned());
+    if ours.render() == as_typed.render() {
+        vec![ours]
+    } else {
+        vec![ours, as_typed]
     }
-    keys
 }
 
 /// The lock that makes one caller load `key` while the others wait (redsync's layout).
@@ -110,21 +126,22 @@ impl Entry {
 
 /// How a value sits in the in-process tier.
 pub trait EntryKind: Sized {
-    fn wrap(value: Option<Self>) -> Entry;
-    /// `None` when the entry holds another kind of value.
-    fn unwrap(entry: Entry) -> Option<Option<Self>>;
+    fn into_entry(value: Option<Self>) -> Entry;
+    /// `Miss` when the entry holds another kind of value.
+    fn from_entry(entry: Entry) -> Lookup<Self>;
 }
 
 macro_rules! entry_kind {
     ($($type:ty => $variant:ident),* $(,)?) => {$(
         impl EntryKind for $type {
-            fn wrap(value: Option<Self>) -> Entry {
+            fn into_entry(value: Option<Self>) -> Entry {
                 Entry::$variant(value)
             }
-            fn unwrap(entry: Entry) -> Option<Option<Self>> {
+            fn from_entry(entry: Entry) -> Lookup<Self> {
                 match entry {
-                    Entry::$variant(v) => Some(v),
-                    _ => None,
+                    Entry::$variant(Some(v)) => Lookup::Hit(v),
+                    Entry::$variant(None) => Lookup::Absent,
+                    _ => Lookup::Miss,
                 }
             }
         }
@@ -137,8 +154,8 @@ entry_kind!(PersonalInfo => Personal, ShippingInfo => Shipping, CheckResult => C
 pub trait Cacheable: EntryKind + Send + Sync + 'static {
     /// The Go JSON shape; `None` for values the Go layout cannot express (they stay local).
     fn to_redis(value: &Option<Self>) -> Option<String>;
-    /// `None` when the JSON is not of this shape (treated as a miss).
-    fn from_redis(json: &str) -> Option<Option<Self>>;
+    /// `Miss` when the JSON is not of this shape.
+    fn from_redis(json: &str) -> Lookup<Self>;
 }
 
 #[derive(Serialize, Deserialize)]
@@ -183,13 +200,15 @@ impl Cacheable for PersonalInfo {
         })
         .ok()
     }
-    fn from_redis(json: &str) -> Option<Option<Self>> {
-        let p: RedisPersonal = serde_json::from_str(json).ok()?;
-        Some(Some(PersonalInfo {
+    fn from_redis(json: &str) -> Lookup<Self> {
+        let Ok(p) = serde_json::from_str::<RedisPersonal>(json) else {
+            return Lookup::Miss;
+        };
+        Lookup::Hit(PersonalInfo {
             first_name: Name::from_stored(p.first_name),
             last_name: Name::from_stored(p.last_name),
             email: Email::from_stored(p.email),
-        }))
+        })
     }
 }
 
@@ -202,12 +221,14 @@ impl Cacheable for ShippingInfo {
         })
         .ok()
     }
-    fn from_redis(json: &str) -> Option<Option<Self>> {
-        let s: RedisShipping = serde_json::from_str(json).ok()?;
-        Some(Some(ShippingInfo {
+    fn from_redis(json: &str) -> Lookup<Self> {
+        let Ok(s) = serde_json::from_str::<RedisShipping>(json) else {
+            return Lookup::Miss;
+        };
+        Lookup::Hit(ShippingInfo {
             address: Address::from_stored(s.address),
             phone_number: PhoneNumber::from_stored(s.phone_number),
-        }))
+        })
     }
 }
 
@@ -219,9 +240,12 @@ impl Cacheable for CheckResult {
         };
         serde_json::to_string(&check).ok()
     }
-    fn from_redis(json: &str) -> Option<Option<Self>> {
-        let c: RedisCheck = serde_json::from_str(json).ok()?;
-        Some(c.exist.then_some(CheckResult { active: c.active }))
+    fn from_redis(json: &str) -> Lookup<Self> {
+        match serde_json::from_str::<RedisCheck>(json) {
+            Ok(c) if c.exist => Lookup::Hit(CheckResult { active: c.active }),
+            Ok(_) => Lookup::Absent,
+            Err(_) => Lookup::Miss,
+        }
     }
 }
 
@@ -243,13 +267,16 @@ impl Cacheable for Credentials {
         };
         serde_json::to_string(&c).ok()
     }
-    fn from_redis(json: &str) -> Option<Option<Self>> {
-        let c: RedisCredentials = serde_json::from_str(json).ok()?;
-        Some(c.exist.then_some(Credentials {
-            id: CustomerId(c.id),
-            active: c.active,
-            bcrypted_password: c.bcrypted_password,
-        }))
+    fn from_redis(json: &str) -> Lookup<Self> {
+        match serde_json::from_str::<RedisCredentials>(json) {
+            Ok(c) if c.exist => Lookup::Hit(Credentials {
+                id: CustomerId(c.id),
+                active: c.active,
+                bcrypted_password: c.bcrypted_password,
+            }),
+            Ok(_) => Lookup::Absent,
+            Err(_) => Lookup::Miss,
+        }
     }
 }
 
@@ -268,9 +295,18 @@ mod tests {
             CacheKey::credentials(&email).render(),
             "cuscred:ming@example.com"
         );
+        let rendered: Vec<String> = credential_keys(&email)
+            .iter()
+            .map(CacheKey::render)
+            .collect();
         assert_eq!(
-            credential_keys(&email),
+            rendered,
             vec!["cuscred:ming@example.com", "cuscred:Ming@Example.com"]
+        );
+        assert_eq!(
+            credential_keys(&Email::parse("ming@example.com").unwrap()).len(),
+            1,
+            "one key when the address is already lower case"
         );
         assert_eq!(lock_key("cuscheck:42"), "mutex:cuscheck:42");
         for key in [
@@ -336,11 +372,10 @@ mod tests {
     fn values_written_by_go_are_read() {
         let got = Credentials::from_redis(
             r#"{"Exist":true,"ID":9,"Active":false,"BcryptedPassword":"h"}"#,
-        )
-        .unwrap();
+        );
         assert_eq!(
             got,
-            Some(Credentials {
+            Lookup::Hit(Credentials {
                 id: CustomerId(9),
                 active: false,
                 bcrypted_password: "h".into()
@@ -350,12 +385,12 @@ mod tests {
             Credentials::from_redis(
                 r#"{"Exist":false,"ID":0,"Active":false,"BcryptedPassword":""}"#
             ),
-            Some(None)
+            Lookup::Absent
         );
         assert_eq!(
             CheckResult::from_redis(r#"{"Exist":true,"Active":true}"#),
-            Some(Some(CheckResult { active: true }))
+            Lookup::Hit(CheckResult { active: true })
         );
-        assert!(CheckResult::from_redis("garbage").is_none());
+        assert_eq!(CheckResult::from_redis("garbage"), Lookup::Miss);
     }
 }

@@ -94,6 +94,12 @@ impl LocalCache {
         }
     }
 
+    pub async fn invalidate_all_of(&self, keys: &[CacheKey]) {
+        for key in keys {
+            self.invalidate(key).await;
+        }
+    }
+
     pub fn invalidate_all(&self) {
         self.positive.invalidate_all();
         self.negative.invalidate_all();

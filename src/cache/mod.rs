@@ -4,9 +4,9 @@
 //! `CachedStore` wraps any `CustomerStore` and is one itself, so the services do not know
 //! whether a cache is there.
 
+mod invalidation;
 mod keys;
 mod local;
-mod redis;
 
 use std::{
     future::Future,
@@ -19,15 +19,19 @@ use std::{
 
 use async_trait::async_trait;
 
-pub use keys::{CacheKey, Cacheable, EntryKind, INVALIDATION_CHANNEL, credential_keys, lock_key};
+pub use keys::{
+    CacheKey, Cacheable, EntryKind, INVALIDATION_CHANNEL, Lookup, credential_keys, lock_key,
+};
 pub use local::LocalCache;
-pub use redis::{RedisSettings, RedisTier};
+
+use invalidation::Invalidator;
 
 use crate::{
     domain::{
         CheckResult, Credentials, CustomerId, Email, NewCustomer, PersonalInfo, ShippingInfo,
     },
-    metrics::Metrics,
+    metrics::{Metrics, Tier},
+    redis::{RedisClient, RedisDown},
     store::{CustomerStore, StoreError, StoreResult},
 };
 
@@ -43,11 +47,21 @@ pub struct CacheSettings {
 
 /// How long a caller waits for another replica's load before loading itself.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
+/// How long a loading lock lives if its owner dies (redsync's default in the Go service).
+const LOCK_TTL: Duration = Duration::from_secs(5);
+/// Invalidations are repeated once after this delay, to catch a fill that raced the write.
+const INVALIDATION_REPEAT: Duration = Duration::from_millis(500);
+
+/// The Redis tier: the client, and the invalidations that follow writes.
+struct RedisTier {
+    client: Arc<RedisClient>,
+    invalidator: Arc<Invalidator>,
+}
 
 pub struct CachedStore {
     inner: Arc<dyn CustomerStore>,
     local: LocalCache,
-    redis: Option<Arc<RedisTier>>,
+    redis: Option<RedisTier>,
     settings: CacheSettings,
     /// Bumped by every invalidation; a load that saw it change may hold a stale value.
     epoch: AtomicU64,
@@ -55,10 +69,12 @@ pub struct CachedStore {
 }
 
 impl CachedStore {
+    /// Wraps `inner`; with `redis`, follows its invalidation channel (call `redis.start()`
+    /// once every user of the client is registered).
     pub fn new(
         inner: Arc<dyn CustomerStore>,
         settings: CacheSettings,
-        redis: Option<RedisSettings>,
+        redis: Option<Arc<RedisClient>>,
         metrics: Metrics,
     ) -> Self {
         let local = LocalCache::new(
@@ -66,7 +82,10 @@ impl CachedStore {
             settings.local_ttl,
             settings.negative_ttl,
         );
-        let redis = redis.map(|r| RedisTier::start(r, local.clone(), metrics.clone()));
+        let redis = redis.map(|client| RedisTier {
+            invalidator: Invalidator::start(client.clone(), local.clone(), metrics.clone()),
+            client,
+        });
         Self {
             inner,
             local,
@@ -77,8 +96,15 @@ impl CachedStore {
         }
     }
 
-    pub fn redis(&self) -> Option<&Arc<RedisTier>> {
-        self.redis.as_ref()
+    /// The Redis client, when configured.
+    pub fn redis(&self) -> Option<&Arc<RedisClient>> {
+        self.redis.as_ref().map(|r| &r.client)
+    }
+
+    /// Whether cached entries can be trusted: without Redis always; with it, while the
+    /// invalidation channel is live.
+    pub fn is_coherent(&self) -> bool {
+        self.redis.as_ref().is_none_or(|r| r.client.is_subscribed())
     }
 
     /// The one read-through path: local, then Redis, then `load`, filling both tiers.
@@ -87,20 +113,36 @@ impl CachedStore {
         key: CacheKey,
         load: impl Future<Output = StoreResult<Option<V>>> + Send,
     ) -> StoreResult<Option<V>> {
-        if self.redis.as_ref().is_some_and(|r| !r.is_coherent()) {
+        if !self.is_coherent() {
             // Invalidations cannot reach us: neither tier can be trusted.
             self.metrics.cache_bypassed.inc();
             return load.await;
         }
-        if let Some(entry) = self.local.get(&key).await
-            && let Some(value) = V::unwrap(entry)
+        match self
+            .local
+            .get(&key)
+            .await
+            .map_or(Lookup::Miss, V::from_entry)
         {
-            self.metrics.cache_hits.with_label_values(&["local"]).inc();
-            return Ok(value);
+            Lookup::Hit(value) => {
+                self.metrics
+                    .cache_hits
+                    .with_label_values(&[Tier::Local.label()])
+                    .inc();
+                return Ok(Some(value));
+            }
+            Lookup::Absent => {
+                self.metrics
+                    .cache_hits
+                    .with_label_values(&[Tier::Local.label()])
+                    .inc();
+                return Ok(None);
+            }
+            Lookup::Miss => {}
         }
         self.metrics
             .cache_misses
-            .with_label_values(&["local"])
+            .with_label_values(&[Tier::Local.label()])
             .inc();
         let epoch = self.epoch.load(Ordering::Acquire);
         let (result, loaded_here) = self
@@ -108,21 +150,24 @@ impl CachedStore {
             .get_or_init(key.clone(), async {
                 self.load_shared::<V>(&key.render(), load)
                     .await
-                    .map(V::wrap)
+                    .map(V::into_entry)
             })
             .await;
         if !loaded_here {
             self.metrics
                 .cache_coalesced
-                .with_label_values(&["local"])
+                .with_label_values(&[Tier::Local.label()])
                 .inc();
         }
         if self.epoch.load(Ordering::Acquire) != epoch {
             // A write happened while loading: what was loaded may predate it.
             self.local.invalidate(&key).await;
         }
-        let entry = result.map_err(|shared| shared_error(&shared))?;
-        V::unwrap(entry).ok_or_else(|| StoreError::Other("cache entry of another kind".into()))
+        match V::from_entry(result.map_err(|shared| shared_error(&shared))?) {
+            Lookup::Hit(value) => Ok(Some(value)),
+            Lookup::Absent => Ok(None),
+            Lookup::Miss => Err(StoreError::Other("cache entry of another kind".into())),
+        }
     }
 
     /// Redis, then the database under the `mutex:<key>` lock so that one replica loads.
@@ -131,7 +176,7 @@ impl CachedStore {
         key: &str,
         load: impl Future<Output = StoreResult<Option<V>>>,
     ) -> StoreResult<Option<V>> {
-        let Some(redis) = &self.redis else {
+        let Some(RedisTier { client: redis, .. }) = &self.redis else {
             return self.load_from_database(load).await;
         };
         let lock = lock_key(key);
@@ -139,32 +184,44 @@ impl CachedStore {
         let mut waited = false;
         let mut pause = Duration::from_millis(5);
         loop {
-            match self.redis_value::<V>(redis, key).await {
-                Ok(Some(value)) => {
-                    if waited {
-                        self.metrics
-                            .cache_coalesced
-                            .with_label_values(&["redis"])
-                            .inc();
-                    }
-                    self.metrics.cache_hits.with_label_values(&["redis"]).inc();
-                    return Ok(value);
+            let found = match redis_lookup::<V>(redis, key).await {
+                Ok(Lookup::Hit(value)) => Some(Some(value)),
+                Ok(Lookup::Absent) => Some(None),
+                Ok(Lookup::Miss) => None,
+                Err(RedisDown) => return self.load_from_database(load).await,
+            };
+            if let Some(value) = found {
+                if waited {
+                    self.metrics
+                        .cache_coalesced
+                        .with_label_values(&[Tier::Redis.label()])
+                        .inc();
                 }
-                Ok(None) => {}
-                Err(redis::RedisDown) => return self.load_from_database(load).await,
+                self.metrics
+                    .cache_hits
+                    .with_label_values(&[Tier::Redis.label()])
+                    .inc();
+                return Ok(value);
             }
             if !waited {
                 self.metrics
                     .cache_misses
-                    .with_label_values(&["redis"])
+                    .with_label_values(&[Tier::Redis.label()])
                     .inc();
             }
-            match redis.try_lock(&lock).await {
+            match redis.try_lock(&lock, LOCK_TTL).await {
                 Ok(Some(token)) => {
                     // Another replica may have filled the entry just before we locked.
-                    if let Ok(Some(value)) = self.redis_value::<V>(redis, key).await {
-                        redis.unlock(&lock, &token).await;
-                        return Ok(value);
+                    match redis_lookup::<V>(redis, key).await {
+                        Ok(Lookup::Hit(value)) => {
+                            redis.unlock(&lock, &token).await;
+                            return Ok(Some(value));
+                        }
+                        Ok(Lookup::Absent) => {
+                            redis.unlock(&lock, &token).await;
+                            return Ok(None);
+                        }
+                        Ok(Lookup::Miss) | Err(RedisDown) => {}
                     }
                     let result = self.load_from_database(load).await;
                     if let Ok(value) = &result
@@ -181,17 +238,9 @@ impl CachedStore {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
-                Ok(None) | Err(redis::RedisDown) => return self.load_from_database(load).await,
+                Ok(None) | Err(RedisDown) => return self.load_from_database(load).await,
             }
         }
-    }
-
-    async fn redis_value<V: Cacheable>(
-        &self,
-        redis: &RedisTier,
-        key: &str,
-    ) -> Result<Option<Option<V>>, redis::RedisDown> {
-        Ok(redis.get(key).await?.and_then(|json| V::from_redis(&json)))
     }
 
     async fn load_from_database<V>(
@@ -214,20 +263,32 @@ impl CachedStore {
 
     /// Drops `keys` here, in Redis and (through the channel) on every replica; once now and
     /// once more shortly after, to catch a concurrent load that read the old row.
-    async fn invalidate(&self, keys: Vec<String>) {
+    async fn invalidate(&self, keys: Vec<CacheKey>) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.local.invalidate_rendered(&keys).await;
+        self.local.invalidate_all_of(&keys).await;
         self.metrics.invalidations_sent.inc_by(keys.len() as u64);
-        let Some(redis) = &self.redis else { return };
-        redis.invalidate(&keys).await;
-        let redis = redis.clone();
+        let Some(RedisTier { invalidator, .. }) = &self.redis else {
+            return;
+        };
+        invalidator.invalidate(&keys).await;
+        let invalidator = invalidator.clone();
         let local = self.local.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(redis::INVALIDATION_REPEAT).await;
-            local.invalidate_rendered(&keys).await;
-            redis.invalidate(&keys).await;
+            tokio::time::sleep(INVALIDATION_REPEAT).await;
+            local.invalidate_all_of(&keys).await;
+            invalidator.invalidate(&keys).await;
         });
     }
+}
+
+async fn redis_lookup<V: Cacheable>(
+    redis: &RedisClient,
+    key: &str,
+) -> Result<Lookup<V>, RedisDown> {
+    Ok(redis
+        .get(key)
+        .await?
+        .map_or(Lookup::Miss, |json| V::from_redis(&json)))
 }
 
 /// moka shares one loader's error among its waiters; each gets an equivalent error.
@@ -247,7 +308,7 @@ impl CustomerStore for CachedStore {
         self.inner.insert(customer).await?;
         // A failed login may have cached "no such email".
         let mut keys = credential_keys(&customer.personal.email);
-        keys.push(CacheKey::Check(customer.id).render());
+        keys.push(CacheKey::Check(customer.id));
         self.invalidate(keys).await;
         Ok(())
     }
@@ -278,7 +339,7 @@ impl CustomerStore for CachedStore {
         info: &PersonalInfo,
     ) -> StoreResult<Option<PersonalInfo>> {
         let previous = self.inner.update_personal_info(id, info).await?;
-        let mut keys = vec![CacheKey::Personal(id).render()];
+        let mut keys = vec![CacheKey::Personal(id)];
         // Fix (SPEC section 5): the old address must stop logging in, the new one start.
         keys.extend(credential_keys(&info.email));
         if let Some(previous) = &previous {
@@ -295,13 +356,13 @@ impl CustomerStore for CachedStore {
         info: &ShippingInfo,
     ) -> StoreResult<Option<ShippingInfo>> {
         let previous = self.inner.update_shipping_info(id, info).await?;
-        self.invalidate(vec![CacheKey::Shipping(id).render()]).await;
+        self.invalidate(vec![CacheKey::Shipping(id)]).await;
         Ok(previous)
     }
 
     async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>> {
         let previous = self.inner.set_active(id, active).await?;
-        let mut keys = vec![CacheKey::Check(id).render()];
+        let mut keys = vec![CacheKey::Check(id)];
         if let Some(personal) = self.inner.personal_info(id).await? {
             keys.extend(credential_keys(&personal.email));
         }
@@ -315,7 +376,7 @@ impl CustomerStore for CachedStore {
 
     async fn close(&self) {
         if let Some(redis) = &self.redis {
-            redis.close().await;
+            redis.client.close().await;
         }
         self.inner.close().await;
     }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::FieldError;
+
 /// A cause that must be logged but never shown to a client.
 pub type InternalError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -9,7 +11,7 @@ pub type InternalError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum Error {
     /// Malformed, missing or out-of-range input. The detail is for logs only.
     #[error("invalid parameter: {0}")]
-    InvalidParameter(String),
+    InvalidParameter(#[source] Invalid),
     /// The email or phone number is already used by another customer.
     #[error("duplicate entry")]
     DuplicateEntry,
@@ -32,6 +34,32 @@ pub enum Error {
     /// Anything else; the cause is logged, the client sees a generic message.
     #[error("internal error")]
     Internal(#[source] InternalError),
+}
+
+/// What was wrong with the input; logged, never sent to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum Invalid {
+    /// A field was present but not acceptable.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// A required field was absent, `null` or empty.
+    #[error("{0}: missing")]
+    Missing(&'static str),
+    /// The body could not be read or is not the JSON expected.
+    #[error("malformed body: {0}")]
+    Body(String),
+}
+
+impl From<Invalid> for Error {
+    fn from(e: Invalid) -> Self {
+        Error::InvalidParameter(e)
+    }
+}
+
+impl From<FieldError> for Error {
+    fn from(e: FieldError) -> Self {
+        Error::InvalidParameter(Invalid::Field(e))
+    }
 }
 
 /// Why the service cannot answer right now.
@@ -70,9 +98,5 @@ impl Error {
 
     pub fn internal(cause: impl Into<InternalError>) -> Self {
         Error::Internal(cause.into())
-    }
-
-    pub fn invalid(detail: impl Into<String>) -> Self {
-        Error::InvalidParameter(detail.into())
     }
 }

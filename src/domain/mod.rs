@@ -8,5 +8,5 @@ mod error;
 mod fields;
 
 pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalInfo, ShippingInfo};
-pub use error::{Error, InternalError, Unavailable};
+pub use error::{Error, InternalError, Invalid, Unavailable};
 pub use fields::{Address, Email, FieldError, Name, Password, PhoneNumber};

@@ -2,14 +2,17 @@
 //! health service. `Auth` is pure token verification: no database, no cache.
 
 mod observe;
+mod server;
 
 pub use observe::ObserveLayer;
+pub use server::{GrpcServer, server, set_not_serving};
 
 use tonic::{Request, Response, Status};
 
 use crate::{
     auth::{AuthService, TokenError, TokenKind},
     domain::Error,
+    metrics::{Metrics, Transport},
 };
 
 /// Generated from `proto/auth.proto` by build.rs.
@@ -41,11 +44,11 @@ pub fn status(e: &Error) -> Status {
 
 pub struct AuthGrpc {
     auth: AuthService,
-    metrics: crate::metrics::Metrics,
+    metrics: Metrics,
 }
 
 impl AuthGrpc {
-    pub fn new(auth: AuthService, metrics: crate::metrics::Metrics) -> Self {
+    pub fn new(auth: AuthService, metrics: Metrics) -> Self {
         Self { auth, metrics }
     }
 }
@@ -59,7 +62,10 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         let verified = self
             .auth
             .verify(&request.get_ref().access_token, TokenKind::Access);
-        self.metrics.token_verified("grpc", &verified);
+        self.metrics.token_verified(
+            Transport::Grpc,
+            verified.as_ref().map_or_else(|e| e.label(), |_| "valid"),
+        );
         let reply = match verified {
             Ok(id) => pb::AuthResponse {
                 customer_id: id.0,

@@ -109,7 +109,7 @@ where
         if kind == "unary" {
             metrics.grpc_msg_received.with_label_values(&labels).inc();
         }
-        let request_id = telemetry::request_id(request.headers());
+        let request_id = telemetry::RequestId::from_headers(request.headers());
         let span = tracing::info_span!(
             "gRPC call",
             otel.name = %format_args!("{service}/{method}"),
@@ -118,7 +118,7 @@ where
             rpc.service = %service,
             rpc.method = %method,
             rpc.grpc.status_code = Empty,
-            request_id = %request_id,
+            request_id = request_id.as_str(),
             trace_id = Empty,
         );
         let trace_id = telemetry::join_trace(&span, telemetry::extract_context(request.headers()));

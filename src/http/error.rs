@@ -1,4 +1,4 @@
-//! Every error of the HTTP API becomes a status and a `{"msg": ...}` body here, and only here.
+//! Every error of the HTTP API becomes a status and a body here, and only here.
 
 use axum::{
     Json,
@@ -7,7 +7,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::domain::Error;
+use crate::domain::{Error, FieldError, Invalid};
 
 #[derive(Serialize)]
 pub struct Message {
@@ -21,8 +21,8 @@ pub enum ApiError {
     BodyTooLarge,
     NotFound,
     MethodNotAllowed,
-    /// Missing or unusable credentials on an `/info` route: 401 with an empty body, as the
-    /// Go middleware answers.
+    /// Missing or unusable credentials on an authenticated route: 401 with an empty body, as
+    /// the Go middleware answers (an expired token is `Domain(TokenExpired)` instead).
     Unauthorized,
 }
 
@@ -32,9 +32,15 @@ impl From<Error> for ApiError {
     }
 }
 
-impl From<crate::domain::FieldError> for ApiError {
-    fn from(e: crate::domain::FieldError) -> Self {
-        ApiError::Domain(Error::invalid(e.to_string()))
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::Domain(e.into())
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        ApiError::Domain(e.into())
     }
 }
 

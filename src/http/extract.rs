@@ -4,17 +4,14 @@ use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Request},
     http::{StatusCode, header, request::Parts},
-    response::{IntoResponse, Response},
 };
 use serde::de::DeserializeOwned;
 
-use super::{
-    AppState,
-    error::{ApiError, message},
-};
+use super::{AppState, error::ApiError};
 use crate::{
     auth::{TokenError, TokenKind},
-    domain::{CustomerId, Error},
+    domain::{CustomerId, Error, Invalid},
+    metrics::Transport,
 };
 
 /// A JSON body read regardless of `Content-Type`: the shop's own documentation calls these
@@ -29,52 +26,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::BodyTooLarge
             } else {
-                Error::invalid(format!("unreadable body: {rejection}")).into()
+                Invalid::Body(rejection.body_text()).into()
             }
         })?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
-            .map_err(|e| Error::invalid(format!("malformed JSON: {e}")).into())
+            .map_err(|e| Invalid::Body(e.to_string()).into())
     }
 }
 
 /// The customer whose valid access token came in `Authorization: <scheme> <token>`.
 pub struct Authenticated(pub CustomerId);
 
-/// Why an `/info` request is refused: 401, with a body only for an expired token.
-pub enum AuthRejection {
-    Unauthorized,
-    Expired,
-}
-
-impl IntoResponse for AuthRejection {
-    fn into_response(self) -> Response {
-        match self {
-            AuthRejection::Unauthorized => ApiError::Unauthorized.into_response(),
-            AuthRejection::Expired => message(StatusCode::UNAUTHORIZED, "token expired"),
-        }
-    }
-}
-
 impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = AuthRejection;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, AuthRejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token)
-            .ok_or(AuthRejection::Unauthorized)?;
+            .ok_or(ApiError::Unauthorized)?;
         let verified = state.auth.verify(token, TokenKind::Access);
-        state.metrics.token_verified("http", &verified);
+        state.metrics.token_verified(
+            Transport::Http,
+            verified.as_ref().map_or_else(|e| e.label(), |_| "valid"),
+        );
         match verified {
             Ok(id) => Ok(Authenticated(id)),
-            Err(TokenError::Expired) => Err(AuthRejection::Expired),
-            Err(TokenError::Invalid) => Err(AuthRejection::Unauthorized),
+            // Only an expired token gets a body; anything else is the Go middleware's empty 401.
+            Err(TokenError::Expired) => Err(Error::TokenExpired.into()),
+            Err(TokenError::Invalid) => Err(ApiError::Unauthorized),
         }
     }
 }

@@ -11,7 +11,8 @@ use super::{
 use crate::{
     auth::{Signup, TokenPair},
     domain::{
-        Address, Email, Error, FieldError, Name, Password, PersonalInfo, PhoneNumber, ShippingInfo,
+        Address, Email, FieldError, Invalid, Name, Password, PersonalInfo, PhoneNumber,
+        ShippingInfo,
     },
 };
 
@@ -23,7 +24,7 @@ fn required<T>(
 ) -> Result<T, ApiError> {
     match value {
         Some(v) if !v.is_empty() => Ok(parse(v)?),
-        _ => Err(Error::invalid(format!("{field}: missing")).into()),
+        _ => Err(Invalid::Missing(field).into()),
     }
 }
 

@@ -1,5 +1,6 @@
-//! The HTTP API of SPEC section 1 under `/api/account`. Handlers only translate; the
-//! services hold the logic. All middleware is assembled in `router`.
+//! The HTTP API of SPEC section 1 under `/api/account`, the probes, and `/metrics` on its
+//! own port. Handlers only translate; the services hold the logic. All middleware is
+//! assembled in `router`.
 
 mod error;
 mod extract;
@@ -7,27 +8,28 @@ mod handlers;
 mod health;
 mod observe;
 
+use std::sync::Arc;
+
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request},
-    http::{HeaderName, HeaderValue, Method, StatusCode, header},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
-    routing::{get, post},
+    extract::{DefaultBodyLimit, State},
+    http::{StatusCode, header},
+    middleware,
+    response::IntoResponse,
+    routing::get,
 };
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::{ApiError, ErrorChain};
 pub use handlers::{PersonalInfoBody, ShippingInfoBody, TokenPairBody};
-pub use health::{Health, Readiness};
 pub use observe::ROUTES;
 
-use crate::{account::AccountService, auth::AuthService, metrics::Metrics};
+use crate::{account::AccountService, auth::AuthService, metrics::Metrics, readiness::Health};
 
 /// The handles every handler may use. One `Arc`: axum clones the state for every
 /// extractor of every request, so a clone must be a single reference count.
 #[derive(Clone)]
-pub struct AppState(std::sync::Arc<Services>);
+pub struct AppState(Arc<Services>);
 
 pub struct Services {
     pub auth: AuthService,
@@ -38,7 +40,7 @@ pub struct Services {
 
 impl AppState {
     pub fn new(services: Services) -> Self {
-        Self(std::sync::Arc::new(services))
+        Self(Arc::new(services))
     }
 }
 
@@ -51,60 +53,56 @@ impl std::ops::Deref for AppState {
 
 pub const API_PREFIX: &str = "/api/account";
 
+/// A route of the API: its path under `API_PREFIX`.
+macro_rules! api {
+    ($path:literal) => {
+        concat!("/api/account", $path)
+    };
+}
+
 pub fn router(state: AppState, body_limit: usize) -> Router {
-    let api = Router::new()
-        .route("/auth/signup", post(handlers::signup))
-        .route("/auth/login", post(handlers::login))
-        .route("/auth/refresh", post(handlers::refresh))
+    // Full paths rather than a nested router: nesting rewrites every request's URI.
+    let http_metrics = Arc::new(observe::HttpMetrics::new(state.metrics.clone()));
+    Router::new()
+        .route(api!("/auth/signup"), axum::routing::post(handlers::signup))
+        .route(api!("/auth/login"), axum::routing::post(handlers::login))
         .route(
-            "/info/person",
+            api!("/auth/refresh"),
+            axum::routing::post(handlers::refresh),
+        )
+        .route(
+            api!("/info/person"),
             get(handlers::get_personal_info).put(handlers::update_personal_info),
         )
         .route(
-            "/info/shipping",
+            api!("/info/shipping"),
             get(handlers::get_shipping_info).put(handlers::update_shipping_info),
         )
-        .method_not_allowed_fallback(handlers::method_not_allowed);
-    let metrics = state.metrics.clone();
-    Router::new()
-        .nest(API_PREFIX, api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| {
             error::message(StatusCode::INTERNAL_SERVER_ERROR, "server error")
         }))
-        .layer(middleware::from_fn(cors))
-        .layer(middleware::from_fn_with_state(metrics, observe::observe))
+        .layer(middleware::from_fn_with_state(
+            http_metrics,
+            observe::observe,
+        ))
         .with_state(state)
 }
 
-const CORS_HEADERS: [(HeaderName, &str); 5] = [
-    (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-    (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"),
-    (
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        "Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token, Authorization, Accept, Origin, Cache-Control, X-Requested-With",
-    ),
-    (
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        "POST, DELETE, GET, PUT, PATCH, OPTIONS",
-    ),
-    (header::ACCESS_CONTROL_MAX_AGE, "86400"),
-];
+/// `GET /metrics`, for the metrics port.
+pub fn metrics_router(metrics: Metrics) -> Router {
+    Router::new()
+        .route("/metrics", get(serve_metrics))
+        .with_state(metrics)
+}
 
-/// CORS headers on every response; any `OPTIONS` request is answered 204 with no body,
-/// whatever its path, as the Go middleware does.
-async fn cors(request: Request, next: Next) -> Response {
-    let mut response = if request.method() == Method::OPTIONS {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(request).await
-    };
-    let headers = response.headers_mut();
-    for (name, value) in CORS_HEADERS {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
+async fn serve_metrics(State(metrics): State<Metrics>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        metrics.render(),
+    )
 }

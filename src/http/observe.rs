@@ -1,15 +1,25 @@
-//! Per-request observability: a span joined to the caller's trace, a request id, the
-//! Go service's HTTP metrics labelled by route pattern, and one log line per request.
+//! Per-request observability and the headers every response carries: a span joined to the
+//! caller's trace, a request id, the Go service's HTTP metrics labelled by route pattern,
+//! one log line per request, and the Go service's CORS headers.
+//!
+//! This runs on every request, the cached reads included, so the metric handles of each
+//! route are resolved once and kept, and nothing is formatted that the log line does not
+//! print.
 
-use std::{net::SocketAddr, time::Instant};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
 
 use axum::{
     extract::{ConnectInfo, Request, State},
-    http::{HeaderValue, header},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use http_body::Body as _;
+use prometheus::{Histogram, IntGauge};
 use tracing::{Instrument, field::Empty};
 
 use crate::{
@@ -29,101 +39,207 @@ pub const ROUTES: &[&str] = &[
     "/readyz",
 ];
 
-fn route_of(path: &str) -> &'static str {
-    ROUTES
-        .iter()
-        .find(|r| **r == path)
-        .copied()
-        .unwrap_or(UNMATCHED_ROUTE)
+/// Status codes whose metric handles are kept; others are looked up per request.
+const KEPT_CODES: [u16; 20] = [
+    200, 201, 202, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 431, 500, 502, 503,
+    504,
+];
+const KEPT_METHODS: [Method; 7] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::HEAD,
+    Method::OPTIONS,
+];
+
+/// The handles of one route: its in-flight gauge, and its two histograms per method and
+/// status, filled in on first use.
+struct RouteMetrics {
+    label: &'static str,
+    inflight: IntGauge,
+    by_outcome: Vec<OnceLock<(Histogram, Histogram)>>,
+}
+
+/// The HTTP metrics with their handles resolved per route.
+pub struct HttpMetrics {
+    metrics: Metrics,
+    routes: matchit::Router<usize>,
+    /// One per route of `ROUTES`, then `unmatched`.
+    handles: Vec<RouteMetrics>,
+}
+
+impl HttpMetrics {
+    pub fn new(metrics: Metrics) -> Self {
+        let mut routes = matchit::Router::new();
+        let mut handles = Vec::new();
+        for (i, label) in ROUTES.iter().copied().chain([UNMATCHED_ROUTE]).enumerate() {
+            if i < ROUTES.len() {
+                // ROUTES are fixed, distinct patterns; a clash would only lose a label.
+                let _ = routes.insert(label, i);
+            }
+            handles.push(RouteMetrics {
+                label,
+                inflight: metrics.http_inflight.with_label_values(&[label]),
+                by_outcome: (0..KEPT_METHODS.len() * KEPT_CODES.len())
+                    .map(|_| OnceLock::new())
+                    .collect(),
+            });
+        }
+        Self {
+            metrics,
+            routes,
+            handles,
+        }
+    }
+
+    fn route(&self, path: &str) -> &RouteMetrics {
+        let index = self
+            .routes
+            .at(path)
+            .map_or(ROUTES.len(), |matched| *matched.value);
+        &self.handles[index.min(self.handles.len() - 1)]
+    }
+
+    fn observe(
+        &self,
+        route: &RouteMetrics,
+        method: &Method,
+        status: StatusCode,
+        secs: f64,
+        size: f64,
+    ) {
+        let slot = KEPT_METHODS
+            .iter()
+            .position(|m| m == method)
+            .zip(KEPT_CODES.iter().position(|c| *c == status.as_u16()))
+            .map(|(m, c)| m * KEPT_CODES.len() + c);
+        let resolve = || {
+            let labels = [route.label, method.as_str(), status.as_str()];
+            (
+                self.metrics.http_duration.with_label_values(&labels),
+                self.metrics.http_response_size.with_label_values(&labels),
+            )
+        };
+        match slot.and_then(|i| route.by_outcome.get(i)) {
+            Some(cell) => {
+                let (duration, size_histogram) = cell.get_or_init(resolve);
+                duration.observe(secs);
+                size_histogram.observe(size);
+            }
+            None => {
+                let (duration, size_histogram) = resolve();
+                duration.observe(secs);
+                size_histogram.observe(size);
+            }
+        }
+    }
 }
 
 /// Decrements the in-flight gauge however the request ends (a client going away included).
-struct InFlight(prometheus::IntGauge);
+struct InFlight<'a>(&'a IntGauge);
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }
 }
 
-pub async fn observe(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+const CORS_HEADERS: [(HeaderName, &str); 5] = [
+    (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+    (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"),
+    (
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        "Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token, Authorization, Accept, Origin, Cache-Control, X-Requested-With",
+    ),
+    (
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        "POST, DELETE, GET, PUT, PATCH, OPTIONS",
+    ),
+    (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+];
+
+pub async fn observe(
+    State(http_metrics): State<Arc<HttpMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
-    let route = route_of(request.uri().path());
+    let route = http_metrics.route(request.uri().path());
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let request_id = telemetry::request_id(request.headers());
-    let client_ip = client_ip(&request);
-    let referrer = request
-        .headers()
-        .get(header::REFERER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let uri = request.uri().clone();
+    let request_id = telemetry::RequestId::from_headers(request.headers());
+    let client_ip = peer_ip(&request);
+    let referrer = request.headers().get(header::REFERER).cloned();
     let span = tracing::info_span!(
         "HTTP request",
-        otel.name = %format_args!("{method} {route}"),
+        otel.name = %format_args!("{method} {}", route.label),
         otel.kind = "server",
         http.request.method = %method,
-        http.route = route,
+        http.route = route.label,
         http.response.status_code = Empty,
-        request_id = %request_id,
+        request_id = request_id.as_str(),
         trace_id = Empty,
     );
     let trace_id = telemetry::join_trace(&span, telemetry::extract_context(request.headers()));
     span.record("trace_id", trace_id.as_str());
 
-    let inflight = metrics.http_inflight.with_label_values(&[route]);
-    inflight.inc();
-    let guard = InFlight(inflight);
-    let mut response = next.run(request).instrument(span.clone()).await;
+    route.inflight.inc();
+    let guard = InFlight(&route.inflight);
+    // The Go middleware answers any OPTIONS request itself, whatever the path.
+    let mut response = if method == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).instrument(span.clone()).await
+    };
     drop(guard);
 
     let status = response.status();
-    let code = status.as_str();
     let elapsed = start.elapsed();
-    metrics
-        .http_duration
-        .with_label_values(&[route, method.as_str(), code])
-        .observe(elapsed.as_secs_f64());
     let size = response.body().size_hint().exact().unwrap_or_default();
-    metrics
-        .http_response_size
-        .with_label_values(&[route, method.as_str(), code])
-        .observe(size as f64);
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
+    http_metrics.observe(route, &method, status, elapsed.as_secs_f64(), size as f64);
+    let headers = response.headers_mut();
+    for (name, value) in CORS_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if let Some(value) = request_id.header_value() {
+        headers.insert("x-request-id", value);
     }
     span.record("http.response.status_code", status.as_u16());
     let duration_ms = (elapsed.as_secs_f64() * 100_000.0).round() / 100.0;
-    span.in_scope(|| {
-        if status.is_server_error() {
-            tracing::error!(r#type = "router", client_ip, "duration(ms)" = duration_ms, method = %method, path, route, status = status.as_u16(), referrer, "request");
-        } else {
-            tracing::info!(r#type = "router", client_ip, "duration(ms)" = duration_ms, method = %method, path, route, status = status.as_u16(), referrer, "request");
-        }
-    });
+    let referrer = referrer
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let client_ip = OptionalIp(client_ip);
+    let _entered = span.enter();
+    if status.is_server_error() {
+        tracing::error!(r#type = "router", client_ip = %client_ip, "duration(ms)" = duration_ms, method = method.as_str(), path = uri.path(), route = route.label, status = status.as_u16(), referrer, "request");
+    } else {
+        tracing::info!(r#type = "router", client_ip = %client_ip, "duration(ms)" = duration_ms, method = method.as_str(), path = uri.path(), route = route.label, status = status.as_u16(), referrer, "request");
+    }
     response
 }
 
-/// The end client: `X-Forwarded-For` (first entry), `X-Real-IP`, else the socket peer.
-fn client_ip(request: &Request) -> String {
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(',').next().unwrap_or_default().trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    header("x-forwarded-for")
-        .or_else(|| header("x-real-ip"))
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip().to_string())
-        })
-        .unwrap_or_default()
+/// An address printed as itself, or as nothing when unknown.
+struct OptionalIp(Option<IpAddr>);
+
+impl std::fmt::Display for OptionalIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The client as the socket sees it.
+fn peer_ip(request: &Request) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
 }
 
 #[cfg(test)]
@@ -132,11 +248,12 @@ mod tests {
 
     #[test]
     fn unknown_paths_share_one_label() {
+        let m = HttpMetrics::new(Metrics::new("test"));
         assert_eq!(
-            route_of("/api/account/info/person"),
+            m.route("/api/account/info/person").label,
             "/api/account/info/person"
         );
-        assert_eq!(route_of("/api/account/info/person/"), UNMATCHED_ROUTE);
-        assert_eq!(route_of("/random/abc"), UNMATCHED_ROUTE);
+        assert_eq!(m.route("/api/account/info/person/").label, UNMATCHED_ROUTE);
+        assert_eq!(m.route("/random/abc").label, UNMATCHED_ROUTE);
     }
 }

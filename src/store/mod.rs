@@ -9,7 +9,10 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
-use crate::metrics::Metrics;
+use crate::{
+    clock::{Clock, SystemClock},
+    metrics::Metrics,
+};
 
 use crate::domain::{
     CheckResult, Credentials, CustomerId, Email, Error, InternalError, NewCustomer, PersonalInfo,
@@ -89,18 +92,19 @@ pub async fn open(
     url: &DatabaseUrl,
     pool: &PoolSettings,
     metrics: Metrics,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn CustomerStore>> {
     Ok(match url {
-        DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path, pool, metrics).await?),
+        DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path, pool, metrics, clock).await?),
         DatabaseUrl::MySql(options) => {
-            Arc::new(MySqlStore::open((**options).clone(), pool, metrics).await?)
+            Arc::new(MySqlStore::open((**options).clone(), pool, metrics, clock).await?)
         }
     })
 }
 
 /// Only applies the migrations (the `migrate` command).
 pub async fn migrate(url: &DatabaseUrl, pool: &PoolSettings) -> anyhow::Result<()> {
-    let store = open(url, pool, Metrics::new("migrate")).await?;
+    let store = open(url, pool, Metrics::new("migrate"), Arc::new(SystemClock)).await?;
     store.close().await;
     Ok(())
 }

@@ -2,15 +2,11 @@
 //! one macro writes both implementations so that they cannot drift apart. What differs is
 //! passed in: how a write transaction starts, how a row is locked, how an id is bound.
 
-use std::{
-    future::Future,
-    str::FromStr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
-use crate::{breaker::Breaker, metrics::Metrics};
+use crate::{breaker::Breaker, clock::Clock, metrics::Metrics};
 use sqlx::{
     MySql, Pool, Sqlite,
     mysql::{MySqlConnectOptions, MySqlPoolOptions},
@@ -25,13 +21,6 @@ use crate::domain::{
 
 /// How long requests are refused after the database was found unreachable.
 const BREAKER_PAUSE: Duration = Duration::from_millis(500);
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
 
 /// Turns a driver error into what the caller acts on.
 fn classify(err: sqlx::Error) -> StoreError {
@@ -89,11 +78,17 @@ macro_rules! sql_store {
             pool: Pool<$db>,
             breaker: Breaker,
             metrics: Metrics,
+            clock: Arc<dyn Clock>,
         }
 
         impl $name {
-            fn from_pool(pool: Pool<$db>, metrics: Metrics) -> Self {
-                Self { pool, breaker: Breaker::new(BREAKER_PAUSE), metrics }
+            fn from_pool(pool: Pool<$db>, metrics: Metrics, clock: Arc<dyn Clock>) -> Self {
+                Self { pool, breaker: Breaker::new(BREAKER_PAUSE), metrics, clock }
+            }
+
+            /// `updated_at`/`created_at` are Unix milliseconds.
+            fn now_millis(&self) -> i64 {
+                i64::try_from(self.clock.now_millis()).unwrap_or(i64::MAX)
             }
 
             /// An id that cannot be bound is one no row can have.
@@ -161,7 +156,7 @@ macro_rules! sql_store {
                         return Ok(None);
                     };
                     let previous = decode(row)?;
-                    update(sqlx::query(update_sql)).bind(now_millis()).bind(bound).execute(&mut *tx).await?;
+                    update(sqlx::query(update_sql)).bind(self.now_millis()).bind(bound).execute(&mut *tx).await?;
                     tx.commit().await?;
                     Ok(Some(previous))
                 })
@@ -175,7 +170,7 @@ macro_rules! sql_store {
                 let Some(id) = Self::bind_id(c.id) else {
                     return Err(StoreError::Other("customer id out of range".into()));
                 };
-                let now = now_millis();
+                let now = self.now_millis();
                 self.run(
                     "insert",
                     sqlx::query(
@@ -349,6 +344,7 @@ impl SqliteStore {
         target: &SqliteTarget,
         settings: &PoolSettings,
         metrics: Metrics,
+        clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let (options, max_open, min_idle) = match target {
             SqliteTarget::File(path) => {
@@ -385,7 +381,7 @@ impl SqliteStore {
         }
         let pool = pool.connect_with(options).await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self::from_pool(pool, metrics))
+        Ok(Self::from_pool(pool, metrics, clock))
     }
 }
 
@@ -394,6 +390,7 @@ impl MySqlStore {
         options: MySqlConnectOptions,
         settings: &PoolSettings,
         metrics: Metrics,
+        clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let pool = MySqlPoolOptions::new()
             .max_connections(settings.max_open)
@@ -403,7 +400,7 @@ impl MySqlStore {
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to MySQL: {e}"))?;
         migrate_mysql(&pool).await?;
-        Ok(Self::from_pool(pool, metrics))
+        Ok(Self::from_pool(pool, metrics, clock))
     }
 }
 

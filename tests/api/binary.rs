@@ -1,10 +1,6 @@
 //! The built binary, run as an operator runs it.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::process::Command;
 
 use crate::helpers::*;
 
@@ -72,79 +68,55 @@ async fn migrate_creates_the_schema_and_exits() {
 #[tokio::test]
 async fn serves_then_exits_zero_on_sigterm_without_logging_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(binary())
-        .current_dir(dir.path())
-        .env("HTTP_PORT", "0")
-        .env("GRPC_PORT", "0")
-        .env("PROM_PORT", "0")
-        .env("BIND_ADDRESS", "127.0.0.1")
-        .env("JWT_SECRET", "top-secret-value-1234")
-        .env("LOG_LEVEL", "debug")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut log = String::new();
-    let http = loop {
-        let line = lines_rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the service starts and logs its ports");
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("listening") {
-            let start = line.find("http=").expect("http address logged") + 5;
-            break line[start..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_matches('"')
-                .to_owned();
-        }
-    };
+    let mut service = ServiceProcess::spawn(
+        dir.path(),
+        &[
+            ("JWT_SECRET", "top-secret-value-1234"),
+            ("LOG_LEVEL", "debug"),
+        ],
+    );
     assert!(
         dir.path().join("data/account.db").exists(),
         "SQLite file in the data directory"
     );
 
     let client = reqwest::Client::new();
-    let body = customer(70);
     let response = client
-        .post(format!("http://{http}/api/account/auth/signup"))
-        .json(&body)
+        .post(service.url("/api/account/auth/signup"))
+        .json(&customer(70))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
     let (access, _) = tokens_of(response).await;
     let bad = client
-        .post(format!("http://{http}/api/account/auth/login"))
+        .post(service.url("/api/account/auth/login"))
         .json(&serde_json::json!({"email": "ming70@example.com", "password": "wrong-password-9"}))
         .send()
         .await
         .unwrap();
     assert_eq!(bad.status(), 401);
     let _ = client
-        .get(format!("http://{http}/api/account/info/person"))
+        .get(service.url("/api/account/info/person"))
         .header("authorization", format!("bearer {access}x"))
         .send()
         .await
         .unwrap();
 
-    sigterm(&child);
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    log.extend(lines_rx.try_iter().map(|l| l + "\n"));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    log.push_str(&stderr);
+    let metrics = reqwest::get(format!("http://{}/metrics", service.metrics))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"account_signups_total{outcome="success"} 1"#),
+        "{metrics}"
+    );
+
+    service.sigterm();
+    let status = service.wait();
+    let log = service.log().join("\n");
     assert_eq!(status.code(), Some(0), "{log}");
     for secret in [
         "top-secret-value-1234",

@@ -13,25 +13,12 @@ use crate::{
 
 /// Two replicas on one database (SQLite, or MySQL when configured) and one Redis.
 async fn replicas(redis: &RedisTarget) -> (TestApp, TestApp) {
-    let backend = Backend::mysql_if_configured();
-    let dir = tempfile::tempdir().unwrap();
-    let dsn = fresh_dsn(&backend, dir.path()).await;
-    let first = spawn_app_at(&backend, dsn.clone(), dir, |s| redis.apply(s)).await;
-    let second = spawn_app_at(&backend, dsn, tempfile::tempdir().unwrap(), |s| {
-        redis.apply(s)
-    })
-    .await;
-    wait_coherent(&first).await;
-    wait_coherent(&second).await;
+    let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
+    let first = spawn_app_on(&database, |s| redis.apply(s)).await;
+    let second = spawn_app_on(&database, |s| redis.apply(s)).await;
+    first.wait_subscribed().await;
+    second.wait_subscribed().await;
     (first, second)
-}
-
-async fn wait_coherent(app: &TestApp) {
-    let redis = app.cache.redis().expect("Redis configured");
-    assert!(
-        redis.wait_until_coherent(Duration::from_secs(10)).await,
-        "replica subscribed"
-    );
 }
 
 /// A customer no other test uses (tests share CI's Redis).
@@ -44,7 +31,7 @@ fn unique_customer() -> Value {
         "lastname": "Test",
         "email": format!("c{tag:x}@cache.example.com"),
         "address": "1 Cache Road",
-        "phone_number": format!("+{tag:x}")[..15].to_owned() + &n.to_string()[..1],
+        "phone_number": format!("+{tag:016x}")[..15].to_owned() + &n.to_string()[..1],
     })
 }
 
@@ -65,20 +52,12 @@ async fn person(app: &TestApp, token: &str) -> Value {
     response.json().await.unwrap()
 }
 
-/// Polls `read` on `app` until it returns `expected`; returns how long that took.
-async fn until_seen(expected: &Value, mut read: impl AsyncFnMut() -> Value) -> Duration {
+/// Polls `read` until it returns `expected`; returns how long that took.
+async fn until_seen(expected: &Value, read: impl AsyncFnMut() -> Value) -> Duration {
     let start = Instant::now();
-    loop {
-        let got = read().await;
-        if &got == expected {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "still {got} instead of {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let got = poll_until(read, |got| got == expected).await;
+    assert_eq!(&got, expected, "not seen within 5 s");
+    start.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,7 +336,7 @@ async fn starts_without_redis_and_connects_when_it_appears() {
     );
 
     server.resume();
-    wait_coherent(&app).await;
+    app.wait_subscribed().await;
     person(&app, &token).await;
     person(&app, &token).await;
     assert_eq!(
@@ -397,15 +376,8 @@ async fn write_while_redis_is_unreachable_leaves_nothing_stale() {
 
     proxy.cut();
     for app in [&a, &b] {
-        let redis = app.cache.redis().unwrap();
-        let start = Instant::now();
-        while redis.is_coherent() {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "loss of Redis noticed"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let lost = poll_until(async || !app.cache.is_coherent(), |lost| *lost).await;
+        assert!(lost, "loss of Redis noticed");
     }
     let new = json!({"firstname": "During", "lastname": "Outage", "email": format!("outage{}@cache.example.com", id)});
     let started = Instant::now();
@@ -426,8 +398,8 @@ async fn write_while_redis_is_unreachable_leaves_nothing_stale() {
     );
 
     proxy.restore().await;
-    wait_coherent(&a).await;
-    wait_coherent(&b).await;
+    a.wait_subscribed().await;
+    b.wait_subscribed().await;
     assert_eq!(person(&b, &token).await, new);
     assert_eq!(person(&a, &token).await, new);
     use fred::prelude::KeysInterface as _;

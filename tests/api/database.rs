@@ -70,16 +70,14 @@ async fn database_outage_is_a_fast_503_and_recovers() {
     assert_eq!(body["checks"]["database"], "unreachable");
 
     proxy.restore().await;
-    let mut recovered = false;
-    for _ in 0..100 {
-        if app.get_auth("/info/person", &access).await.status() == 200 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        recovered,
+    let status = poll_within(
+        Duration::from_secs(10),
+        async || app.get_auth("/info/person", &access).await.status(),
+        |status| *status == 200,
+    )
+    .await;
+    assert_eq!(
+        status, 200,
         "the service must recover once the database is back"
     );
     app.shutdown().await.unwrap();
@@ -91,25 +89,22 @@ async fn adopts_a_table_created_by_the_go_service() {
     let Some(backend) = Backend::mysql() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let dsn = fresh_dsn(&backend, dir.path()).await;
-    run_sql(
-        &backend,
-        &dsn,
+    let database = TestDatabase::fresh(&backend).await;
+    database
+        .sql(
         "CREATE TABLE `customers` (`id` bigint unsigned AUTO_INCREMENT,`active` boolean DEFAULT true,\
          `first_name` varchar(50) NOT NULL,`last_name` varchar(50) NOT NULL,`email` varchar(320) NOT NULL UNIQUE,\
          `address` text NOT NULL,`phone_number` varchar(20) NOT NULL UNIQUE,`bcrypted_password` binary(60) NOT NULL,\
          `updated_at` bigint,`created_at` bigint,PRIMARY KEY (`id`))",
     )
     .await;
-    run_sql(
-        &backend,
-        &dsn,
+    database
+        .sql(
         "INSERT INTO customers VALUES (386907209084960769, 1, 'Ming', 'Hsu', 'go@example.com', 'Taipei', \
          '0900000000', '$2a$10$MbnA4HRLL/OoEvzlJ4sPuO3ZoepnyOMzvC4opWrvOI6odVNh.2t3O', 1620000000000, 1620000000000)",
     )
     .await;
-    let app = spawn_app_at(&backend, dsn, dir, |_| {}).await;
+    let app = spawn_app_on(&database, |_| {}).await;
     let login = app
         .post(
             "/auth/login",
@@ -138,10 +133,8 @@ async fn replicas_starting_together_migrate_once() {
     let Some(backend) = Backend::mysql() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let dsn = fresh_dsn(&backend, dir.path()).await;
-    let starts =
-        (0..4).map(|_| spawn_app_at(&backend, dsn.clone(), tempfile::tempdir().unwrap(), |_| {}));
+    let database = TestDatabase::fresh(&backend).await;
+    let starts = (0..4).map(|_| spawn_app_on(&database, |_| {}));
     let apps = futures_util::future::join_all(starts).await;
     for (n, app) in apps.iter().enumerate() {
         app.signup(&customer(90 + n as u32)).await;

@@ -1,6 +1,14 @@
 //! One integration-test binary: every module starts the real service and speaks HTTP or
 //! gRPC to it. MySQL variants run when `TEST_MYSQL_DSN` is set.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unsafe_code,
+    reason = "tests fail by panicking; signals to child processes need libc"
+)]
+
 mod helpers;
 mod redis_harness;
 

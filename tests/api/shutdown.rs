@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::helpers::*;
@@ -17,7 +15,13 @@ async fn requests_in_flight_finish_on_shutdown() {
             tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Shutdown begins only once all six are being handled.
+    let login_route = app
+        .metrics
+        .http_inflight
+        .with_label_values(&["/api/account/auth/login"]);
+    let inflight = poll_until(async || login_route.get(), |n| *n == 6).await;
+    assert_eq!(inflight, 6, "all six logins in flight");
     app.trigger_shutdown();
     for request in in_flight {
         assert_eq!(request.await.unwrap().unwrap(), 200);

@@ -5,9 +5,8 @@
 use std::time::Instant;
 
 use saga_account::{
-    clock::SystemClock,
+    clock::{Clock, SystemClock},
     idgen::IdGenerator,
-    metrics::Metrics,
     store::{self, DatabaseUrl, PoolSettings},
 };
 
@@ -23,20 +22,13 @@ pub async fn seed(dsn: &str, customers: u64, start_at: u64) -> anyhow::Result<()
         acquire_timeout: std::time::Duration::from_secs(30),
     };
     // Creates or upgrades the schema first.
-    store::open(&url, &pool, Metrics::new("seed"))
-        .await?
-        .close()
-        .await;
+    store::migrate(&url, &pool).await?;
     let hash = bcrypt::hash_with_result("load-password-1", saga_account::auth::BCRYPT_COST)?
         .format_for_version(bcrypt::Version::TwoA);
     let ids = IdGenerator::new(SEED_MACHINE_ID, std::sync::Arc::new(SystemClock));
     let started = Instant::now();
     let placeholders = |rows: usize| vec!["(?, 1, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis(),
-    )?;
+    let now = i64::try_from(SystemClock.now_millis())?;
     macro_rules! fill {
         ($pool:expr, $id:ty) => {{
             let pool = $pool;
@@ -125,11 +117,7 @@ pub async fn seeded_customers(
         }
     };
     let codec = TokenCodec::new(secret.as_bytes());
-    let exp = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs(),
-    )? + 24 * 3600;
+    let exp = SystemClock.now_secs() + 24 * 3600;
     let mut customers: Vec<_> = rows
         .into_iter()
         .filter_map(|(id, email)| {

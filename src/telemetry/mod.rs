@@ -1,9 +1,9 @@
-//! Logs and traces. `tracing` events go to stdout, human-readable or JSON, filtered by
-//! `RUST_LOG` or `LOG_LEVEL`; spans go to an OTLP collector when `JAEGER_URL` or
+//! Logs and traces. `tracing` events go to stdout, as logfmt text or JSON (`log`), filtered
+//! by `RUST_LOG` or `LOG_LEVEL`; spans go to an OTLP collector when `JAEGER_URL` or
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, in batches, off the request path. Trace context is
 //! taken from callers' W3C `traceparent` and Jaeger `uber-trace-id` headers.
 
-use std::io::IsTerminal;
+mod log;
 
 use opentelemetry::{
     Context,
@@ -18,7 +18,7 @@ use opentelemetry_sdk::{
 };
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, Layer, filter::Targets, fmt, prelude::*};
+use tracing_subscriber::{EnvFilter, Layer, filter::Targets, prelude::*};
 
 use crate::config::{LogFormat, Settings};
 
@@ -91,22 +91,11 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
             64 * 1024,
             std::io::stdout(),
         ));
-    let logs = match settings.log_format {
-        LogFormat::Text => fmt::layer()
-            .with_writer(writer)
-            .with_target(false)
-            .with_ansi(std::io::stdout().is_terminal())
-            .with_filter(filter)
-            .boxed(),
-        LogFormat::Json => fmt::layer()
-            .with_writer(writer)
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
-            .with_filter(filter)
-            .boxed(),
+    let format = match settings.log_format {
+        LogFormat::Text => log::Format::Text,
+        LogFormat::Json => log::Format::Json,
     };
+    let logs = log::LogLayer::new(format, writer).with_filter(filter);
 
     let provider = match collector_endpoint(settings) {
         None => None,
@@ -169,28 +158,85 @@ pub fn extract_context(headers: &http::HeaderMap) -> Context {
     opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
 }
 
+/// A trace id as the 32 lowercase hex digits that log lines carry.
+#[derive(Clone, Copy)]
+pub struct TraceIdText([u8; 32]);
+
+impl TraceIdText {
+    fn new(id: TraceId) -> Self {
+        let mut text = [0u8; 32];
+        hex_into(&id.to_bytes(), &mut text);
+        Self(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    }
+}
+
 /// Makes `span` a child of the caller's span and returns the trace id that every log line
 /// of the request carries: the exported span's, else the caller's, else a fresh one.
-pub fn join_trace(span: &Span, parent: Context) -> String {
+pub fn join_trace(span: &Span, parent: Context) -> TraceIdText {
     let from_caller = parent.span().span_context().trace_id();
     let _ = span.set_parent(parent);
     let exported = span.context().span().span_context().trace_id();
     if exported != TraceId::INVALID {
-        return exported.to_string();
+        return TraceIdText::new(exported);
     }
     if from_caller != TraceId::INVALID {
-        return from_caller.to_string();
+        return TraceIdText::new(from_caller);
     }
-    TraceId::from_bytes(rand::random::<[u8; 16]>()).to_string()
+    TraceIdText::new(TraceId::from_bytes(rand::random::<[u8; 16]>()))
 }
 
 /// A request id: the caller's `x-request-id` when it is sane, else a new one.
-pub fn request_id(headers: &http::HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
+pub enum RequestId {
+    Given(http::HeaderValue),
+    Generated([u8; 16]),
+}
+
+impl RequestId {
+    pub fn from_headers(headers: &http::HeaderMap) -> Self {
+        match headers.get("x-request-id") {
+            Some(v)
+                if !v.is_empty()
+                    && v.len() <= 128
+                    && v.as_bytes().iter().all(u8::is_ascii_graphic) =>
+            {
+                RequestId::Given(v.clone())
+            }
+            _ => {
+                let mut text = [0u8; 16];
+                hex_into(&rand::random::<[u8; 8]>(), &mut text);
+                RequestId::Generated(text)
+            }
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Checked to be visible ASCII above.
+            RequestId::Given(v) => v.to_str().unwrap_or_default(),
+            RequestId::Generated(text) => std::str::from_utf8(text).unwrap_or_default(),
+        }
+    }
+
+    /// For the `x-request-id` response header.
+    pub fn header_value(&self) -> Option<http::HeaderValue> {
+        match self {
+            RequestId::Given(v) => Some(v.clone()),
+            RequestId::Generated(text) => http::HeaderValue::from_bytes(text).ok(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -213,8 +259,18 @@ mod tests {
     fn request_ids_are_kept_only_when_sane() {
         let mut headers = http::HeaderMap::new();
         headers.insert("x-request-id", "abc-123".parse().unwrap());
-        assert_eq!(request_id(&headers), "abc-123");
+        assert_eq!(RequestId::from_headers(&headers).as_str(), "abc-123");
         headers.insert("x-request-id", "has space".parse().unwrap());
-        assert_ne!(request_id(&headers), "has space");
+        let generated = RequestId::from_headers(&headers);
+        assert_ne!(generated.as_str(), "has space");
+        assert_eq!(generated.as_str().len(), 16);
+        assert!(generated.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn trace_ids_print_as_32_hex_digits() {
+        let id = TraceId::from_bytes([0xab; 16]);
+        assert_eq!(TraceIdText::new(id).as_str(), "ab".repeat(16));
+        assert_eq!(TraceIdText::new(id).as_str(), id.to_string());
     }
 }

@@ -1,0 +1,82 @@
+//! The HS256 secret when `JWT_SECRET` is not set: generated, and kept in `DATA_DIR` for the
+//! embedded SQLite setup so that restarts keep tokens valid; per process otherwise (with a
+//! warning, since replicas would not accept each other's tokens).
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::config::Secret;
+
+/// The generated secret's file inside `DATA_DIR`.
+const JWT_SECRET_FILE: &str = "jwt_secret";
+
+/// `configured`, or a generated secret; kept in `data_dir` when `keep` (embedded SQLite).
+pub fn jwt_secret(
+    configured: Option<&Secret>,
+    data_dir: &Path,
+    keep: bool,
+) -> anyhow::Result<Secret> {
+    if let Some(secret) = configured {
+        return Ok(secret.clone());
+    }
+    if keep {
+        let path = data_dir.join(JWT_SECRET_FILE);
+        let secret = read_or_create(&path).with_context(|| {
+            format!(
+                "JWT_SECRET is not set and {} cannot be used",
+                path.display()
+            )
+        })?;
+        tracing::info!(file = %path.display(), "JWT_SECRET not set: using the generated secret kept in the data directory");
+        return Ok(secret);
+    }
+    tracing::warn!(
+        "JWT_SECRET not set: using a random secret for this process only; other replicas will reject its tokens"
+    );
+    Ok(Secret::new(generate()))
+}
+
+fn generate() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_or_create(path: &Path) -> std::io::Result<Secret> {
+    match std::fs::read_to_string(path) {
+        Ok(existing) if !existing.trim().is_empty() => return Ok(Secret::new(existing.trim())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let secret = generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, secret.as_bytes())?;
+    Ok(Secret::new(secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_secret_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = jwt_secret(None, dir.path(), true).unwrap();
+        let second = jwt_secret(None, dir.path(), true).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.expose().len(), 64);
+        let configured = Secret::new("given");
+        assert_eq!(
+            jwt_secret(Some(&configured), dir.path(), true).unwrap(),
+            configured
+        );
+        assert_ne!(jwt_secret(None, dir.path(), false).unwrap(), first);
+    }
+}

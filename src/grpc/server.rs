@@ -1,0 +1,92 @@
+//! The gRPC server as a value: `Auth`, the health service and reflection behind the
+//! observability layer, built from the services like `http::router`.
+
+use std::future::Future;
+
+use tokio::{net::TcpListener, sync::watch};
+use tonic::transport::server::Router;
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tower::layer::util::{Identity, Stack};
+
+use super::{AuthGrpc, AuthServiceServer, ObserveLayer, pb};
+use crate::{auth::AuthService, metrics::Metrics};
+
+pub struct GrpcServer {
+    router: Router<Stack<ObserveLayer, Identity>>,
+    health: HealthReporter,
+}
+
+/// `auth.AuthService` (SERVING until shutdown: `Auth` needs no database), health and
+/// reflection (v1 and v1alpha).
+pub async fn server(auth: AuthService, metrics: Metrics) -> anyhow::Result<GrpcServer> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AuthServiceServer<AuthGrpc>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let router = tonic::transport::Server::builder()
+        .layer(ObserveLayer::new(metrics.clone()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(AuthServiceServer::new(AuthGrpc::new(auth, metrics)));
+    Ok(GrpcServer { router, health })
+}
+
+impl GrpcServer {
+    /// Keeps the health of the whole server (`""`) in step with readiness until the sender
+    /// goes away.
+    pub fn follow_readiness(&self, mut ready: watch::Receiver<bool>) {
+        let health = self.health.clone();
+        tokio::spawn(async move {
+            loop {
+                let status = if *ready.borrow_and_update() {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                health.set_service_status("", status).await;
+                if ready.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// A handle that turns every service NOT_SERVING when shutdown begins.
+    pub fn health(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// Serves on `listener` until `stop` completes, then lets calls in flight finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        stop: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            |conn| {
+                conn.inspect(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                })
+            },
+        );
+        self.router
+            .serve_with_incoming_shutdown(incoming, stop)
+            .await
+    }
+}
+
+/// Shutdown has begun: every service says NOT_SERVING.
+pub async fn set_not_serving(health: &HealthReporter) {
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_not_serving::<AuthServiceServer<AuthGrpc>>()
+        .await;
+}

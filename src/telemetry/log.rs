@@ -1,0 +1,406 @@
+//! The log line writer: one line per event, text (logfmt) or JSON, carrying the request's
+//! `request_id` and `trace_id` from the enclosing span.
+//!
+//! Written for the hot path (one line per request): of a span's fields only those two are
+//! kept, nothing else is formatted; the line is built in a reused per-thread buffer; no ANSI
+//! styling; the timestamp's date and time part is formatted once per second per thread.
+//! Lines go to a non-blocking writer, so a request never waits for stdout.
+
+use std::{
+    cell::RefCell,
+    fmt::{self, Write as _},
+    io::Write as _,
+};
+
+use tracing::{
+    Event, Level, Subscriber,
+    field::{Field, Visit},
+    span::{Attributes, Id, Record},
+};
+use tracing_subscriber::{Layer, layer::Context, registry::LookupSpan};
+
+use crate::clock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Writes every event it sees to `writer`.
+pub struct LogLayer<W> {
+    format: Format,
+    writer: W,
+}
+
+impl<W> LogLayer<W> {
+    pub fn new(format: Format, writer: W) -> Self {
+        Self { format, writer }
+    }
+}
+
+/// The span fields a log line inherits.
+#[derive(Default)]
+struct RequestFields {
+    request_id: Option<Box<str>>,
+    trace_id: Option<Box<str>>,
+}
+
+impl RequestFields {
+    fn set(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "request_id" => self.request_id = Some(value.into()),
+            "trace_id" => self.trace_id = Some(value.into()),
+            _ => {}
+        }
+    }
+}
+
+impl Visit for RequestFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.set(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // Only the two kept fields are ever formatted.
+        if matches!(field.name(), "request_id" | "trace_id") {
+            self.set(field, &format!("{value:?}"));
+        }
+    }
+}
+
+impl<S, W> Layer<S> for LogLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = RequestFields::default();
+        attrs.record(&mut fields);
+        if fields.request_id.is_some() || fields.trace_id.is_some() {
+            span.extensions_mut().insert(fields);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<RequestFields>() {
+            Some(fields) => values.record(fields),
+            None => {
+                let mut fields = RequestFields::default();
+                values.record(&mut fields);
+                if fields.request_id.is_some() || fields.trace_id.is_some() {
+                    extensions.insert(fields);
+                }
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        LINE.with(|line| {
+            let Ok(mut line) = line.try_borrow_mut() else {
+                return; // an event logged while formatting one: drop it
+            };
+            line.clear();
+            let metadata = event.metadata();
+            write_timestamp(&mut line, self.format);
+            match self.format {
+                Format::Text => {
+                    let _ = write!(line, " {:>5} ", level_name(metadata.level()));
+                    let mut visitor = TextFields {
+                        line: &mut line,
+                        message_written: false,
+                    };
+                    event.record(&mut visitor);
+                }
+                Format::Json => {
+                    line.push_str(",\"level\":\"");
+                    line.push_str(level_name(metadata.level()));
+                    line.push('"');
+                    let mut visitor = JsonFields { line: &mut line };
+                    event.record(&mut visitor);
+                }
+            }
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope {
+                    let extensions = span.extensions();
+                    if let Some(fields) = extensions.get::<RequestFields>() {
+                        if let Some(id) = &fields.request_id {
+                            self.write_field(&mut line, "request_id", id);
+                        }
+                        if let Some(id) = &fields.trace_id {
+                            self.write_field(&mut line, "trace_id", id);
+                        }
+                        break;
+                    }
+                }
+            }
+            if self.format == Format::Json {
+                line.push('}');
+            }
+            line.push('\n');
+            let _ = self.writer.make_writer().write_all(line.as_bytes());
+        });
+    }
+}
+
+impl<W> LogLayer<W> {
+    fn write_field(&self, line: &mut String, name: &str, value: &str) {
+        match self.format {
+            Format::Text => {
+                line.push(' ');
+                line.push_str(name);
+                line.push('=');
+                push_text_value(line, value);
+            }
+            Format::Json => {
+                line.push_str(",\"");
+                line.push_str(name);
+                line.push_str("\":");
+                push_json_string(line, value);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+    /// The second last formatted and its `YYYY-MM-DDTHH:MM:SS` text.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+fn level_name(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+/// RFC 3339 UTC with microseconds; the date and time are formatted once per second.
+fn write_timestamp(line: &mut String, format: Format) {
+    let micros = clock::wall_clock_micros();
+    let (secs, fraction) = (micros / 1_000_000, micros % 1_000_000);
+    if format == Format::Json {
+        line.push_str("{\"timestamp\":\"");
+    }
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != secs {
+            cached.1.clear();
+            let _ = write_date_time(&mut cached.1, secs);
+            cached.0 = secs;
+        }
+        line.push_str(&cached.1);
+    });
+    let _ = write!(line, ".{fraction:06}Z");
+    if format == Format::Json {
+        line.push('"');
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix time (proleptic Gregorian, Howard Hinnant's algorithm).
+fn write_date_time(out: &mut String, unix_secs: u64) -> fmt::Result {
+    let days = i64::try_from(unix_secs / 86_400).unwrap_or(0);
+    let rem = unix_secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A logfmt value: bare when it is a plain word, quoted and escaped otherwise.
+fn push_text_value(line: &mut String, value: &str) {
+    let plain = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\');
+    if plain {
+        line.push_str(value);
+    } else {
+        let _ = write!(line, "{value:?}");
+    }
+}
+
+fn push_json_string(line: &mut String, value: &str) {
+    line.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => line.push_str("\\\""),
+            '\\' => line.push_str("\\\\"),
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            '\t' => line.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(line, "\\u{:04x}", c as u32);
+            }
+            c => line.push(c),
+        }
+    }
+    line.push('"');
+}
+
+struct TextFields<'a> {
+    line: &'a mut String,
+    message_written: bool,
+}
+
+impl Visit for TextFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.line.push_str(value);
+            self.message_written = true;
+            return;
+        }
+        self.line.push(' ');
+        self.line.push_str(field.name());
+        self.line.push('=');
+        push_text_value(self.line, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.line, "{value:?}");
+            self.message_written = true;
+            return;
+        }
+        self.line.push(' ');
+        self.line.push_str(field.name());
+        self.line.push('=');
+        // Display-like values (`%x`) and numbers print bare; text from Debug is quoted.
+        let start = self.line.len();
+        let _ = write!(self.line, "{value:?}");
+        let needs_quotes = self.line[start..]
+            .bytes()
+            .any(|b| b == b' ' || b == b'"' || b == b'=');
+        if needs_quotes && !self.line[start..].starts_with('"') {
+            let written = self.line.split_off(start);
+            let _ = write!(self.line, "{written:?}");
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        let _ = write!(self.line, " {}={value}", field.name());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        let _ = write!(self.line, " {}={value}", field.name());
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let _ = write!(self.line, " {}={value}", field.name());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        let _ = write!(self.line, " {}={value}", field.name());
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+}
+
+struct JsonFields<'a> {
+    line: &'a mut String,
+}
+
+impl JsonFields<'_> {
+    fn key(&mut self, field: &Field) {
+        self.line.push_str(",\"");
+        self.line.push_str(field.name());
+        self.line.push_str("\":");
+    }
+}
+
+impl Visit for JsonFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.key(field);
+        push_json_string(self.line, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.key(field);
+        push_json_string(self.line, &format!("{value:?}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        if value.is_finite() {
+            let _ = write!(self.line, "{value}");
+        } else {
+            self.line.push_str("null");
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.key(field);
+        push_json_string(self.line, &value.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_follow_the_calendar() {
+        let mut out = String::new();
+        write_date_time(&mut out, 0).unwrap();
+        assert_eq!(out, "1970-01-01T00:00:00");
+        out.clear();
+        write_date_time(&mut out, 1_709_210_096).unwrap(); // a leap day
+        assert_eq!(out, "2024-02-29T12:34:56");
+        out.clear();
+        write_date_time(&mut out, 4_102_444_799).unwrap();
+        assert_eq!(out, "2099-12-31T23:59:59");
+    }
+
+    #[test]
+    fn text_values_are_quoted_only_when_needed() {
+        let mut line = String::new();
+        push_text_value(&mut line, "plain");
+        line.push(' ');
+        push_text_value(&mut line, "two words");
+        line.push(' ');
+        push_text_value(&mut line, "");
+        assert_eq!(line, r#"plain "two words" """#);
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut line = String::new();
+        push_json_string(&mut line, "a\"b\\c\nd\u{1}");
+        assert_eq!(line, r#""a\"b\\c\nd\u0001""#);
+    }
+}

@@ -1,0 +1,215 @@
+//! The whole service started in the test process on random ports, and a client for it.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use reqwest::{Client, Response};
+use saga_account::{
+    auth::{TokenCodec, TokenKind},
+    cache::CachedStore,
+    config::{Secret, Settings},
+    domain::CustomerId,
+    grpc::pb::auth_service_client::AuthServiceClient,
+    metrics::Metrics,
+    startup::Application,
+    store::CustomerStore,
+};
+use serde_json::Value;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+use super::{Backend, SECRET, TestDatabase, now, tokens_of};
+
+pub struct TestApp {
+    pub base: String,
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub client: Client,
+    pub tokens: TokenCodec,
+    pub database: Arc<TestDatabase>,
+    /// The service's own store (the cache in front of the database), for operator actions.
+    pub cache: Arc<CachedStore>,
+    pub metrics: Metrics,
+    stop: Option<oneshot::Sender<()>>,
+    pub server: Option<JoinHandle<anyhow::Result<()>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Settings of a test app: random ports on loopback, a temporary data directory.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let mut s = Settings::defaults();
+    s.http_port = 0;
+    s.grpc_port = 0;
+    s.prom_port = 0;
+    s.bind_address = [127, 0, 0, 1].into();
+    s.data_dir = dir.to_path_buf();
+    s.jwt_secret = Some(Secret::new(SECRET));
+    s.machine_id = Some(rand::random());
+    s.hash_threads = 2;
+    s.shutdown_timeout = Duration::from_secs(5);
+    s
+}
+
+pub async fn spawn_app(backend: &Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: &Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(&TestDatabase::fresh(backend).await, configure).await
+}
+
+/// Starts an app on an existing database (several replicas of one test share it).
+pub async fn spawn_app_on(
+    database: &Arc<TestDatabase>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(dir.path());
+    settings.db_dsn = Secret::new(database.dsn.clone());
+    configure(&mut settings);
+    let app = Application::build(settings).await.expect("app builds");
+    let base = format!("http://{}", app.http_addr());
+    let grpc_addr = app.grpc_addr();
+    let metrics_addr = app.metrics_addr();
+    let (cache, metrics) = (app.cache(), app.metrics());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        grpc_addr,
+        metrics_addr,
+        client: Client::new(),
+        tokens: TokenCodec::new(SECRET.as_bytes()),
+        database: database.clone(),
+        cache,
+        metrics,
+        stop: Some(stop),
+        server: Some(server),
+        _data_dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/account{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+    ) -> Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .header("authorization", format!("bearer {token}"))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// An authenticated GET whose JSON body is the answer.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get_auth(path, token)
+            .await
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    pub async fn put_auth(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .header("authorization", format!("bearer {token}"))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Signs up and returns (access, refresh).
+    pub async fn signup(&self, body: &Value) -> (String, String) {
+        let response = self.post("/auth/signup", body).await;
+        assert_eq!(response.status(), 201, "signup of {body}");
+        tokens_of(response).await
+    }
+
+    pub async fn grpc(&self) -> AuthServiceClient<tonic::transport::Channel> {
+        AuthServiceClient::connect(format!("http://{}", self.grpc_addr))
+            .await
+            .expect("gRPC connects")
+    }
+
+    pub fn customer_of(&self, access_token: &str) -> CustomerId {
+        self.tokens
+            .verify(access_token, TokenKind::Access, now())
+            .expect("a valid access token")
+    }
+
+    /// Runs one SQL statement on the app's database, as an operator would.
+    pub async fn sql(&self, statement: &str) {
+        self.database.sql(statement).await
+    }
+
+    /// The Prometheus text exposition, as a scraper gets it.
+    pub async fn scrape(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// Deactivates a customer the way an operator does (`saga-account customer deactivate`).
+    pub async fn deactivate(&self, id: CustomerId) {
+        assert_eq!(
+            self.cache.set_active(id, false).await.expect("set_active"),
+            Some(true)
+        );
+    }
+
+    /// Waits until the app follows its Redis channels (when Redis is configured).
+    pub async fn wait_subscribed(&self) {
+        if let Some(redis) = self.cache.redis() {
+            assert!(
+                redis.wait_until_subscribed(Duration::from_secs(10)).await,
+                "replica subscribed to its Redis channels"
+            );
+        }
+    }
+
+    /// Stops the app the way SIGTERM does and waits for it to finish.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.trigger_shutdown();
+        match self.server.take() {
+            Some(server) => server.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

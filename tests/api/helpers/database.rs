@@ -1,0 +1,192 @@
+//! Test databases: a fresh SQLite file, or a fresh database on the MySQL/MariaDB server of
+//! `TEST_MYSQL_DSN`, dropped again when the last app using it is gone.
+
+use std::sync::Arc;
+
+/// Which database a test runs on.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    /// A server URL (`mysql://user:pass@host:port/db`); each test database is a new one on it.
+    MySql(String),
+}
+
+impl Backend {
+    /// MySQL when `TEST_MYSQL_DSN` is set, SQLite otherwise (for tests about something else).
+    pub fn mysql_if_configured() -> Backend {
+        match std::env::var("TEST_MYSQL_DSN") {
+            Ok(dsn) if !dsn.is_empty() => Backend::MySql(dsn),
+            _ => Backend::Sqlite,
+        }
+    }
+
+    /// MariaDB/MySQL when `TEST_MYSQL_DSN` is set. Otherwise the test is skipped with a note,
+    /// unless `TEST_REQUIRE_SERVICES` says the server must be there (CI).
+    pub fn mysql() -> Option<Backend> {
+        match std::env::var("TEST_MYSQL_DSN") {
+            Ok(dsn) if !dsn.is_empty() => Some(Backend::MySql(dsn)),
+            _ => {
+                assert!(
+                    std::env::var("TEST_REQUIRE_SERVICES").is_err(),
+                    "TEST_REQUIRE_SERVICES is set but TEST_MYSQL_DSN is not"
+                );
+                eprintln!(
+                    "skipped: set TEST_MYSQL_DSN=mysql://user:pass@127.0.0.1:3306/db to run the MySQL tests"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// A new, empty database. Replicas of one test share it.
+pub struct TestDatabase {
+    pub backend: Backend,
+    /// What `DB_DSN` is; on MySQL in the Go driver's form, so every MySQL test also proves
+    /// that form works as it is.
+    pub dsn: String,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    /// Server URL and database name, to drop it afterwards.
+    mysql: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn fresh(backend: &Backend) -> Arc<TestDatabase> {
+        Arc::new(match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                TestDatabase {
+                    backend: backend.clone(),
+                    dsn: format!("sqlite://{}", dir.path().join("test.db").display()),
+                    _sqlite_dir: Some(dir),
+                    mysql: None,
+                }
+            }
+            Backend::MySql(server) => {
+                use sqlx::Connection;
+                let url = url::Url::parse(server).expect("TEST_MYSQL_DSN is a mysql:// URL");
+                let name = format!("test_{:016x}", rand::random::<u64>());
+                let mut conn = sqlx::MySqlConnection::connect(server)
+                    .await
+                    .expect("connect to TEST_MYSQL_DSN");
+                sqlx::query(&format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                TestDatabase {
+                    backend: backend.clone(),
+                    dsn: format!(
+                        "{}:{}@tcp({}:{})/{name}?charset=utf8mb4&parseTime=True&loc=Local",
+                        url.username(),
+                        url.password().unwrap_or_default(),
+                        url.host_str().unwrap_or("127.0.0.1"),
+                        url.port().unwrap_or(3306)
+                    ),
+                    _sqlite_dir: None,
+                    mysql: Some((server.clone(), name)),
+                }
+            }
+        })
+    }
+
+    /// A URL sqlx can open directly.
+    fn url(&self) -> String {
+        match &self.mysql {
+            None => self.dsn.clone(),
+            Some((server, name)) => {
+                let mut url = url::Url::parse(server).expect("url");
+                url.set_path(name);
+                url.to_string()
+            }
+        }
+    }
+
+    /// Runs one SQL statement, as an operator would.
+    pub async fn sql(&self, statement: &str) {
+        self.query(statement).await;
+    }
+
+    /// Runs one query and returns every row, each column as text (NULL as `None`).
+    pub async fn query(&self, statement: &str) -> Vec<Vec<Option<String>>> {
+        use sqlx::{Connection, Row};
+        macro_rules! as_text {
+            ($row:expr, $i:expr, $($t:ty),*) => {{
+                let mut text = None;
+                $(
+                    if text.is_none() {
+                        if let Ok(v) = $row.try_get::<Option<$t>, _>($i) {
+                            text = Some(v.map(|v| v.to_string()));
+                        }
+                    }
+                )*
+                text.or_else(|| {
+                    $row.try_get::<Option<Vec<u8>>, _>($i)
+                        .ok()
+                        .map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned()))
+                })
+                .flatten()
+            }};
+        }
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url())
+                    .await
+                    .expect("open sqlite");
+                let rows = sqlx::query(statement)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("sql");
+                rows.iter()
+                    .map(|r| {
+                        (0..r.columns().len())
+                            .map(|i| as_text!(r, i, i64, String))
+                            .collect()
+                    })
+                    .collect()
+            }
+            Backend::MySql(_) => {
+                let mut conn = sqlx::MySqlConnection::connect(&self.url())
+                    .await
+                    .expect("connect");
+                let rows = sqlx::query(statement)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("sql");
+                rows.iter()
+                    .map(|r| {
+                        (0..r.columns().len())
+                            .map(|i| as_text!(r, i, i64, u64, i8, bool, String))
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.mysql.take() else {
+            return;
+        };
+        // Drop is not async and may run inside a runtime: drop the database from a thread
+        // of its own.
+        let dropped = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::MySqlConnection::connect(&server).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&mut conn)
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop a test database: {dropped:?}");
+        }
+    }
+}
