@@ -17,8 +17,18 @@ use prometheus::{
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
 
+/// Children of labelled metrics that every request touches, resolved once: a label lookup
+/// hashes the label values on every call.
+pub struct HotHandles {
+    /// `token_verifications_total{transport, outcome="valid"}` by `Transport`.
+    pub tokens_valid: [IntCounter; 2],
+    /// `cache_hits_total{tier}` by `Tier`.
+    pub cache_hits: [IntCounter; 2],
+}
+
 pub struct Inner {
     pub registry: Registry,
+    pub hot: HotHandles,
     /// Cache lookups answered by a tier (`local`, `redis`).
     pub cache_hits: IntCounterVec,
     /// Cache lookups a tier could not answer.
@@ -187,13 +197,27 @@ impl Metrics {
             let process = prometheus::process_collector::ProcessCollector::for_self();
             let _ = r.register(Box::new(process));
         }
+        let cache_hits = counter_vec(
+            &r,
+            n("cache_hits_total"),
+            "Cache lookups answered, by tier.",
+            &["tier"],
+        );
+        let token_verifications = counter_vec(
+            &r,
+            n("token_verifications_total"),
+            "Access token verifications by transport (http, grpc) and outcome (valid, expired, invalid).",
+            &["transport", "outcome"],
+        );
+        let hot = HotHandles {
+            tokens_valid: [Transport::Http, Transport::Grpc]
+                .map(|t| token_verifications.with_label_values(&[t.label(), "valid"])),
+            cache_hits: [Tier::Local, Tier::Redis]
+                .map(|t| cache_hits.with_label_values(&[t.label()])),
+        };
         Self(Arc::new(Inner {
-            cache_hits: counter_vec(
-                &r,
-                n("cache_hits_total"),
-                "Cache lookups answered, by tier.",
-                &["tier"],
-            ),
+            hot,
+            cache_hits,
             cache_misses: counter_vec(
                 &r,
                 n("cache_misses_total"),
@@ -292,12 +316,7 @@ impl Metrics {
                 "Token refreshes by outcome.",
                 &["outcome"],
             ),
-            token_verifications: counter_vec(
-                &r,
-                n("token_verifications_total"),
-                "Access token verifications by transport (http, grpc) and outcome (valid, expired, invalid).",
-                &["transport", "outcome"],
-            ),
+            token_verifications,
             hash_queue_depth: gauge(
                 &r,
                 n("password_hash_queue_depth"),
@@ -337,9 +356,18 @@ impl Metrics {
 
     /// Counts one access-token verification; `outcome` is `valid` or the error's label.
     pub fn token_verified(&self, transport: Transport, outcome: &'static str) {
-        self.token_verifications
-            .with_label_values(&[transport.label(), outcome])
-            .inc();
+        if outcome == "valid" {
+            self.hot.tokens_valid[transport as usize].inc();
+        } else {
+            self.token_verifications
+                .with_label_values(&[transport.label(), outcome])
+                .inc();
+        }
+    }
+
+    /// Counts one cache lookup answered by `tier`.
+    pub fn cache_hit(&self, tier: Tier) {
+        self.hot.cache_hits[tier as usize].inc();
     }
 
     /// The text exposition of every metric.

@@ -91,7 +91,7 @@ struct RunArgs {
     #[arg(long)]
     hash_threads: Option<usize>,
     /// The service's process id: its resident memory is printed before and after each
-    /// scenario and every --rss-every seconds during it.
+    /// scenario and every --rss-every seconds during it, and its CPU time per request.
     #[arg(long)]
     service_pid: Option<u32>,
     #[arg(long, default_value_t = 30.0)]
@@ -305,9 +305,20 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
                 );
             }
             _ => {
+                let cpu_before = args.service_pid.and_then(cpu_seconds);
                 let report =
                     scenarios::run(&name, scenario, target, customers.clone(), &load).await?;
                 print(&report, ceiling.as_ref());
+                if let (Some(before), Some(after)) =
+                    (cpu_before, args.service_pid.and_then(cpu_seconds))
+                {
+                    println!(
+                        "    service CPU: {:.2} s for {} requests = {:.1} us per request",
+                        after - before,
+                        report.requests,
+                        1e6 * (after - before) / report.requests.max(1) as f64
+                    );
+                }
             }
         }
     }
@@ -318,6 +329,17 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
         watch.abort();
     }
     Ok(if args.allow_errors { 0 } else { errors })
+}
+
+/// CPU seconds (user + system, all threads) used so far by `pid` (Linux `/proc`).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    // utime and stime are fields 14 and 15, after the parenthesised command name.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // Clock ticks of USER_HZ, which is 100 on Linux.
+    Some((utime + stime) / 100.0)
 }
 
 /// Prints the resident memory of `pid` (Linux `/proc`).

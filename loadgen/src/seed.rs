@@ -123,15 +123,14 @@ pub async fn seeded_customers(
         .filter_map(|(id, email)| {
             let n: u64 = email.strip_prefix("seed")?.strip_suffix("@load.test")?.parse().ok()?;
             let id = saga_account::domain::CustomerId(id);
-            Some((n, crate::scenarios::Customer {
-                id: id.0,
-                email: email.clone(),
-                password: "load-password-1".into(),
-                access: codec.mint(id, TokenKind::Access, exp),
-                refresh: codec.mint(id, TokenKind::Refresh, exp),
-                person: json!({"firstname": "Seed", "lastname": format!("Customer{n}"), "email": email}),
-                shipping: json!({"address": "1 Load Street", "phone_number": format!("s{n}")}),
-            }))
+            Some((n, crate::scenarios::Customer::new(
+                id.0,
+                email.clone(),
+                "load-password-1".into(),
+                (codec.mint(id, TokenKind::Access, exp), codec.mint(id, TokenKind::Refresh, exp)),
+                json!({"firstname": "Seed", "lastname": format!("Customer{n}"), "email": email}),
+                json!({"address": "1 Load Street", "phone_number": format!("s{n}")}),
+            )))
         })
         .collect();
     customers.sort_by_key(|(n, _)| *n);

@@ -113,7 +113,7 @@ impl ChannelHandler for Invalidator {
             tracing::warn!(message = %payload, "ignoring a malformed invalidation message");
             return;
         };
-        self.local.invalidate_rendered(&keys).await;
+        self.local.invalidate_rendered(&keys);
         self.metrics
             .invalidations_received
             .inc_by(keys.len() as u64);

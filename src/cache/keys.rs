@@ -1,6 +1,8 @@
 //! Cache keys and values in the Go service's Redis layout (SPEC section 5), so that Go and
 //! Rust replicas can share one Redis during a rolling migration.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
@@ -92,11 +94,14 @@ pub fn lock_key(key: &str) -> String {
 
 /// What the in-process tier holds. `None` inside is a cached "does not exist".
 #[derive(Debug, Clone)]
+///
+/// Values sit behind an `Arc`: an entry is then a pointer, so that every slot of the
+/// in-process table stays small and a hit copies no text until the caller needs it.
 pub enum Entry {
-    Personal(Option<PersonalInfo>),
-    Shipping(Option<ShippingInfo>),
+    Personal(Option<Arc<PersonalInfo>>),
+    Shipping(Option<Arc<ShippingInfo>>),
     Check(Option<CheckResult>),
-    Credentials(Option<Credentials>),
+    Credentials(Option<Arc<Credentials>>),
 }
 
 impl Entry {
@@ -110,17 +115,32 @@ impl Entry {
         )
     }
 
-    /// Rough heap footprint, for the in-process cache's memory bound.
+    /// Rough footprint (the entry, its shared value and the value's text), for the
+    /// in-process cache's memory bound.
     pub fn approximate_size(&self) -> usize {
-        let text = match self {
+        // An Arc's counts, and what the allocator keeps per allocation.
+        const ARC: usize = 16 + 16;
+        const TEXT: usize = 16;
+        let value = match self {
             Entry::Personal(Some(p)) => {
-                p.first_name.as_str().len() + p.last_name.as_str().len() + p.email.as_str().len()
+                ARC + std::mem::size_of::<PersonalInfo>()
+                    + 3 * TEXT
+                    + p.first_name.as_str().len()
+                    + p.last_name.as_str().len()
+                    + p.email.as_str().len()
             }
-            Entry::Shipping(Some(s)) => s.address.as_str().len() + s.phone_number.as_str().len(),
-            Entry::Credentials(Some(c)) => c.bcrypted_password.len(),
+            Entry::Shipping(Some(s)) => {
+                ARC + std::mem::size_of::<ShippingInfo>()
+                    + 2 * TEXT
+                    + s.address.as_str().len()
+                    + s.phone_number.as_str().len()
+            }
+            Entry::Credentials(Some(c)) => {
+                ARC + std::mem::size_of::<Credentials>() + TEXT + c.bcrypted_password.len()
+            }
             _ => 0,
         };
-        std::mem::size_of::<Self>() + text
+        std::mem::size_of::<Self>() + value
     }
 }
 
@@ -128,18 +148,18 @@ impl Entry {
 pub trait EntryKind: Sized {
     fn into_entry(value: Option<Self>) -> Entry;
     /// `Miss` when the entry holds another kind of value.
-    fn from_entry(entry: Entry) -> Lookup<Self>;
+    fn from_entry(entry: &Entry) -> Lookup<Self>;
 }
 
 macro_rules! entry_kind {
-    ($($type:ty => $variant:ident),* $(,)?) => {$(
+    ($($type:ty => $variant:ident, $wrap:expr, $unwrap:expr;)*) => {$(
         impl EntryKind for $type {
             fn into_entry(value: Option<Self>) -> Entry {
-                Entry::$variant(value)
+                Entry::$variant(value.map($wrap))
             }
-            fn from_entry(entry: Entry) -> Lookup<Self> {
+            fn from_entry(entry: &Entry) -> Lookup<Self> {
                 match entry {
-                    Entry::$variant(Some(v)) => Lookup::Hit(v),
+                    Entry::$variant(Some(v)) => Lookup::Hit($unwrap(v)),
                     Entry::$variant(None) => Lookup::Absent,
                     _ => Lookup::Miss,
                 }
@@ -148,7 +168,12 @@ macro_rules! entry_kind {
     )*};
 }
 
-entry_kind!(PersonalInfo => Personal, ShippingInfo => Shipping, CheckResult => Check, Credentials => Credentials);
+entry_kind! {
+    PersonalInfo => Personal, Arc::new, |v: &Arc<PersonalInfo>| PersonalInfo::clone(v);
+    ShippingInfo => Shipping, Arc::new, |v: &Arc<ShippingInfo>| ShippingInfo::clone(v);
+    CheckResult => Check, |v| v, |v: &CheckResult| *v;
+    Credentials => Credentials, Arc::new, |v: &Arc<Credentials>| Credentials::clone(v);
+}
 
 /// A value the cache can hold: in memory as an `Entry`, in Redis as the Go JSON shape.
 pub trait Cacheable: EntryKind + Send + Sync + 'static {

@@ -121,21 +121,14 @@ impl CachedStore {
         match self
             .local
             .get(&key)
-            .await
-            .map_or(Lookup::Miss, V::from_entry)
+            .map_or(Lookup::Miss, |entry| V::from_entry(&entry))
         {
             Lookup::Hit(value) => {
-                self.metrics
-                    .cache_hits
-                    .with_label_values(&[Tier::Local.label()])
-                    .inc();
+                self.metrics.cache_hit(Tier::Local);
                 return Ok(Some(value));
             }
             Lookup::Absent => {
-                self.metrics
-                    .cache_hits
-                    .with_label_values(&[Tier::Local.label()])
-                    .inc();
+                self.metrics.cache_hit(Tier::Local);
                 return Ok(None);
             }
             Lookup::Miss => {}
@@ -161,9 +154,9 @@ impl CachedStore {
         }
         if self.epoch.load(Ordering::Acquire) != epoch {
             // A write happened while loading: what was loaded may predate it.
-            self.local.invalidate(&key).await;
+            self.local.invalidate(&key);
         }
-        match V::from_entry(result.map_err(|shared| shared_error(&shared))?) {
+        match V::from_entry(result?.as_ref()) {
             Lookup::Hit(value) => Ok(Some(value)),
             Lookup::Absent => Ok(None),
             Lookup::Miss => Err(StoreError::Other("cache entry of another kind".into())),
@@ -197,10 +190,7 @@ impl CachedStore {
                         .with_label_values(&[Tier::Redis.label()])
                         .inc();
                 }
-                self.metrics
-                    .cache_hits
-                    .with_label_values(&[Tier::Redis.label()])
-                    .inc();
+                self.metrics.cache_hit(Tier::Redis);
                 return Ok(value);
             }
             if !waited {
@@ -265,7 +255,7 @@ impl CachedStore {
     /// once more shortly after, to catch a concurrent load that read the old row.
     async fn invalidate(&self, keys: Vec<CacheKey>) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.local.invalidate_all_of(&keys).await;
+        self.local.invalidate_all_of(&keys);
         self.metrics.invalidations_sent.inc_by(keys.len() as u64);
         let Some(RedisTier { invalidator, .. }) = &self.redis else {
             return;
@@ -275,7 +265,7 @@ impl CachedStore {
         let local = self.local.clone();
         tokio::spawn(async move {
             tokio::time::sleep(INVALIDATION_REPEAT).await;
-            local.invalidate_all_of(&keys).await;
+            local.invalidate_all_of(&keys);
             invalidator.invalidate(&keys).await;
         });
     }
@@ -289,17 +279,6 @@ async fn redis_lookup<V: Cacheable>(
         .get(key)
         .await?
         .map_or(Lookup::Miss, |json| V::from_redis(&json)))
-}
-
-/// moka shares one loader's error among its waiters; each gets an equivalent error.
-fn shared_error(shared: &Arc<StoreError>) -> StoreError {
-    let cause = || -> crate::domain::InternalError { shared.to_string().into() };
-    match shared.as_ref() {
-        StoreError::Duplicate => StoreError::Duplicate,
-        StoreError::IdTaken => StoreError::IdTaken,
-        StoreError::Unavailable(_) => StoreError::Unavailable(cause()),
-        StoreError::Other(_) => StoreError::Other(cause()),
-    }
 }
 
 #[async_trait]

@@ -2,24 +2,92 @@
 //! (`traceparent` or `uber-trace-id` metadata), and the go-grpc-prometheus server metrics.
 
 use std::{
+    collections::HashMap,
     pin::Pin,
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
     time::Instant,
 };
+
+use prometheus::{Histogram, IntCounter};
 
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
 use crate::{metrics::Metrics, telemetry};
 
+/// The metric handles of one method, resolved once for the methods this server has.
+struct MethodMetrics {
+    kind: &'static str,
+    service: String,
+    method: String,
+    started: IntCounter,
+    received: IntCounter,
+    sent: IntCounter,
+    handling: Histogram,
+    /// `grpc_server_handled_total` by code, resolved on first use.
+    handled: [OnceLock<IntCounter>; 17],
+}
+
+impl MethodMetrics {
+    fn new(metrics: &Metrics, path: &str) -> Self {
+        let path = path.trim_start_matches('/');
+        let (service, method) = path.split_once('/').unwrap_or((path, ""));
+        let kind = grpc_type(service, method);
+        let labels = [kind, service, method];
+        Self {
+            kind,
+            started: metrics.grpc_started.with_label_values(&labels),
+            received: metrics.grpc_msg_received.with_label_values(&labels),
+            sent: metrics.grpc_msg_sent.with_label_values(&labels),
+            handling: metrics.grpc_handling_seconds.with_label_values(&labels),
+            handled: std::array::from_fn(|_| OnceLock::new()),
+            service: service.to_owned(),
+            method: method.to_owned(),
+        }
+    }
+
+    fn handled(&self, metrics: &Metrics, code: i32) -> IntCounter {
+        let resolve = || {
+            metrics.grpc_handled.with_label_values(&[
+                self.kind,
+                &self.service,
+                &self.method,
+                code_name(code),
+            ])
+        };
+        match usize::try_from(code).ok().and_then(|i| self.handled.get(i)) {
+            Some(cell) => cell.get_or_init(resolve).clone(),
+            None => resolve(),
+        }
+    }
+}
+
+/// The methods this server has (`Auth`, health, reflection); others are resolved per call.
+const KNOWN_METHODS: &[&str] = &[
+    "/auth.AuthService/Auth",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
 #[derive(Clone)]
 pub struct ObserveLayer {
     metrics: Metrics,
+    methods: Arc<HashMap<&'static str, Arc<MethodMetrics>>>,
 }
 
 impl ObserveLayer {
     pub fn new(metrics: Metrics) -> Self {
-        Self { metrics }
+        let methods = KNOWN_METHODS
+            .iter()
+            .map(|path| (*path, Arc::new(MethodMetrics::new(&metrics, path))))
+            .collect();
+        Self {
+            metrics,
+            methods: Arc::new(methods),
+        }
     }
 }
 
@@ -29,7 +97,7 @@ impl<S> Layer<S> for ObserveLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Observe {
             inner,
-            metrics: self.metrics.clone(),
+            layer: self.clone(),
         }
     }
 }
@@ -37,7 +105,7 @@ impl<S> Layer<S> for ObserveLayer {
 #[derive(Clone)]
 pub struct Observe<S> {
     inner: S,
-    metrics: Metrics,
+    layer: ObserveLayer,
 }
 
 /// go-grpc-prometheus's `grpc_type` of the methods this server has.
@@ -99,62 +167,55 @@ where
         // The clone that was driven to readiness is the one to call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let metrics = self.metrics.clone();
-        let path = request.uri().path().trim_start_matches('/');
-        let (service, method) = path.split_once('/').unwrap_or((path, ""));
-        let (service, method) = (service.to_owned(), method.to_owned());
-        let kind = grpc_type(&service, &method);
-        let labels = [kind, service.as_str(), method.as_str()];
-        metrics.grpc_started.with_label_values(&labels).inc();
-        if kind == "unary" {
-            metrics.grpc_msg_received.with_label_values(&labels).inc();
+        let metrics = self.layer.metrics.clone();
+        let path = request.uri().path();
+        let method = match self.layer.methods.get(path) {
+            Some(known) => known.clone(),
+            None => Arc::new(MethodMetrics::new(&metrics, path)),
+        };
+        method.started.inc();
+        if method.kind == "unary" {
+            method.received.inc();
         }
         let request_id = telemetry::RequestId::from_headers(request.headers());
         let span = tracing::info_span!(
             "gRPC call",
-            otel.name = %format_args!("{service}/{method}"),
+            otel.name = %format_args!("{}/{}", method.service, method.method),
             otel.kind = "server",
             rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
+            rpc.service = %method.service,
+            rpc.method = %method.method,
             rpc.grpc.status_code = Empty,
             request_id = request_id.as_str(),
-            trace_id = Empty,
         );
         let trace_id = telemetry::join_trace(&span, telemetry::extract_context(request.headers()));
-        span.record("trace_id", trace_id.as_str());
+        let context = telemetry::RequestContext {
+            request_id,
+            trace_id,
+        };
         let start = Instant::now();
-        Box::pin(
-            async move {
-                let result = inner.call(request).await;
-                // A failed call is a trailers-only response carrying `grpc-status`; a
-                // successful unary call sends its status in the trailers, after the body.
-                let code = match &result {
-                    Ok(response) => response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0),
-                    Err(_) => 2,
-                };
-                let labels = [kind, service.as_str(), method.as_str()];
-                metrics
-                    .grpc_handling_seconds
-                    .with_label_values(&labels)
-                    .observe(start.elapsed().as_secs_f64());
-                metrics
-                    .grpc_handled
-                    .with_label_values(&[kind, service.as_str(), method.as_str(), code_name(code)])
-                    .inc();
-                if code == 0 && kind == "unary" {
-                    metrics.grpc_msg_sent.with_label_values(&labels).inc();
-                }
-                tracing::Span::current().record("rpc.grpc.status_code", code);
-                result
+        let call = async move {
+            let result = inner.call(request).await;
+            // A failed call is a trailers-only response carrying `grpc-status`; a
+            // successful unary call sends its status in the trailers, after the body.
+            let code = match &result {
+                Ok(response) => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                Err(_) => 2,
+            };
+            method.handling.observe(start.elapsed().as_secs_f64());
+            method.handled(&metrics, code).inc();
+            if code == 0 && method.kind == "unary" {
+                method.sent.inc();
             }
-            .instrument(span),
-        )
+            tracing::Span::current().record("rpc.grpc.status_code", code);
+            result
+        };
+        Box::pin(telemetry::in_request(context, call.instrument(span)))
     }
 }
 

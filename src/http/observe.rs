@@ -168,10 +168,9 @@ pub async fn observe(
     let start = Instant::now();
     let route = http_metrics.route(request.uri().path());
     let method = request.method().clone();
-    let uri = request.uri().clone();
     let request_id = telemetry::RequestId::from_headers(request.headers());
-    let client_ip = peer_ip(&request);
-    let referrer = request.headers().get(header::REFERER).cloned();
+    let request_id_header = request_id.header_value();
+    // Created only while traces are exported; otherwise no layer wants it and it is free.
     let span = tracing::info_span!(
         "HTTP request",
         otel.name = %format_args!("{method} {}", route.label),
@@ -180,44 +179,51 @@ pub async fn observe(
         http.route = route.label,
         http.response.status_code = Empty,
         request_id = request_id.as_str(),
-        trace_id = Empty,
     );
     let trace_id = telemetry::join_trace(&span, telemetry::extract_context(request.headers()));
-    span.record("trace_id", trace_id.as_str());
-
-    route.inflight.inc();
-    let guard = InFlight(&route.inflight);
-    // The Go middleware answers any OPTIONS request itself, whatever the path.
-    let mut response = if method == Method::OPTIONS {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(request).instrument(span.clone()).await
+    let context = telemetry::RequestContext {
+        request_id,
+        trace_id,
     };
-    drop(guard);
+    let mut response = telemetry::in_request(context, async {
+        let uri = request.uri().clone();
+        let client_ip = OptionalIp(peer_ip(&request));
+        let referrer = request.headers().get(header::REFERER).cloned();
+        route.inflight.inc();
+        let guard = InFlight(&route.inflight);
+        // The Go middleware answers any OPTIONS request itself, whatever the path.
+        let response = if method == Method::OPTIONS {
+            StatusCode::NO_CONTENT.into_response()
+        } else {
+            next.run(request).instrument(span.clone()).await
+        };
+        drop(guard);
 
-    let status = response.status();
-    let elapsed = start.elapsed();
-    let size = response.body().size_hint().exact().unwrap_or_default();
-    http_metrics.observe(route, &method, status, elapsed.as_secs_f64(), size as f64);
+        let status = response.status();
+        let elapsed = start.elapsed();
+        let size = response.body().size_hint().exact().unwrap_or_default();
+        http_metrics.observe(route, &method, status, elapsed.as_secs_f64(), size as f64);
+        span.record("http.response.status_code", status.as_u16());
+        let duration_ms = (elapsed.as_secs_f64() * 100_000.0).round() / 100.0;
+        let referrer = referrer
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let _entered = span.enter();
+        if status.is_server_error() {
+            tracing::error!(r#type = "router", client_ip = %client_ip, "duration(ms)" = duration_ms, method = method.as_str(), path = uri.path(), route = route.label, status = status.as_u16(), referrer, "request");
+        } else {
+            tracing::info!(r#type = "router", client_ip = %client_ip, "duration(ms)" = duration_ms, method = method.as_str(), path = uri.path(), route = route.label, status = status.as_u16(), referrer, "request");
+        }
+        response
+    })
+    .await;
     let headers = response.headers_mut();
     for (name, value) in CORS_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    if let Some(value) = request_id.header_value() {
+    if let Some(value) = request_id_header {
         headers.insert("x-request-id", value);
-    }
-    span.record("http.response.status_code", status.as_u16());
-    let duration_ms = (elapsed.as_secs_f64() * 100_000.0).round() / 100.0;
-    let referrer = referrer
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let client_ip = OptionalIp(client_ip);
-    let _entered = span.enter();
-    if status.is_server_error() {
-        tracing::error!(r#type = "router", client_ip = %client_ip, "duration(ms)" = duration_ms, method = method.as_str(), path = uri.path(), route = route.label, status = status.as_u16(), referrer, "request");
-    } else {
-        tracing::info!(r#type = "router", client_ip = %client_ip, "duration(ms)" = duration_ms, method = method.as_str(), path = uri.path(), route = route.label, status = status.as_u16(), referrer, "request");
     }
     response
 }

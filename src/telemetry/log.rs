@@ -1,24 +1,24 @@
-//! The log line writer: one line per event, text (logfmt) or JSON, carrying the request's
-//! `request_id` and `trace_id` from the enclosing span.
+//! The log line writer: one line per event, text (logfmt) or JSON, carrying the
+//! `request_id` and `trace_id` of the request it was logged in.
 //!
-//! Written for the hot path (one line per request): of a span's fields only those two are
-//! kept, nothing else is formatted; the line is built in a reused per-thread buffer; no ANSI
-//! styling; the timestamp's date and time part is formatted once per second per thread.
-//! Lines go to a non-blocking writer, so a request never waits for stdout.
+//! Written for the hot path (one line per request): spans are none of its business (the
+//! request's two ids come from the request context, so no span is needed for them); the
+//! line is built in a reused per-thread buffer; no ANSI styling; the timestamp's date and
+//! time part is formatted once per second per thread. Lines go to a batching writer, so a
+//! request never waits for stdout.
 
 use std::{
     cell::RefCell,
     fmt::{self, Write as _},
-    io::Write as _,
 };
 
 use tracing::{
     Event, Level, Subscriber,
     field::{Field, Visit},
-    span::{Attributes, Id, Record},
 };
-use tracing_subscriber::{Layer, layer::Context, registry::LookupSpan};
+use tracing_subscriber::{Layer, layer::Context};
 
+use super::writer::BatchWriter;
 use crate::clock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,77 +28,40 @@ pub enum Format {
 }
 
 /// Writes every event it sees to `writer`.
-pub struct LogLayer<W> {
+pub struct LogLayer {
     format: Format,
-    writer: W,
+    writer: BatchWriter,
 }
 
-impl<W> LogLayer<W> {
-    pub fn new(format: Format, writer: W) -> Self {
+impl LogLayer {
+    pub fn new(format: Format, writer: BatchWriter) -> Self {
         Self { format, writer }
     }
 }
 
-/// The span fields a log line inherits.
-#[derive(Default)]
-struct RequestFields {
-    request_id: Option<Box<str>>,
-    trace_id: Option<Box<str>>,
-}
+/// Lets events through and never spans, decided once per call site (a filter function
+/// would be asked again for every span).
+pub struct EventsOnly;
 
-impl RequestFields {
-    fn set(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "request_id" => self.request_id = Some(value.into()),
-            "trace_id" => self.trace_id = Some(value.into()),
-            _ => {}
+impl<S> tracing_subscriber::layer::Filter<S> for EventsOnly {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
+        metadata.is_event()
+    }
+
+    fn callsite_enabled(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if metadata.is_event() {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
         }
     }
 }
 
-impl Visit for RequestFields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.set(field, value);
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // Only the two kept fields are ever formatted.
-        if matches!(field.name(), "request_id" | "trace_id") {
-            self.set(field, &format!("{value:?}"));
-        }
-    }
-}
-
-impl<S, W> Layer<S> for LogLayer<W>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut fields = RequestFields::default();
-        attrs.record(&mut fields);
-        if fields.request_id.is_some() || fields.trace_id.is_some() {
-            span.extensions_mut().insert(fields);
-        }
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        match extensions.get_mut::<RequestFields>() {
-            Some(fields) => values.record(fields),
-            None => {
-                let mut fields = RequestFields::default();
-                values.record(&mut fields);
-                if fields.request_id.is_some() || fields.trace_id.is_some() {
-                    extensions.insert(fields);
-                }
-            }
-        }
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+impl<S: Subscriber> Layer<S> for LogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         LINE.with(|line| {
             let Ok(mut line) = line.try_borrow_mut() else {
                 return; // an event logged while formatting one: drop it
@@ -109,10 +72,7 @@ where
             match self.format {
                 Format::Text => {
                     let _ = write!(line, " {:>5} ", level_name(metadata.level()));
-                    let mut visitor = TextFields {
-                        line: &mut line,
-                        message_written: false,
-                    };
+                    let mut visitor = TextFields { line: &mut line };
                     event.record(&mut visitor);
                 }
                 Format::Json => {
@@ -123,30 +83,20 @@ where
                     event.record(&mut visitor);
                 }
             }
-            if let Some(scope) = ctx.event_scope(event) {
-                for span in scope {
-                    let extensions = span.extensions();
-                    if let Some(fields) = extensions.get::<RequestFields>() {
-                        if let Some(id) = &fields.request_id {
-                            self.write_field(&mut line, "request_id", id);
-                        }
-                        if let Some(id) = &fields.trace_id {
-                            self.write_field(&mut line, "trace_id", id);
-                        }
-                        break;
-                    }
-                }
-            }
+            let _ = super::with_request(|request| {
+                self.write_field(&mut line, "request_id", request.request_id.as_str());
+                self.write_field(&mut line, "trace_id", request.trace_id.as_str());
+            });
             if self.format == Format::Json {
                 line.push('}');
             }
             line.push('\n');
-            let _ = self.writer.make_writer().write_all(line.as_bytes());
+            self.writer.push(line.as_bytes());
         });
     }
 }
 
-impl<W> LogLayer<W> {
+impl LogLayer {
     fn write_field(&self, line: &mut String, name: &str, value: &str) {
         match self.format {
             Format::Text => {
@@ -258,14 +208,12 @@ fn push_json_string(line: &mut String, value: &str) {
 
 struct TextFields<'a> {
     line: &'a mut String,
-    message_written: bool,
 }
 
 impl Visit for TextFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.line.push_str(value);
-            self.message_written = true;
             return;
         }
         self.line.push(' ');
@@ -277,7 +225,6 @@ impl Visit for TextFields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
             let _ = write!(self.line, "{value:?}");
-            self.message_written = true;
             return;
         }
         self.line.push(' ');

@@ -4,6 +4,7 @@
 //! taken from callers' W3C `traceparent` and Jaeger `uber-trace-id` headers.
 
 mod log;
+mod writer;
 
 use opentelemetry::{
     Context,
@@ -18,7 +19,11 @@ use opentelemetry_sdk::{
 };
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, Layer, filter::Targets, prelude::*};
+use tracing_subscriber::{
+    EnvFilter, Layer,
+    filter::{FilterExt as _, Targets},
+    prelude::*,
+};
 
 use crate::config::{LogFormat, Settings};
 
@@ -26,7 +31,7 @@ use crate::config::{LogFormat, Settings};
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
     /// Flushes the log writer's buffer when dropped.
-    _log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+    _log_writer: Option<writer::WriterGuard>,
 }
 
 impl Telemetry {
@@ -78,24 +83,17 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
             )
         })?,
     };
-    // Log lines are written by a background thread: a request formats its line but never
-    // waits for the write. If the buffer fills up (stdout blocked), lines are dropped rather
-    // than requests stalled.
-    let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(16_384)
-        .lossy(true)
-        .thread_name("log-writer")
-        // Buffered: under load the writer thread writes many lines per system call; it
-        // flushes whenever it has nothing more to write, so an idle service's lines are not held.
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
+    // Log lines are written by a background thread in batches: a request formats its line
+    // but never waits for stdout.
+    let (writer, log_writer) = writer::BatchWriter::start(std::io::stdout())
+        .map_err(|e| anyhow::anyhow!("cannot start the log writer thread: {e}"))?;
     let format = match settings.log_format {
         LogFormat::Text => log::Format::Text,
         LogFormat::Json => log::Format::Json,
     };
-    let logs = log::LogLayer::new(format, writer).with_filter(filter);
+    // Log lines are events only: spans exist for the trace exporter, and when it is off no
+    // layer wants them, so a request creates none.
+    let logs = log::LogLayer::new(format, writer).with_filter(filter.and(log::EventsOnly));
 
     let provider = match collector_endpoint(settings) {
         None => None,
@@ -120,17 +118,22 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
             Some(provider)
         }
     };
-    let traces = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("saga-account"))
-            .with_filter(Targets::new().with_target("saga_account", tracing::Level::INFO))
-    });
-    // Already installed (tests start several apps in one process): keep the first.
-    let installed = tracing_subscriber::registry()
-        .with(logs)
-        .with(traces)
-        .try_init()
-        .is_ok();
+    // Already installed (tests start several apps in one process): keep the first. Without
+    // an exporter there is no trace layer at all (not an empty one, which would make every
+    // span call site of every crate look wanted), so spans cost nothing.
+    let installed = match &provider {
+        Some(provider) => {
+            let traces = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("saga-account"))
+                .with_filter(Targets::new().with_target("saga_account", tracing::Level::INFO));
+            tracing_subscriber::registry()
+                .with(logs)
+                .with(traces)
+                .try_init()
+                .is_ok()
+        }
+        None => tracing_subscriber::registry().with(logs).try_init().is_ok(),
+    };
     Ok(Telemetry {
         provider,
         _log_writer: installed.then_some(log_writer),
@@ -156,6 +159,26 @@ pub fn extract_context(headers: &http::HeaderMap) -> Context {
         return Context::new();
     }
     opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+}
+
+/// What every log line of a request carries.
+pub struct RequestContext {
+    pub request_id: RequestId,
+    pub trace_id: TraceIdText,
+}
+
+tokio::task_local! {
+    static REQUEST: RequestContext;
+}
+
+/// Runs `future` as the handling of one request: its log lines carry `context`.
+pub async fn in_request<F: std::future::Future>(context: RequestContext, future: F) -> F::Output {
+    REQUEST.scope(context, future).await
+}
+
+/// Calls `f` with the context of the request being handled, if any.
+pub fn with_request<T>(f: impl FnOnce(&RequestContext) -> T) -> Option<T> {
+    REQUEST.try_with(f).ok()
 }
 
 /// A trace id as the 32 lowercase hex digits that log lines carry.
