@@ -11,7 +11,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use saga_account::{
-    auth::{TokenCodec, TokenKind, TokenPair},
+    auth::{Claims, TokenCodec, TokenKind, TokenPair},
     cache::Cacheable,
     domain::{CustomerId, Email, Name, PersonalInfo},
     http::{PersonalInfoBody, TokenPairBody},
@@ -22,8 +22,8 @@ const NOW: i64 = 1_800_000_000;
 fn tokens(c: &mut Criterion) {
     let codec = TokenCodec::new(b"93c61a11-a4f6-42fc-a995-4f1c850822bb");
     let id = CustomerId(647_912_024_331_838_998);
-    let valid = codec.mint(id, TokenKind::Access, NOW + 300);
-    let forged = TokenCodec::new(b"other").mint(id, TokenKind::Access, NOW + 300);
+    let valid = codec.mint(&Claims::legacy(id, TokenKind::Access, NOW + 300));
+    let forged = TokenCodec::new(b"other").mint(&Claims::legacy(id, TokenKind::Access, NOW + 300));
     c.bench_function("token/verify valid access token", |b| {
         b.iter(|| codec.verify(black_box(&valid), TokenKind::Access, NOW))
     });
@@ -31,7 +31,7 @@ fn tokens(c: &mut Criterion) {
         b.iter(|| codec.verify(black_box(&forged), TokenKind::Access, NOW))
     });
     c.bench_function("token/mint", |b| {
-        b.iter(|| codec.mint(black_box(id), TokenKind::Access, NOW + 300))
+        b.iter(|| codec.mint(&Claims::legacy(black_box(id), TokenKind::Access, NOW + 300)))
     });
 }
 
@@ -46,8 +46,8 @@ fn encoding(c: &mut Criterion) {
     });
     let codec = TokenCodec::new(b"secret");
     let pair = TokenPair {
-        access_token: codec.mint(CustomerId(1), TokenKind::Access, NOW),
-        refresh_token: codec.mint(CustomerId(1), TokenKind::Refresh, NOW),
+        access_token: codec.mint(&Claims::legacy(CustomerId(1), TokenKind::Access, NOW)),
+        refresh_token: codec.mint(&Claims::legacy(CustomerId(1), TokenKind::Refresh, NOW)),
     };
     c.bench_function("encode/token pair body", |b| {
         b.iter(|| serde_json::to_vec(&TokenPairBody::from(black_box(pair.clone()))))

@@ -75,6 +75,13 @@ specs! {
     JWT_SECRET, "jwtConfig.secret", "", "HS256 secret shared with every replica and the Go service; empty = a random one kept in DATA_DIR (SQLite) or per process";
     JWT_ACCESS_TOKEN_EXPIRE_SECOND, "jwtConfig.accessTokenExpireSecond", "300", "access token lifetime, seconds";
     JWT_REFRESH_TOKEN_EXPIRE_SECOND, "jwtConfig.refreshTokenExpireSecond", "900", "refresh token lifetime, seconds";
+    SESSION_MAX_SECONDS, "sessionConfig.maxSeconds", "2592000", "absolute lifetime of a session (from login or signup); no token outlives it";
+    REFRESH_TOKEN_ROTATION, "sessionConfig.refreshTokenRotation", "true", "each refresh returns a new refresh token and uses up the one presented";
+    REFRESH_REUSE_GRACE_SECONDS, "sessionConfig.refreshReuseGraceSeconds", "5", "a used refresh token presented this soon after its rotation answers 200 again (racing tabs); later it revokes the session";
+    LEGACY_REFRESH_TOKENS, "sessionConfig.legacyRefreshTokens", "accept", "refresh tokens without a session (Go-minted): accept (start a session) or reject";
+    MAX_SESSIONS_PER_CUSTOMER, "sessionConfig.maxPerCustomer", "100", "live sessions per customer; a new one ends the least recently refreshed";
+    REVOCATION_POLL_MILLISECONDS, "sessionConfig.revocationPollMilliseconds", "500", "how often each replica reads new revocations from the database (the bound on revocation delay without Redis)";
+    TRUSTED_PROXIES, "trustedProxies", "", "comma-separated CIDR ranges of proxies whose X-Forwarded-For is believed; empty = none";
     DB_DSN, "dbConfig.dsn", "", "database: empty = SQLite in DATA_DIR, sqlite://PATH, mysql://user:pass@host:port/db or user:pass@tcp(host:port)/db?...";
     DB_MAX_OPEN_CONNS, "dbConfig.maxOpenConns", "10", "largest number of database connections";
     DB_MAX_IDLE_CONNS, "dbConfig.maxIdleConns", "3", "connections kept open while idle";
@@ -121,6 +128,64 @@ pub enum ConfigError {
     YamlShape { path: PathBuf, key: &'static str },
 }
 
+/// What to do with a refresh token that belongs to no session (minted by the Go service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyRefreshTokens {
+    /// Accept it and start a session.
+    Accept,
+    /// 401 `invalid token`.
+    Reject,
+}
+
+/// A CIDR range of addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// `10.0.0.0/8`, `2001:db8::/32`, or a single address.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (
+                addr.parse::<IpAddr>().ok()?,
+                Some(prefix.parse::<u8>().ok()?),
+            ),
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self {
+            network: addr,
+            prefix,
+        })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address on a dual-stack socket.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -138,6 +203,13 @@ pub struct Settings {
     pub jwt_secret: Option<Secret>,
     pub access_token_expire_secs: i64,
     pub refresh_token_expire_secs: i64,
+    pub session_max: Duration,
+    pub refresh_rotation: bool,
+    pub refresh_reuse_grace: Duration,
+    pub legacy_refresh_tokens: LegacyRefreshTokens,
+    pub max_sessions_per_customer: u32,
+    pub revocation_poll: Duration,
+    pub trusted_proxies: Vec<IpNet>,
     pub db_dsn: Secret,
     pub db_max_open_conns: u32,
     pub db_max_idle_conns: u32,
@@ -224,6 +296,33 @@ impl Settings {
             jwt_secret: non_empty(Key::JWT_SECRET).map(Secret),
             access_token_expire_secs: r.positive(Key::JWT_ACCESS_TOKEN_EXPIRE_SECOND)?,
             refresh_token_expire_secs: r.positive(Key::JWT_REFRESH_TOKEN_EXPIRE_SECOND)?,
+            session_max: Duration::from_secs(r.positive(Key::SESSION_MAX_SECONDS)?),
+            refresh_rotation: r.boolean(Key::REFRESH_TOKEN_ROTATION)?,
+            refresh_reuse_grace: Duration::from_secs(
+                r.parse(Key::REFRESH_REUSE_GRACE_SECONDS, "a whole number")?,
+            ),
+            legacy_refresh_tokens: r.parse_with(
+                Key::LEGACY_REFRESH_TOKENS,
+                "accept or reject",
+                |v| match v {
+                    "accept" => Some(LegacyRefreshTokens::Accept),
+                    "reject" => Some(LegacyRefreshTokens::Reject),
+                    _ => None,
+                },
+            )?,
+            max_sessions_per_customer: r.positive(Key::MAX_SESSIONS_PER_CUSTOMER)?,
+            revocation_poll: Duration::from_millis(r.positive(Key::REVOCATION_POLL_MILLISECONDS)?),
+            trusted_proxies: r.parse_with(
+                Key::TRUSTED_PROXIES,
+                "comma-separated CIDR ranges, e.g. 10.0.0.0/8,192.168.1.10/32",
+                |v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(IpNet::parse)
+                        .collect()
+                },
+            )?,
             db_dsn: Secret(r.text(Key::DB_DSN)),
             db_max_open_conns: r.positive(Key::DB_MAX_OPEN_CONNS)?,
             db_max_idle_conns: r.parse(Key::DB_MAX_IDLE_CONNS, "a whole number")?,
@@ -326,6 +425,16 @@ impl Reader<'_> {
         expected: &'static str,
     ) -> Result<T, ConfigError> {
         self.parse_with(key, expected, |v| v.parse().ok())
+    }
+
+    fn boolean(&self, key: Key) -> Result<bool, ConfigError> {
+        self.parse_with(key, "true or false", |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Some(true),
+                "false" | "0" | "no" | "off" => Some(false),
+                _ => None,
+            }
+        })
     }
 
     fn positive<T: std::str::FromStr + PartialOrd + Default>(
@@ -469,6 +578,37 @@ mod tests {
                 Ok(s) => assert_ne!(format!("{s:?}"), defaults, "{} is never read", spec.env),
             }
         }
+    }
+
+    #[test]
+    fn cidr_ranges_contain_what_they_should() {
+        let net = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains("10.200.3.4".parse().unwrap()));
+        assert!(
+            net.contains("::ffff:10.1.2.3".parse().unwrap()),
+            "IPv4-mapped peers"
+        );
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(
+            IpNet::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        let one = IpNet::parse("192.168.1.10").unwrap();
+        assert!(one.contains("192.168.1.10".parse().unwrap()));
+        assert!(!one.contains("192.168.1.11".parse().unwrap()));
+        assert!(
+            IpNet::parse("2001:db8::/32")
+                .unwrap()
+                .contains("2001:db8::1".parse().unwrap())
+        );
+        for bad in ["10.0.0.0/33", "nonsense", "10.0.0.0/x", ""] {
+            assert!(IpNet::parse(bad).is_none(), "{bad}");
+        }
+        let s = Settings::from_sources(None, env(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")]))
+            .unwrap();
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert!(Settings::from_sources(None, env(&[("TRUSTED_PROXIES", "10.0.0.0/40")])).is_err());
     }
 
     #[test]

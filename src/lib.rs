@@ -4,7 +4,8 @@
 //! - [`domain`]: customers, validated fields and the one error type; no I/O.
 //! - [`auth`] and [`account`]: the services that hold the logic (signup, login, tokens,
 //!   profile reads and writes).
-//! - [`store`]: the customer table behind the `CustomerStore` trait, SQLite or MySQL.
+//! - [`session`]: sessions, rotating refresh tokens and the per-replica revocation set.
+//! - [`store`]: the customer and session tables behind traits, SQLite or MySQL.
 //! - [`cache`]: the two-tier read-through cache in front of the store; [`redis`]: the Redis
 //!   client and channels it (and anything else shared by replicas) uses.
 //! - [`http`] and [`grpc`]: transports that only translate to and from the services.
@@ -27,6 +28,7 @@ pub mod idgen;
 pub mod metrics;
 pub mod readiness;
 pub mod redis;
+pub mod session;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use saga_account::{
     config::{self, Settings},
-    domain::CustomerId,
-    metrics::Metrics,
-    startup::{Application, open_store},
-    store::{self, CustomerStore, DatabaseUrl, PoolSettings},
+    domain::{CustomerId, Error},
+    startup::{Application, Core, Role},
+    store::{self, DatabaseUrl, PoolSettings},
     telemetry,
 };
 
@@ -100,13 +99,13 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
                 CustomerAction::Activate { id } => (id, true),
                 CustomerAction::Deactivate { id } => (id, false),
             };
-            let (_, cache) = open_store(
+            let core = Core::open(
                 &settings,
-                Metrics::new(&settings.app),
                 std::sync::Arc::new(saga_account::clock::SystemClock),
+                Role::Command,
             )
             .await?;
-            if let Some(redis) = cache.redis()
+            if let Some(redis) = &core.redis
                 && !redis
                     .wait_until_subscribed(std::time::Duration::from_secs(10))
                     .await
@@ -115,14 +114,12 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
                     "Redis is configured but unreachable: other replicas would keep stale entries"
                 );
             }
-            let outcome = cache
-                .set_active(CustomerId(id), active)
-                .await
-                .map_err(anyhow::Error::new)?;
-            cache.close().await;
+            let outcome = core.auth.set_active(CustomerId(id), active).await;
+            core.close().await;
             match outcome {
-                None => anyhow::bail!("customer {id} not found"),
-                Some(previous) => {
+                Err(Error::CustomerNotFound) => anyhow::bail!("customer {id} not found"),
+                Err(e) => Err(anyhow::Error::new(e)),
+                Ok(previous) => {
                     println!("customer {id}: active {previous} -> {active}");
                     Ok(())
                 }

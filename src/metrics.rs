@@ -61,8 +61,17 @@ pub struct Inner {
     pub logins: IntCounterVec,
     pub signups: IntCounterVec,
     pub refreshes: IntCounterVec,
-    /// Token verifications by transport (`http`, `grpc`) and outcome (`valid`, `expired`, `invalid`).
+    /// Token verifications by transport (`http`, `grpc`) and outcome (`valid`, `expired`,
+    /// `invalid`, `revoked`).
     pub token_verifications: IntCounterVec,
+    pub sessions_started: IntCounter,
+    pub sessions_refreshed: IntCounter,
+    /// Sessions ended, by reason (every reason present from the start, at 0).
+    pub sessions_revoked: IntCounterVec,
+    /// Revoked sessions whose access tokens this replica refuses.
+    pub revocation_set_size: IntGauge,
+    /// Delay from a revocation on any replica until this one applied it, by feed.
+    pub revocation_propagation: HistogramVec,
     pub hash_queue_depth: IntGauge,
     /// How many hashing jobs may wait (`HASH_QUEUE`), for saturation ratios.
     pub hash_queue_capacity: IntGauge,
@@ -321,6 +330,36 @@ impl Metrics {
                 &r,
                 n("password_hash_queue_depth"),
                 "Password hashing jobs waiting for a thread.",
+            ),
+            sessions_started: counter(
+                &r,
+                n("sessions_started_total"),
+                "Sessions started (signup, login, legacy refresh).",
+            ),
+            sessions_refreshed: counter(
+                &r,
+                n("sessions_refreshed_total"),
+                "Successful refreshes of a session.",
+            ),
+            sessions_revoked: counter_vec(
+                &r,
+                n("sessions_revoked_total"),
+                "Sessions ended, by reason (logout, logout_all, password_change, password_reset, account_deleted, deactivated, reuse, evicted, expired, admin).",
+                &["reason"],
+            ),
+            revocation_set_size: gauge(
+                &r,
+                n("revocation_set_size"),
+                "Revoked sessions whose access tokens this replica refuses until they expire.",
+            ),
+            revocation_propagation: histogram_vec(
+                &r,
+                n("revocation_propagation_seconds"),
+                "Delay from a revocation on any replica until this replica applied it, by feed (pubsub, poll).",
+                vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 30.0,
+                ],
+                &["source"],
             ),
             hash_queue_capacity: gauge(
                 &r,

@@ -9,16 +9,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     account::AccountService,
-    auth::{self, AuthService, PasswordHasher, TokenCodec, TokenLifetimes},
+    auth::{self, AuthDeps, AuthService, PasswordHasher, TokenCodec},
     cache::{CacheSettings, CachedStore},
     clock::{Clock, SystemClock},
     config::Settings,
     grpc,
-    http::{self, AppState, Services},
+    http::{self, AppState, HttpSettings, Services},
     idgen::{self, IdGenerator},
     metrics::Metrics,
     readiness::Health,
     redis::{RedisClient, RedisSettings},
+    session::{SessionService, SessionSettings},
     store::{self, CustomerStore, DatabaseUrl, PoolSettings, SqliteTarget},
 };
 
@@ -38,16 +39,146 @@ async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<Bound> {
     Ok(Bound { listener, addr })
 }
 
+/// Whether the services are built to serve, or for one command of the CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Server,
+    Command,
+}
+
+/// Everything the service is made of, before any listener: the stores behind their cache,
+/// Redis, and the services. `serve` and the CLI commands build the same one, so that an
+/// operator's command goes through the same code as the API.
+pub struct Core {
+    pub metrics: Metrics,
+    pub cache: Arc<CachedStore>,
+    pub redis: Option<Arc<RedisClient>>,
+    pub auth: AuthService,
+    pub account: AccountService,
+    pub clock: Arc<dyn Clock>,
+    /// Stops the background tasks (revocation poll, sweep).
+    background: CancellationToken,
+}
+
+impl Core {
+    pub async fn open(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+        role: Role,
+    ) -> anyhow::Result<Self> {
+        let metrics = Metrics::new(&settings.app);
+        let url = DatabaseUrl::parse(settings.db_dsn.expose(), &settings.data_dir)?;
+        let pool = PoolSettings {
+            max_open: settings.db_max_open_conns,
+            max_idle: settings.db_max_idle_conns,
+            acquire_timeout: settings.db_acquire_timeout,
+        };
+        let stores = store::open(&url, &pool, metrics.clone(), clock.clone())
+            .await
+            .context("opening the database")?;
+        tracing::info!(backend = url.backend(), "database ready");
+        let redis = (!settings.redis_addrs.is_empty()).then(|| {
+            RedisClient::new(
+                RedisSettings {
+                    addrs: settings.redis_addrs.clone(),
+                    password: settings.redis_password.clone(),
+                    db: settings.redis_db,
+                    pool_size: usize::try_from(settings.redis_pool_size).unwrap_or(1),
+                    max_retries: settings.redis_max_retries,
+                },
+                metrics.clone(),
+            )
+        });
+        let cache = Arc::new(CachedStore::new(
+            stores.customers.clone(),
+            CacheSettings {
+                local_ttl: settings.local_cache_expiration,
+                local_max_bytes: settings.local_cache_max_bytes,
+                redis_ttl: settings.redis_expiration,
+                negative_ttl: settings.negative_cache_expiration,
+            },
+            redis.clone(),
+            metrics.clone(),
+        ));
+        let sessions = SessionService::new(
+            stores.sessions.clone(),
+            redis.clone(),
+            SessionSettings {
+                access_ttl_secs: settings.access_token_expire_secs,
+                refresh_ttl_secs: settings.refresh_token_expire_secs,
+                session_max: settings.session_max,
+                rotation: settings.refresh_rotation,
+                reuse_grace: settings.refresh_reuse_grace,
+                legacy_refresh_tokens: settings.legacy_refresh_tokens,
+                max_per_customer: settings.max_sessions_per_customer,
+                revocation_poll: settings.revocation_poll,
+            },
+            clock.clone(),
+            metrics.clone(),
+        );
+        // Every user of the client has registered its channels.
+        if let Some(redis) = &redis {
+            redis.start();
+        }
+        let background = CancellationToken::new();
+        if role == Role::Server {
+            sessions
+                .start_background(background.clone())
+                .await
+                .context("loading the revoked sessions")?;
+        }
+
+        let embedded = matches!(url, DatabaseUrl::Sqlite(SqliteTarget::File(_)));
+        let secret = match (role, &settings.jwt_secret) {
+            (Role::Command, None) => crate::config::Secret::new(""),
+            _ => auth::jwt_secret(settings.jwt_secret.as_ref(), &settings.data_dir, embedded)?,
+        };
+        let ids = Arc::new(IdGenerator::new(
+            idgen::machine_id(settings.machine_id),
+            clock.clone(),
+        ));
+        let threads = match settings.hash_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let hasher = PasswordHasher::new(threads, settings.hash_queue, metrics.clone())
+            .context("starting hashing threads")?;
+        let auth = AuthService::new(AuthDeps {
+            customers: cache.clone(),
+            sessions,
+            tokens: TokenCodec::new(secret.expose().as_bytes()),
+            hasher,
+            ids,
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+        });
+        Ok(Self {
+            account: AccountService::new(cache.clone()),
+            metrics,
+            cache,
+            redis,
+            auth,
+            clock,
+            background,
+        })
+    }
+
+    /// Stops the background tasks and closes Redis and the database pool.
+    pub async fn close(&self) {
+        self.background.cancel();
+        self.cache.close().await;
+    }
+}
+
 pub struct Application {
     http: Bound,
     grpc: Bound,
     prom: Bound,
     state: AppState,
-    cache: Arc<CachedStore>,
-    metrics: Metrics,
+    core: Core,
     shutdown_timeout: Duration,
     shutdown_delay: Duration,
-    body_limit: usize,
+    http_settings: HttpSettings,
 }
 
 impl Application {
@@ -62,61 +193,41 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let metrics = Metrics::new(&settings.app);
-        let (url, cache) = open_store(&settings, metrics.clone(), clock.clone()).await?;
-
-        let embedded = matches!(url, DatabaseUrl::Sqlite(SqliteTarget::File(_)));
-        let secret = auth::jwt_secret(settings.jwt_secret.as_ref(), &settings.data_dir, embedded)?;
-        let ids = Arc::new(IdGenerator::new(
-            idgen::machine_id(settings.machine_id),
-            clock.clone(),
-        ));
-        let threads = match settings.hash_threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        let hasher = PasswordHasher::new(threads, settings.hash_queue, metrics.clone())
-            .context("starting hashing threads")?;
-        let auth = AuthService::new(
-            cache.clone(),
-            TokenCodec::new(secret.expose().as_bytes()),
-            hasher,
-            ids,
-            clock,
-            TokenLifetimes {
-                access_secs: settings.access_token_expire_secs,
-                refresh_secs: settings.refresh_token_expire_secs,
-            },
-            metrics.clone(),
-        );
+        let core = Core::open(&settings, clock, Role::Server).await?;
         let state = AppState::new(Services {
-            auth,
-            account: AccountService::new(cache.clone()),
-            health: Health::new(cache.clone(), metrics.clone()),
-            metrics: metrics.clone(),
+            auth: core.auth.clone(),
+            account: core.account.clone(),
+            health: Health::new(core.cache.clone(), core.metrics.clone()),
+            metrics: core.metrics.clone(),
         });
-
         let at = |port| SocketAddr::new(settings.bind_address, port);
         Ok(Self {
             http: bind(at(settings.http_port), "HTTP_PORT").await?,
             grpc: bind(at(settings.grpc_port), "GRPC_PORT").await?,
             prom: bind(at(settings.prom_port), "PROM_PORT").await?,
             state,
-            cache,
-            metrics,
+            core,
             shutdown_timeout: settings.shutdown_timeout,
             shutdown_delay: settings.shutdown_delay,
-            body_limit: settings.http_body_limit,
+            http_settings: HttpSettings {
+                body_limit: settings.http_body_limit,
+                trusted_proxies: settings.trusted_proxies.clone(),
+            },
         })
     }
 
+    /// The services, as the CLI and tests reach them.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
     pub fn metrics(&self) -> Metrics {
-        self.metrics.clone()
+        self.core.metrics.clone()
     }
 
     /// The store the services use: the database behind the two-tier cache.
     pub fn cache(&self) -> Arc<CachedStore> {
-        self.cache.clone()
+        self.core.cache.clone()
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -150,7 +261,7 @@ impl Application {
         });
 
         let http_server = {
-            let app = http::router(self.state.clone(), self.body_limit);
+            let app = http::router(self.state.clone(), &self.http_settings);
             let listener = axum::serve::ListenerExt::tap_io(self.http.listener, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });
@@ -160,12 +271,15 @@ impl Application {
             )
             .with_graceful_shutdown(stop.clone().cancelled_owned())
         };
-        let grpc_server = grpc::server(self.state.auth.clone(), self.metrics.clone()).await?;
+        let grpc_server = grpc::server(self.state.auth.clone(), self.core.metrics.clone()).await?;
         grpc_server.follow_readiness(self.state.health.follow(requested.clone()));
         let grpc_health = grpc_server.health();
         let grpc_server = grpc_server.serve(self.grpc.listener, stop.clone().cancelled_owned());
-        let metrics_server = axum::serve(self.prom.listener, http::metrics_router(self.metrics))
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let metrics_server = axum::serve(
+            self.prom.listener,
+            http::metrics_router(self.core.metrics.clone()),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
 
         let mut servers = tokio::spawn(async move {
             let (h, g, m) = tokio::join!(
@@ -207,54 +321,8 @@ impl Application {
                 }
             }
         };
-        self.cache.close().await;
+        self.core.close().await;
         tracing::info!("stopped");
         result
     }
-}
-
-/// The database behind the two-tier cache, as configured. Redis, when configured, connects
-/// in the background.
-pub async fn open_store(
-    settings: &Settings,
-    metrics: Metrics,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<(DatabaseUrl, Arc<CachedStore>)> {
-    let url = DatabaseUrl::parse(settings.db_dsn.expose(), &settings.data_dir)?;
-    let pool = PoolSettings {
-        max_open: settings.db_max_open_conns,
-        max_idle: settings.db_max_idle_conns,
-        acquire_timeout: settings.db_acquire_timeout,
-    };
-    let database = store::open(&url, &pool, metrics.clone(), clock)
-        .await
-        .context("opening the database")?;
-    tracing::info!(backend = url.backend(), "database ready");
-    let redis = (!settings.redis_addrs.is_empty()).then(|| {
-        RedisClient::new(
-            RedisSettings {
-                addrs: settings.redis_addrs.clone(),
-                password: settings.redis_password.clone(),
-                db: settings.redis_db,
-                pool_size: usize::try_from(settings.redis_pool_size).unwrap_or(1),
-                max_retries: settings.redis_max_retries,
-            },
-            metrics.clone(),
-        )
-    });
-    let cache = Arc::new(CachedStore::new(
-        database,
-        CacheSettings {
-            local_ttl: settings.local_cache_expiration,
-            local_max_bytes: settings.local_cache_max_bytes,
-            redis_ttl: settings.redis_expiration,
-            negative_ttl: settings.negative_cache_expiration,
-        },
-        redis.clone(),
-        metrics,
-    ));
-    if let Some(redis) = redis {
-        redis.start();
-    }
-    Ok((url, cache))
 }

@@ -65,7 +65,6 @@ pub struct Customer {
     pub email: String,
     pub password: String,
     pub access: String,
-    pub refresh: String,
     pub person: Value,
     pub shipping: Value,
     /// `person` and `shipping` as the service writes them.
@@ -78,7 +77,7 @@ impl Customer {
         id: u64,
         email: String,
         password: String,
-        (access, refresh): (String, String),
+        access: String,
         person: Value,
         shipping: Value,
     ) -> Self {
@@ -89,7 +88,6 @@ impl Customer {
             email,
             password,
             access,
-            refresh,
             person,
             shipping,
         }
@@ -161,12 +159,12 @@ pub async fn sign_up(target: Target, n: usize) -> anyhow::Result<Vec<Customer>> 
                 let (status, answer) =
                     conn.call("POST", "/api/account/auth/signup", None, Some(Bytes::from(body.to_string()))).await?;
                 anyhow::ensure!(status == 201, "signup answered {status}: {}", String::from_utf8_lossy(&answer));
-                let (access, refresh, id) = tokens(&answer).ok_or_else(|| anyhow::anyhow!("signup answer without tokens"))?;
+                let (access, _, id) = tokens(&answer).ok_or_else(|| anyhow::anyhow!("signup answer without tokens"))?;
                 made.push(Customer::new(
                     id,
                     body["email"].as_str().unwrap_or_default().to_owned(),
                     PASSWORD.to_owned(),
-                    (access, refresh),
+                    access,
                     json!({"firstname": body["firstname"], "lastname": body["lastname"], "email": body["email"]}),
                     json!({"address": body["address"], "phone_number": body["phone_number"]}),
                 ));
@@ -219,6 +217,9 @@ struct Worker {
     index: usize,
     sent: u64,
     tag: String,
+    /// The worker's own session for refreshes (customer id, current refresh token): refresh
+    /// tokens rotate, so no two workers may present the same one.
+    session: Option<(u64, String)>,
 }
 
 impl Worker {
@@ -266,11 +267,17 @@ impl Worker {
             }
             Op::Refresh | Op::Login | Op::Signup => {
                 let (path, body, created) = match op {
-                    Op::Refresh => (
-                        "/api/account/auth/refresh",
-                        json!({"refresh_token": customer.refresh}),
-                        false,
-                    ),
+                    Op::Refresh => {
+                        let (_, token) = self
+                            .session
+                            .as_ref()
+                            .ok_or_else(|| "no session of its own to refresh".to_owned())?;
+                        (
+                            "/api/account/auth/refresh",
+                            json!({"refresh_token": token}),
+                            false,
+                        )
+                    }
                     Op::Login => (
                         "/api/account/auth/login",
                         json!({"email": customer.email, "password": customer.password}),
@@ -300,11 +307,20 @@ impl Worker {
                         String::from_utf8_lossy(&answer)
                     ));
                 }
-                let id = tokens(&answer).map(|(_, _, id)| id);
-                expect(
-                    id.is_some() && (created || id == Some(customer.id)),
-                    &|| format!("{path} answered {}", String::from_utf8_lossy(&answer)),
-                )
+                let answered = tokens(&answer);
+                let id = answered.as_ref().map(|(_, _, id)| *id);
+                let wanted_id = match (op, &self.session) {
+                    (Op::Refresh, Some((own, _))) => *own,
+                    _ => customer.id,
+                };
+                if let (Op::Refresh, Some((_, refresh, _)), Some(session)) =
+                    (op, answered, self.session.as_mut())
+                {
+                    session.1 = refresh;
+                }
+                expect(id.is_some() && (created || id == Some(wanted_id)), &|| {
+                    format!("{path} answered {}", String::from_utf8_lossy(&answer))
+                })
             }
         }
     }
@@ -346,7 +362,35 @@ pub async fn run(
             index,
             sent: 0,
             tag: tag.clone(),
+            session: None,
         });
+    }
+    if matches!(scenario, Scenario::Refresh | Scenario::Mix) {
+        // One login per worker, before the clock starts.
+        let logins = workers.iter_mut().map(|worker| {
+            let customer = &customers[worker.index % customers.len()];
+            async move {
+                let body = json!({"email": customer.email, "password": customer.password});
+                let (status, answer) = worker
+                    .http()
+                    .map_err(anyhow::Error::msg)?
+                    .call(
+                        "POST",
+                        "/api/account/auth/login",
+                        None,
+                        Some(Bytes::from(body.to_string())),
+                    )
+                    .await?;
+                anyhow::ensure!(status == 200, "login for a session answered {status}");
+                let (_, refresh, id) = tokens(&answer)
+                    .ok_or_else(|| anyhow::anyhow!("login answer without tokens"))?;
+                worker.session = Some((id, refresh));
+                anyhow::Ok(())
+            }
+        });
+        for result in futures_util::future::join_all(logins).await {
+            result?;
+        }
     }
     let start = Instant::now();
     let deadline = start + load.duration;

@@ -96,7 +96,7 @@ pub async fn seeded_customers(
     secret: &str,
     count: usize,
 ) -> anyhow::Result<Vec<crate::scenarios::Customer>> {
-    use saga_account::auth::{TokenCodec, TokenKind};
+    use saga_account::auth::{Claims, TokenCodec, TokenKind};
     use serde_json::json;
     let url = DatabaseUrl::parse(dsn, std::path::Path::new("data"))?;
     let query = "SELECT id, email FROM customers WHERE email LIKE 'seed%@load.test'";
@@ -127,7 +127,7 @@ pub async fn seeded_customers(
                 id.0,
                 email.clone(),
                 "load-password-1".into(),
-                (codec.mint(id, TokenKind::Access, exp), codec.mint(id, TokenKind::Refresh, exp)),
+                codec.mint(&Claims::legacy(id, TokenKind::Access, exp)),
                 json!({"firstname": "Seed", "lastname": format!("Customer{n}"), "email": email}),
                 json!({"address": "1 Load Street", "phone_number": format!("s{n}")}),
             )))

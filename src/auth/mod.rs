@@ -1,21 +1,30 @@
-//! Signup, login, token refresh and token verification.
+//! Signup, login, token refresh and verification, logout, password change and account
+//! deletion: everything that involves a password or a token.
+//!
+//! - `credentials`: the flows that check or set a password;
+//! - `sessions`: refresh, logout and the session routes, on the session service;
+//! - `token`: the JWT codec; `password`: the hashing pool; `secret`: a generated secret.
 
+mod credentials;
 mod password;
 mod secret;
+mod sessions;
 mod token;
 
 use std::sync::Arc;
 
+pub use credentials::Signup;
 pub use password::{BCRYPT_COST, PasswordHasher};
 pub use secret::jwt_secret;
-pub use token::{TokenCodec, TokenError, TokenKind};
+pub use token::{Claims, TokenCodec, TokenError, TokenKind};
 
 use crate::{
     clock::Clock,
-    domain::{CustomerId, Email, Error, NewCustomer, Password, PersonalInfo, ShippingInfo},
+    domain::{CustomerId, Error, SessionId},
     idgen::IdGenerator,
     metrics::Metrics,
-    store::{CustomerStore, StoreError},
+    session::{Grant, SessionService},
+    store::CustomerStore,
 };
 
 /// A fresh access token and refresh token.
@@ -25,35 +34,27 @@ pub struct TokenPair {
     pub refresh_token: String,
 }
 
-/// A validated signup.
-#[derive(Debug, Clone)]
-pub struct Signup {
-    pub password: Password,
-    pub personal: PersonalInfo,
-    pub shipping: ShippingInfo,
+/// A valid, unrevoked access token: whose it is and of which session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub customer: CustomerId,
+    /// `None` for a token minted by the Go service.
+    pub session: Option<SessionId>,
 }
 
-/// Token lifetimes in seconds.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenLifetimes {
-    pub access_secs: i64,
-    pub refresh_secs: i64,
+/// What the service is built from.
+pub struct AuthDeps {
+    pub customers: Arc<dyn CustomerStore>,
+    pub sessions: SessionService,
+    pub tokens: TokenCodec,
+    pub hasher: PasswordHasher,
+    pub ids: Arc<IdGenerator>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
 }
-
-/// Two generators that share a machine id can produce one ID; the primary key catches it
-/// and the insert is retried with a new one.
-const MAX_ID_ATTEMPTS: usize = 5;
 
 #[derive(Clone)]
-pub struct AuthService {
-    store: Arc<dyn CustomerStore>,
-    tokens: TokenCodec,
-    hasher: PasswordHasher,
-    ids: Arc<IdGenerator>,
-    clock: Arc<dyn Clock>,
-    lifetimes: TokenLifetimes,
-    metrics: Metrics,
-}
+pub struct AuthService(Arc<AuthDeps>);
 
 fn outcome<T>(result: &Result<T, Error>) -> &'static str {
     match result {
@@ -63,124 +64,35 @@ fn outcome<T>(result: &Result<T, Error>) -> &'static str {
 }
 
 impl AuthService {
-    pub fn new(
-        store: Arc<dyn CustomerStore>,
-        tokens: TokenCodec,
-        hasher: PasswordHasher,
-        ids: Arc<IdGenerator>,
-        clock: Arc<dyn Clock>,
-        lifetimes: TokenLifetimes,
-        metrics: Metrics,
-    ) -> Self {
-        Self {
-            store,
-            tokens,
-            hasher,
-            ids,
-            clock,
-            lifetimes,
-            metrics,
-        }
+    pub fn new(deps: AuthDeps) -> Self {
+        Self(Arc::new(deps))
     }
 
-    pub async fn signup(&self, signup: Signup) -> Result<TokenPair, Error> {
-        let result = self.try_signup(signup).await;
-        self.metrics
-            .signups
-            .with_label_values(&[outcome(&result)])
-            .inc();
-        result
+    pub fn sessions(&self) -> &SessionService {
+        &self.0.sessions
     }
 
-    pub async fn login(&self, email: Email, password: Password) -> Result<TokenPair, Error> {
-        let result = self.try_login(email, password).await;
-        self.metrics
-            .logins
-            .with_label_values(&[outcome(&result)])
-            .inc();
-        result
-    }
-
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
-        let result = self.try_refresh(refresh_token).await;
-        self.metrics
-            .refreshes
-            .with_label_values(&[outcome(&result)])
-            .inc();
-        result
-    }
-
-    async fn try_signup(&self, signup: Signup) -> Result<TokenPair, Error> {
-        let bcrypted_password = self.hasher.hash(signup.password).await?;
-        let mut customer = NewCustomer {
-            id: CustomerId(0),
-            personal: signup.personal,
-            shipping: signup.shipping,
-            bcrypted_password,
-        };
-        for _ in 0..MAX_ID_ATTEMPTS {
-            customer.id = CustomerId(self.ids.next_id().map_err(Error::internal)?);
-            match self.store.insert(&customer).await {
-                Ok(()) => return Ok(self.issue(customer.id)),
-                Err(StoreError::IdTaken) => {
-                    tracing::warn!(
-                        machine_id = self.ids.machine_id(),
-                        "customer id collision; is MACHINE_ID shared by two replicas?"
-                    );
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::internal("could not allocate a unique customer id"))
-    }
-
-    async fn try_login(&self, email: Email, password: Password) -> Result<TokenPair, Error> {
-        let credentials = self
-            .store
-            .credentials(&email)
-            .await?
-            .ok_or(Error::CustomerNotFound)?;
-        if !credentials.active {
-            return Err(Error::CustomerInactive);
-        }
-        if !self
-            .hasher
-            .verify(password, credentials.bcrypted_password)
-            .await?
+    /// Pure verification of an access token: the signature, `exp`, and the in-memory
+    /// revocation set; no storage, no cache. The `Auth` RPC and the HTTP extractor call
+    /// this on every request.
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        let now = self.0.clock.now_secs();
+        let claims = self.0.tokens.verify(token, TokenKind::Access, now)?;
+        if let Some(sid) = &claims.sid
+            && self.0.sessions.is_revoked(sid, now)
         {
-            return Err(Error::AuthenticationFailed);
+            return Err(TokenError::Revoked);
         }
-        Ok(self.issue(credentials.id))
+        Ok(Verified {
+            customer: claims.customer,
+            session: claims.sid,
+        })
     }
 
-    async fn try_refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
-        let id = self.verify(refresh_token, TokenKind::Refresh)?;
-        let check = self.store.check(id).await?.ok_or(Error::CustomerNotFound)?;
-        if !check.active {
-            return Err(Error::CustomerInactive);
-        }
-        Ok(self.issue(id))
-    }
-
-    /// Pure token verification: no storage, no cache. The `Auth` RPC and the HTTP
-    /// middleware call this on every request.
-    pub fn verify(&self, token: &str, kind: TokenKind) -> Result<CustomerId, TokenError> {
-        self.tokens.verify(token, kind, self.clock.now_secs())
-    }
-
-    fn issue(&self, id: CustomerId) -> TokenPair {
-        let now = self.clock.now_secs();
+    fn mint(&self, grant: &Grant) -> TokenPair {
         TokenPair {
-            access_token: self.tokens.mint(
-                id,
-                TokenKind::Access,
-                now.saturating_add(self.lifetimes.access_secs),
-            ),
-            refresh_token: self.tokens.mint(
-                id,
-                TokenKind::Refresh,
-                now.saturating_add(self.lifetimes.refresh_secs),
-            ),
+            access_token: self.0.tokens.mint(&grant.access),
+            refresh_token: self.0.tokens.mint(&grant.refresh),
         }
     }
 }

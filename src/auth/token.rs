@@ -1,5 +1,7 @@
 //! JWT HS256 tokens with the Go service's claim layout (SPEC section 3):
-//! `{"CustomerID": u64, "Refresh": bool, "exp": unix seconds}`.
+//! `{"CustomerID": u64, "Refresh": bool, "exp": unix seconds}`, plus, for tokens of a
+//! session (SPEC section 9), `"iat"`, `"sid"` and, on refresh tokens, `"jti"`. The Go
+//! service ignores claims it does not know.
 //!
 //! Hand-written rather than a general JWT library: the format is fixed, this is the hottest
 //! path of the shop, and every rejection rule has to be exactly the contract's.
@@ -13,7 +15,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::domain::CustomerId;
+use crate::domain::{CustomerId, RandomId, SessionId, TokenId};
 
 /// Unpadded on output, as jwt-go writes; padding tolerated on input, as jwt-go reads.
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -35,13 +37,16 @@ pub enum TokenKind {
     Refresh,
 }
 
-/// Why a token was refused. `Expired` is only ever reported for a correctly signed token.
+/// Why a token was refused. `Expired` is only ever reported for a correctly signed token,
+/// `Revoked` (decided by the session service, never by the codec) for a valid one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("invalid token")]
     Invalid,
     #[error("token expired")]
     Expired,
+    #[error("token revoked")]
+    Revoked,
 }
 
 impl TokenError {
@@ -50,6 +55,7 @@ impl TokenError {
         match self {
             TokenError::Invalid => "invalid",
             TokenError::Expired => "expired",
+            TokenError::Revoked => "revoked",
         }
     }
 }
@@ -59,6 +65,34 @@ impl From<TokenError> for crate::domain::Error {
         match e {
             TokenError::Invalid => crate::domain::Error::TokenInvalid,
             TokenError::Expired => crate::domain::Error::TokenExpired,
+            TokenError::Revoked => crate::domain::Error::TokenRevoked,
+        }
+    }
+}
+
+/// What a token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claims {
+    pub customer: CustomerId,
+    pub kind: TokenKind,
+    pub exp: i64,
+    pub iat: Option<i64>,
+    /// The session; absent in tokens minted by the Go service.
+    pub sid: Option<SessionId>,
+    /// A refresh token's own id; absent in access tokens and Go-minted tokens.
+    pub jti: Option<TokenId>,
+}
+
+impl Claims {
+    /// A token as the Go service mints it: no session.
+    pub fn legacy(customer: CustomerId, kind: TokenKind, exp: i64) -> Self {
+        Self {
+            customer,
+            kind,
+            exp,
+            iat: None,
+            sid: None,
+            jti: None,
         }
     }
 }
@@ -70,16 +104,20 @@ struct Header<'a> {
 }
 
 #[derive(Deserialize)]
-struct Claims {
+struct RawClaims<'a> {
     #[serde(rename = "CustomerID")]
     customer_id: u64,
     #[serde(rename = "Refresh")]
     refresh: bool,
     // Required: the Go service treated a token without `exp` as never expiring (SPEC "Fix:").
     exp: i64,
-    // Checked when present, as jwt-go v3 does; the Go service never writes them.
+    // Checked when present, as jwt-go v3 does.
     nbf: Option<i64>,
     iat: Option<i64>,
+    #[serde(borrow, default)]
+    sid: Option<&'a str>,
+    #[serde(borrow, default)]
+    jti: Option<&'a str>,
 }
 
 /// Signs and verifies tokens with one secret. Cheap to clone.
@@ -97,14 +135,27 @@ impl TokenCodec {
         Self { mac }
     }
 
-    /// A token as the Go service mints it.
-    pub fn mint(&self, customer: CustomerId, kind: TokenKind, exp: i64) -> String {
-        let payload = format!(
-            r#"{{"CustomerID":{},"Refresh":{},"exp":{}}}"#,
-            customer.0,
-            kind == TokenKind::Refresh,
-            exp
+    /// A token with `claims`, in the Go service's layout (extra claims after its three).
+    pub fn mint(&self, claims: &Claims) -> String {
+        use std::fmt::Write as _;
+        let mut payload = String::with_capacity(160);
+        let _ = write!(
+            payload,
+            r#"{{"CustomerID":{},"Refresh":{},"exp":{}"#,
+            claims.customer.0,
+            claims.kind == TokenKind::Refresh,
+            claims.exp
         );
+        if let Some(iat) = claims.iat {
+            let _ = write!(payload, r#","iat":{iat}"#);
+        }
+        if let Some(sid) = claims.sid {
+            let _ = write!(payload, r#","sid":"{sid}""#);
+        }
+        if let Some(jti) = claims.jti {
+            let _ = write!(payload, r#","jti":"{jti}""#);
+        }
+        payload.push('}');
         let mut token = String::with_capacity(160);
         token.push_str(HEADER_B64);
         token.push('.');
@@ -119,12 +170,7 @@ impl TokenCodec {
 
     /// Verifies a token of the expected kind at `now` (unix seconds). No leeway: a token is
     /// expired once `now > exp`, as in jwt-go.
-    pub fn verify(
-        &self,
-        token: &str,
-        expected: TokenKind,
-        now: i64,
-    ) -> Result<CustomerId, TokenError> {
+    pub fn verify(&self, token: &str, expected: TokenKind, now: i64) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
@@ -149,17 +195,31 @@ impl TokenCodec {
             .map_err(|_| TokenError::Invalid)?;
 
         let payload = B64.decode(payload).map_err(|_| TokenError::Invalid)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid)?;
-        if claims.refresh != (expected == TokenKind::Refresh) {
+        let raw: RawClaims<'_> =
+            serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid)?;
+        if raw.refresh != (expected == TokenKind::Refresh) {
             return Err(TokenError::Invalid);
         }
-        if claims.nbf.is_some_and(|nbf| now < nbf) || claims.iat.is_some_and(|iat| now < iat) {
+        if raw.nbf.is_some_and(|nbf| now < nbf) || raw.iat.is_some_and(|iat| now < iat) {
             return Err(TokenError::Invalid);
         }
-        if now > claims.exp {
+        // A session id we did not write makes the token invalid, not sessionless.
+        let id = |text: Option<&str>| match text {
+            None => Ok(None),
+            Some(text) => RandomId::parse(text).map(Some).ok_or(TokenError::Invalid),
+        };
+        let (sid, jti) = (id(raw.sid)?, id(raw.jti)?);
+        if now > raw.exp {
             return Err(TokenError::Expired);
         }
-        Ok(CustomerId(claims.customer_id))
+        Ok(Claims {
+            customer: CustomerId(raw.customer_id),
+            kind: expected,
+            exp: raw.exp,
+            iat: raw.iat,
+            sid,
+            jti,
+        })
     }
 }
 
@@ -191,31 +251,73 @@ mod tests {
     }
 
     #[test]
+    fn session_claims_round_trip_and_stay_after_the_go_ones() {
+        let c = codec();
+        let claims = Claims {
+            customer: CustomerId(9),
+            kind: TokenKind::Refresh,
+            exp: NOW + 10,
+            iat: Some(NOW),
+            sid: Some(RandomId::random()),
+            jti: Some(RandomId::random()),
+        };
+        let token = c.mint(&claims);
+        assert_eq!(c.verify(&token, TokenKind::Refresh, NOW), Ok(claims));
+        let payload =
+            String::from_utf8(B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        assert!(
+            payload.starts_with(r#"{"CustomerID":9,"Refresh":true,"exp":"#),
+            "{payload}"
+        );
+        // A session id that is not one of ours makes the token invalid.
+        let forged = sign_raw(
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            &format!(
+                r#"{{"CustomerID":9,"Refresh":false,"exp":{},"sid":"short"}}"#,
+                NOW + 10
+            ),
+            b"93c61a11-a4f6-42fc-a995-4f1c850822bb",
+        );
+        assert_eq!(
+            c.verify(&forged, TokenKind::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
     fn minted_tokens_verify_as_their_kind_only() {
         let c = codec();
-        let access = c.mint(CustomerId(42), TokenKind::Access, NOW + 10);
-        let refresh = c.mint(CustomerId(42), TokenKind::Refresh, NOW + 10);
+        let access = c.mint(&Claims::legacy(CustomerId(42), TokenKind::Access, NOW + 10));
+        let refresh = c.mint(&Claims::legacy(
+            CustomerId(42),
+            TokenKind::Refresh,
+            NOW + 10,
+        ));
         assert_eq!(
-            c.verify(&access, TokenKind::Access, NOW),
+            c.verify(&access, TokenKind::Access, NOW)
+                .map(|c| c.customer),
             Ok(CustomerId(42))
         );
         assert_eq!(
-            c.verify(&refresh, TokenKind::Refresh, NOW),
+            c.verify(&refresh, TokenKind::Refresh, NOW)
+                .map(|c| c.customer),
             Ok(CustomerId(42))
         );
         assert_eq!(
-            c.verify(&access, TokenKind::Refresh, NOW),
+            c.verify(&access, TokenKind::Refresh, NOW)
+                .map(|c| c.customer),
             Err(TokenError::Invalid)
         );
         assert_eq!(
-            c.verify(&refresh, TokenKind::Access, NOW),
+            c.verify(&refresh, TokenKind::Access, NOW)
+                .map(|c| c.customer),
             Err(TokenError::Invalid)
         );
     }
 
     #[test]
     fn payload_has_the_go_layout() {
-        let token = codec().mint(CustomerId(7), TokenKind::Refresh, 123);
+        let token = codec().mint(&Claims::legacy(CustomerId(7), TokenKind::Refresh, 123));
         let payload = token.split('.').nth(1).unwrap();
         assert_eq!(
             B64.decode(payload).unwrap(),
@@ -236,31 +338,47 @@ mod tests {
             secret,
         );
         assert_eq!(
-            codec().verify(&token, TokenKind::Access, NOW),
+            codec()
+                .verify(&token, TokenKind::Access, NOW)
+                .map(|c| c.customer),
             Ok(CustomerId(1234567890123))
         );
         assert_eq!(
             token,
-            codec().mint(CustomerId(1234567890123), TokenKind::Access, NOW + 300)
+            codec().mint(&Claims::legacy(
+                CustomerId(1234567890123),
+                TokenKind::Access,
+                NOW + 300
+            ))
         );
     }
 
     #[test]
     fn expiry_has_no_leeway() {
         let c = codec();
-        let token = c.mint(CustomerId(1), TokenKind::Access, NOW);
-        assert_eq!(c.verify(&token, TokenKind::Access, NOW), Ok(CustomerId(1)));
+        let token = c.mint(&Claims::legacy(CustomerId(1), TokenKind::Access, NOW));
         assert_eq!(
-            c.verify(&token, TokenKind::Access, NOW + 1),
+            c.verify(&token, TokenKind::Access, NOW).map(|c| c.customer),
+            Ok(CustomerId(1))
+        );
+        assert_eq!(
+            c.verify(&token, TokenKind::Access, NOW + 1)
+                .map(|c| c.customer),
             Err(TokenError::Expired)
         );
     }
 
     #[test]
     fn expired_is_reported_only_with_a_valid_signature() {
-        let token = TokenCodec::new(b"other").mint(CustomerId(1), TokenKind::Access, NOW - 100);
+        let token = TokenCodec::new(b"other").mint(&Claims::legacy(
+            CustomerId(1),
+            TokenKind::Access,
+            NOW - 100,
+        ));
         assert_eq!(
-            codec().verify(&token, TokenKind::Access, NOW),
+            codec()
+                .verify(&token, TokenKind::Access, NOW)
+                .map(|c| c.customer),
             Err(TokenError::Invalid)
         );
     }
@@ -276,7 +394,8 @@ mod tests {
             r#"{"typ":"JWT"}"#,
         ] {
             assert_eq!(
-                c.verify(&sign_raw(header, &claims, secret), TokenKind::Access, NOW),
+                c.verify(&sign_raw(header, &claims, secret), TokenKind::Access, NOW)
+                    .map(|c| c.customer),
                 Err(TokenError::Invalid),
                 "{header}"
             );
@@ -287,12 +406,13 @@ mod tests {
             B64.encode(&claims)
         );
         assert_eq!(
-            c.verify(&none, TokenKind::Access, NOW),
+            c.verify(&none, TokenKind::Access, NOW).map(|c| c.customer),
             Err(TokenError::Invalid)
         );
         let reordered = sign_raw(r#"{"typ":"JWT","alg":"HS256"}"#, &claims, secret);
         assert_eq!(
-            c.verify(&reordered, TokenKind::Access, NOW),
+            c.verify(&reordered, TokenKind::Access, NOW)
+                .map(|c| c.customer),
             Ok(CustomerId(1))
         );
         for payload in [
@@ -308,7 +428,7 @@ mod tests {
         ] {
             let token = sign_raw(r#"{"alg":"HS256","typ":"JWT"}"#, &payload, secret);
             assert_eq!(
-                c.verify(&token, TokenKind::Access, NOW),
+                c.verify(&token, TokenKind::Access, NOW).map(|c| c.customer),
                 Err(TokenError::Invalid),
                 "{payload}"
             );
@@ -318,7 +438,7 @@ mod tests {
     #[test]
     fn rejects_malformed_tokens() {
         let c = codec();
-        let good = c.mint(CustomerId(1), TokenKind::Access, NOW + 10);
+        let good = c.mint(&Claims::legacy(CustomerId(1), TokenKind::Access, NOW + 10));
         let mut tampered = good.clone();
         tampered.pop();
         tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
@@ -333,7 +453,7 @@ mod tests {
             &"x".repeat(10_000),
         ] {
             assert_eq!(
-                c.verify(bad, TokenKind::Access, NOW),
+                c.verify(bad, TokenKind::Access, NOW).map(|c| c.customer),
                 Err(TokenError::Invalid),
                 "{bad}"
             );

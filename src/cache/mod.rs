@@ -32,7 +32,7 @@ use crate::{
     },
     metrics::{Metrics, Tier},
     redis::{RedisClient, RedisDown},
-    store::{CustomerStore, StoreError, StoreResult},
+    store::{CustomerStore, DeletedCustomer, StoreError, StoreResult},
 };
 
 /// Cache lifetimes and bounds.
@@ -347,6 +347,29 @@ impl CustomerStore for CachedStore {
         }
         self.invalidate(keys).await;
         Ok(previous)
+    }
+
+    async fn update_password(&self, id: CustomerId, hash: &str) -> StoreResult<Option<Email>> {
+        let email = self.inner.update_password(id, hash).await?;
+        if let Some(email) = &email {
+            // Every replica must verify against the new hash from now on.
+            self.invalidate(credential_keys(email)).await;
+        }
+        Ok(email)
+    }
+
+    async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>> {
+        let deleted = self.inner.delete(id, now_ms).await?;
+        if let Some(deleted) = &deleted {
+            let mut keys = vec![
+                CacheKey::Personal(id),
+                CacheKey::Shipping(id),
+                CacheKey::Check(id),
+            ];
+            keys.extend(credential_keys(&deleted.personal.email));
+            self.invalidate(keys).await;
+        }
+        Ok(deleted)
     }
 
     async fn ping(&self) -> StoreResult<()> {

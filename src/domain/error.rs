@@ -28,6 +28,12 @@ pub enum Error {
     /// Correctly signed, but its `exp` has passed.
     #[error("token expired")]
     TokenExpired,
+    /// Correctly signed and unexpired, but its session was revoked or has ended.
+    #[error("token revoked")]
+    TokenRevoked,
+    /// No live session of this customer has that id.
+    #[error("session not found")]
+    SessionNotFound,
     /// A dependency is down or a bounded queue is full: retrying later may succeed.
     #[error("service unavailable: {0}")]
     Unavailable(Unavailable),
@@ -91,6 +97,8 @@ impl Error {
             Error::AuthenticationFailed => "authentication_failed",
             Error::TokenInvalid => "invalid_token",
             Error::TokenExpired => "token_expired",
+            Error::TokenRevoked => "token_revoked",
+            Error::SessionNotFound => "session_not_found",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -6,7 +6,9 @@
 mod customer;
 mod error;
 mod fields;
+mod session;
 
 pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalInfo, ShippingInfo};
 pub use error::{Error, InternalError, Invalid, Unavailable};
 pub use fields::{Address, Email, FieldError, Name, Password, PhoneNumber};
+pub use session::{ClientInfo, RandomId, Revocation, RevokeReason, Session, SessionId, TokenId};

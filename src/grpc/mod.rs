@@ -10,7 +10,7 @@ pub use server::{GrpcServer, server, set_not_serving};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    auth::{AuthService, TokenError, TokenKind},
+    auth::{AuthService, TokenError},
     domain::Error,
     metrics::{Metrics, Transport},
 };
@@ -32,6 +32,8 @@ pub fn status(e: &Error) -> Status {
         // Fix (SPEC section 2): the Go service said INTERNAL "internal error: invalid token".
         Error::TokenInvalid => Status::unauthenticated("invalid token"),
         Error::TokenExpired => Status::unauthenticated("token expired"),
+        Error::TokenRevoked => Status::unauthenticated("token revoked"),
+        Error::SessionNotFound => Status::not_found("session not found"),
         Error::InvalidParameter(_) => Status::invalid_argument("invalid parameter"),
         Error::DuplicateEntry => Status::already_exists("duplicate entry"),
         Error::CustomerNotFound => Status::not_found("customer not found"),
@@ -59,23 +61,21 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         &self,
         request: Request<pb::AuthPayload>,
     ) -> Result<Response<pb::AuthResponse>, Status> {
-        let verified = self
-            .auth
-            .verify(&request.get_ref().access_token, TokenKind::Access);
+        let verified = self.auth.verify(&request.get_ref().access_token);
         self.metrics.token_verified(
             Transport::Grpc,
             verified.as_ref().map_or_else(|e| e.label(), |_| "valid"),
         );
         let reply = match verified {
-            Ok(id) => pb::AuthResponse {
-                customer_id: id.0,
+            Ok(caller) => pb::AuthResponse {
+                customer_id: caller.customer.0,
                 expired: false,
             },
             Err(TokenError::Expired) => pb::AuthResponse {
                 customer_id: 0,
                 expired: true,
             },
-            Err(TokenError::Invalid) => return Err(status(&Error::TokenInvalid)),
+            Err(e) => return Err(status(&e.into())),
         };
         Ok(Response::new(reply))
     }

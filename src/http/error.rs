@@ -66,6 +66,8 @@ impl IntoResponse for ApiError {
                 Error::AuthenticationFailed => (StatusCode::UNAUTHORIZED, "authentication failed"),
                 Error::TokenInvalid => (StatusCode::UNAUTHORIZED, "invalid token"),
                 Error::TokenExpired => (StatusCode::UNAUTHORIZED, "token expired"),
+                Error::TokenRevoked => (StatusCode::UNAUTHORIZED, "token revoked"),
+                Error::SessionNotFound => (StatusCode::NOT_FOUND, "session not found"),
                 Error::Unavailable(why) => {
                     tracing::warn!(reason = %why, "service unavailable");
                     let mut response =

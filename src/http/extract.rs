@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::{AppState, error::ApiError};
 use crate::{
-    auth::{TokenError, TokenKind},
-    domain::{CustomerId, Error, Invalid},
+    auth::{TokenError, Verified},
+    domain::{Error, Invalid},
     metrics::Transport,
 };
 
@@ -35,8 +35,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// The customer whose valid access token came in `Authorization: <scheme> <token>`.
-pub struct Authenticated(pub CustomerId);
+/// The raw body (read whole, within the body limit), for routes whose body is optional.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::BodyTooLarge
+                } else {
+                    Invalid::Body(rejection.body_text()).into()
+                }
+            })
+    }
+}
+
+/// The caller whose valid, unrevoked access token came in `Authorization: <scheme> <token>`.
+pub struct Authenticated(pub Verified);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -48,17 +68,33 @@ impl FromRequestParts<AppState> for Authenticated {
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token)
             .ok_or(ApiError::Unauthorized)?;
-        let verified = state.auth.verify(token, TokenKind::Access);
+        let verified = state.auth.verify(token);
         state.metrics.token_verified(
             Transport::Http,
             verified.as_ref().map_or_else(|e| e.label(), |_| "valid"),
         );
         match verified {
-            Ok(id) => Ok(Authenticated(id)),
-            // Only an expired token gets a body; anything else is the Go middleware's empty 401.
-            Err(TokenError::Expired) => Err(Error::TokenExpired.into()),
+            Ok(caller) => Ok(Authenticated(caller)),
+            // An invalid token gets the Go middleware's empty 401; the others say why.
             Err(TokenError::Invalid) => Err(ApiError::Unauthorized),
+            Err(e) => Err(Error::from(e).into()),
         }
+    }
+}
+
+/// `Authenticated` when the request has an `Authorization` header, `None` when it has none
+/// (a route that also takes its token another way).
+pub struct MaybeAuthenticated(pub Option<Verified>);
+
+impl FromRequestParts<AppState> for MaybeAuthenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(MaybeAuthenticated(None));
+        }
+        let Authenticated(caller) = Authenticated::from_request_parts(parts, state).await?;
+        Ok(MaybeAuthenticated(Some(caller)))
     }
 }
 

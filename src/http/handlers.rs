@@ -11,13 +11,13 @@ use super::{
 use crate::{
     auth::{Signup, TokenPair},
     domain::{
-        Address, Email, FieldError, Invalid, Name, Password, PersonalInfo, PhoneNumber,
+        Address, ClientInfo, Email, FieldError, Invalid, Name, Password, PersonalInfo, PhoneNumber,
         ShippingInfo,
     },
 };
 
 /// A required field: absent, `null` and `""` are all "missing".
-fn required<T>(
+pub(super) fn required<T>(
     field: &'static str,
     value: Option<String>,
     parse: impl FnOnce(String) -> Result<T, FieldError>,
@@ -55,6 +55,7 @@ pub struct SignupRequest {
 
 pub async fn signup(
     State(state): State<AppState>,
+    client: ClientInfo,
     JsonBody(req): JsonBody<SignupRequest>,
 ) -> Result<(StatusCode, Json<TokenPairBody>), ApiError> {
     let signup = Signup {
@@ -69,7 +70,7 @@ pub async fn signup(
             phone_number: required("phone_number", req.phone_number, PhoneNumber::parse)?,
         },
     };
-    let pair = state.auth.signup(signup).await?;
+    let pair = state.auth.signup(signup, &client).await?;
     Ok((StatusCode::CREATED, Json(pair.into())))
 }
 
@@ -81,11 +82,14 @@ pub struct LoginRequest {
 
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientInfo,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPairBody>, ApiError> {
     let email = required("email", req.email, Email::parse)?;
     let password = required("password", req.password, Password::parse_login)?;
-    Ok(Json(state.auth.login(email, password).await?.into()))
+    Ok(Json(
+        state.auth.login(email, password, &client).await?.into(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -95,10 +99,11 @@ pub struct RefreshRequest {
 
 pub async fn refresh(
     State(state): State<AppState>,
+    client: ClientInfo,
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenPairBody>, ApiError> {
     let token = required("refresh_token", req.refresh_token, Ok)?;
-    Ok(Json(state.auth.refresh(&token).await?.into()))
+    Ok(Json(state.auth.refresh(&token, &client).await?.into()))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,14 +134,16 @@ impl From<ShippingInfo> for ShippingInfoBody {
 
 pub async fn get_personal_info(
     State(state): State<AppState>,
-    Authenticated(id): Authenticated,
+    Authenticated(caller): Authenticated,
 ) -> Result<Json<PersonalInfoBody>, ApiError> {
-    Ok(Json(state.account.personal_info(id).await?.into()))
+    Ok(Json(
+        state.account.personal_info(caller.customer).await?.into(),
+    ))
 }
 
 pub async fn update_personal_info(
     State(state): State<AppState>,
-    Authenticated(id): Authenticated,
+    Authenticated(caller): Authenticated,
     JsonBody(req): JsonBody<PersonalInfoBody>,
 ) -> Result<Json<Message>, ApiError> {
     let info = PersonalInfo {
@@ -144,7 +151,10 @@ pub async fn update_personal_info(
         last_name: required("lastname", req.lastname, Name::parse)?,
         email: required("email", req.email, Email::parse)?,
     };
-    state.account.update_personal_info(id, info).await?;
+    state
+        .account
+        .update_personal_info(caller.customer, info)
+        .await?;
     Ok(Json(Message { msg: "ok" }))
 }
 
@@ -156,21 +166,26 @@ pub struct ShippingInfoBody {
 
 pub async fn get_shipping_info(
     State(state): State<AppState>,
-    Authenticated(id): Authenticated,
+    Authenticated(caller): Authenticated,
 ) -> Result<Json<ShippingInfoBody>, ApiError> {
-    Ok(Json(state.account.shipping_info(id).await?.into()))
+    Ok(Json(
+        state.account.shipping_info(caller.customer).await?.into(),
+    ))
 }
 
 pub async fn update_shipping_info(
     State(state): State<AppState>,
-    Authenticated(id): Authenticated,
+    Authenticated(caller): Authenticated,
     JsonBody(req): JsonBody<ShippingInfoBody>,
 ) -> Result<Json<Message>, ApiError> {
     let info = ShippingInfo {
         address: required("address", req.address, Address::parse)?,
         phone_number: required("phone_number", req.phone_number, PhoneNumber::parse)?,
     };
-    state.account.update_shipping_info(id, info).await?;
+    state
+        .account
+        .update_shipping_info(caller.customer, info)
+        .await?;
     Ok(Json(Message { msg: "ok" }))
 }
 

@@ -2,11 +2,13 @@
 //! own port. Handlers only translate; the services hold the logic. All middleware is
 //! assembled in `router`.
 
+mod client;
 mod error;
 mod extract;
 mod handlers;
 mod health;
 mod observe;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -16,15 +18,18 @@ use axum::{
     http::{StatusCode, header},
     middleware,
     response::IntoResponse,
-    routing::get,
+    routing::{delete, get, post, put},
 };
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use client::{ClientAddr, client_address};
 pub use error::{ApiError, ErrorChain};
 pub use handlers::{PersonalInfoBody, ShippingInfoBody, TokenPairBody};
 pub use observe::ROUTES;
 
-use crate::{account::AccountService, auth::AuthService, metrics::Metrics, readiness::Health};
+use crate::{
+    account::AccountService, auth::AuthService, config::IpNet, metrics::Metrics, readiness::Health,
+};
 
 /// The handles every handler may use. One `Arc`: axum clones the state for every
 /// extractor of every request, so a clone must be a single reference count.
@@ -60,16 +65,29 @@ macro_rules! api {
     };
 }
 
-pub fn router(state: AppState, body_limit: usize) -> Router {
+/// How the HTTP server treats requests.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub body_limit: usize,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     // Full paths rather than a nested router: nesting rewrites every request's URI.
-    let http_metrics = Arc::new(observe::HttpMetrics::new(state.metrics.clone()));
+    let observer = Arc::new(observe::Observer::new(
+        state.metrics.clone(),
+        settings.trusted_proxies.clone(),
+    ));
     Router::new()
-        .route(api!("/auth/signup"), axum::routing::post(handlers::signup))
-        .route(api!("/auth/login"), axum::routing::post(handlers::login))
-        .route(
-            api!("/auth/refresh"),
-            axum::routing::post(handlers::refresh),
-        )
+        .route(api!("/auth/signup"), post(handlers::signup))
+        .route(api!("/auth/login"), post(handlers::login))
+        .route(api!("/auth/refresh"), post(handlers::refresh))
+        .route(api!("/auth/logout"), post(sessions::logout))
+        .route(api!("/auth/logout-all"), post(sessions::logout_all))
+        .route(api!("/info/sessions"), get(sessions::list_sessions))
+        .route(api!("/info/sessions/{id}"), delete(sessions::end_session))
+        .route(api!("/info/password"), put(sessions::change_password))
+        .route(api!("/info/account"), delete(sessions::delete_account))
         .route(
             api!("/info/person"),
             get(handlers::get_personal_info).put(handlers::update_personal_info),
@@ -82,14 +100,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/readyz", get(health::readyz))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::not_found)
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(CatchPanicLayer::custom(|_| {
             error::message(StatusCode::INTERNAL_SERVER_ERROR, "server error")
         }))
-        .layer(middleware::from_fn_with_state(
-            http_metrics,
-            observe::observe,
-        ))
+        .layer(middleware::from_fn_with_state(observer, observe::observe))
         .with_state(state)
 }
 

@@ -22,7 +22,9 @@ use http_body::Body as _;
 use prometheus::{Histogram, IntGauge};
 use tracing::{Instrument, field::Empty};
 
+use super::client::{ClientAddr, client_address};
 use crate::{
+    config::IpNet,
     metrics::{Metrics, UNMATCHED_ROUTE},
     telemetry,
 };
@@ -35,6 +37,12 @@ pub const ROUTES: &[&str] = &[
     "/api/account/auth/refresh",
     "/api/account/info/person",
     "/api/account/info/shipping",
+    "/api/account/auth/logout",
+    "/api/account/auth/logout-all",
+    "/api/account/info/sessions",
+    "/api/account/info/sessions/{id}",
+    "/api/account/info/password",
+    "/api/account/info/account",
     "/healthz",
     "/readyz",
 ];
@@ -62,16 +70,18 @@ struct RouteMetrics {
     by_outcome: Vec<OnceLock<(Histogram, Histogram)>>,
 }
 
-/// The HTTP metrics with their handles resolved per route.
-pub struct HttpMetrics {
+/// What the observing middleware needs: the HTTP metrics with their handles resolved per
+/// route, and who may set `X-Forwarded-For`.
+pub struct Observer {
     metrics: Metrics,
+    trusted_proxies: Vec<IpNet>,
     routes: matchit::Router<usize>,
     /// One per route of `ROUTES`, then `unmatched`.
     handles: Vec<RouteMetrics>,
 }
 
-impl HttpMetrics {
-    pub fn new(metrics: Metrics) -> Self {
+impl Observer {
+    pub fn new(metrics: Metrics, trusted_proxies: Vec<IpNet>) -> Self {
         let mut routes = matchit::Router::new();
         let mut handles = Vec::new();
         for (i, label) in ROUTES.iter().copied().chain([UNMATCHED_ROUTE]).enumerate() {
@@ -89,6 +99,7 @@ impl HttpMetrics {
         }
         Self {
             metrics,
+            trusted_proxies,
             routes,
             handles,
         }
@@ -161,12 +172,17 @@ const CORS_HEADERS: [(HeaderName, &str); 5] = [
 ];
 
 pub async fn observe(
-    State(http_metrics): State<Arc<HttpMetrics>>,
-    request: Request,
+    State(observer): State<Arc<Observer>>,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let start = Instant::now();
-    let route = http_metrics.route(request.uri().path());
+    let route = observer.route(request.uri().path());
+    let client = peer_ip(&request)
+        .map(|peer| client_address(peer, request.headers(), &observer.trusted_proxies));
+    if let Some(client) = client {
+        request.extensions_mut().insert(ClientAddr(client));
+    }
     let method = request.method().clone();
     let request_id = telemetry::RequestId::from_headers(request.headers());
     let request_id_header = request_id.header_value();
@@ -187,7 +203,7 @@ pub async fn observe(
     };
     let mut response = telemetry::in_request(context, async {
         let uri = request.uri().clone();
-        let client_ip = OptionalIp(peer_ip(&request));
+        let client_ip = OptionalIp(client);
         let referrer = request.headers().get(header::REFERER).cloned();
         route.inflight.inc();
         let guard = InFlight(&route.inflight);
@@ -202,7 +218,7 @@ pub async fn observe(
         let status = response.status();
         let elapsed = start.elapsed();
         let size = response.body().size_hint().exact().unwrap_or_default();
-        http_metrics.observe(route, &method, status, elapsed.as_secs_f64(), size as f64);
+        observer.observe(route, &method, status, elapsed.as_secs_f64(), size as f64);
         span.record("http.response.status_code", status.as_u16());
         let duration_ms = (elapsed.as_secs_f64() * 100_000.0).round() / 100.0;
         let referrer = referrer
@@ -254,7 +270,7 @@ mod tests {
 
     #[test]
     fn unknown_paths_share_one_label() {
-        let m = HttpMetrics::new(Metrics::new("test"));
+        let m = Observer::new(Metrics::new("test"), Vec::new());
         assert_eq!(
             m.route("/api/account/info/person").label,
             "/api/account/info/person"

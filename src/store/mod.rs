@@ -1,8 +1,9 @@
-//! Storage of customers behind one trait, so that the cache can wrap it and the backend can
-//! be chosen at run time from `DB_DSN`: SQLite (embedded default) or MySQL/MariaDB. Both
-//! drivers are always compiled in.
+//! Storage behind traits, so that the cache can wrap the customers and the backend can be
+//! chosen at run time from `DB_DSN`: SQLite (embedded default) or MySQL/MariaDB. Both
+//! drivers are always compiled in; one store value serves every trait.
 
 mod dsn;
+mod sessions;
 mod sql;
 
 use std::{sync::Arc, time::Duration};
@@ -16,8 +17,10 @@ use crate::{
 
 use crate::domain::{
     CheckResult, Credentials, CustomerId, Email, Error, InternalError, NewCustomer, PersonalInfo,
-    ShippingInfo, Unavailable,
+    Revocation, ShippingInfo, Unavailable,
 };
+
+pub use sessions::{Rotation, SessionStore, SweepCounts, Which};
 
 pub use dsn::{DatabaseUrl, DsnError, SqliteTarget};
 pub use sql::{MySqlStore, SqliteStore};
@@ -72,10 +75,30 @@ pub trait CustomerStore: Send + Sync + 'static {
     ) -> StoreResult<Option<ShippingInfo>>;
     /// Sets a customer's `active` flag; returns the previous state, `None` if unknown.
     async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>>;
+    /// Replaces the password hash; returns the customer's email, `None` if unknown.
+    async fn update_password(&self, id: CustomerId, hash: &str) -> StoreResult<Option<Email>>;
+    /// Removes the customer and their sessions in one transaction; the live sessions'
+    /// revocations are recorded (their access tokens are refused until they expire).
+    /// `None` if unknown.
+    async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>>;
     /// One round trip to the database, for readiness.
     async fn ping(&self) -> StoreResult<()>;
     /// Closes the pool, waiting for connections in use to be returned.
     async fn close(&self);
+}
+
+/// What an account deletion removed.
+#[derive(Debug, Clone)]
+pub struct DeletedCustomer {
+    pub personal: PersonalInfo,
+    pub revocations: Vec<Revocation>,
+}
+
+/// One database, seen through each of its traits.
+#[derive(Clone)]
+pub struct Stores {
+    pub customers: Arc<dyn CustomerStore>,
+    pub sessions: Arc<dyn SessionStore>,
 }
 
 /// Pool settings taken from the configuration.
@@ -93,18 +116,29 @@ pub async fn open(
     pool: &PoolSettings,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<Arc<dyn CustomerStore>> {
+) -> anyhow::Result<Stores> {
     Ok(match url {
-        DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path, pool, metrics, clock).await?),
+        DatabaseUrl::Sqlite(path) => {
+            let store = Arc::new(SqliteStore::open(path, pool, metrics, clock).await?);
+            Stores {
+                customers: store.clone(),
+                sessions: store,
+            }
+        }
         DatabaseUrl::MySql(options) => {
-            Arc::new(MySqlStore::open((**options).clone(), pool, metrics, clock).await?)
+            let store =
+                Arc::new(MySqlStore::open((**options).clone(), pool, metrics, clock).await?);
+            Stores {
+                customers: store.clone(),
+                sessions: store,
+            }
         }
     })
 }
 
 /// Only applies the migrations (the `migrate` command).
 pub async fn migrate(url: &DatabaseUrl, pool: &PoolSettings) -> anyhow::Result<()> {
-    let store = open(url, pool, Metrics::new("migrate"), Arc::new(SystemClock)).await?;
-    store.close().await;
+    let stores = open(url, pool, Metrics::new("migrate"), Arc::new(SystemClock)).await?;
+    stores.customers.close().await;
     Ok(())
 }

@@ -142,7 +142,7 @@ fn write_timestamp(line: &mut String, format: Format) {
         let mut cached = cached.borrow_mut();
         if cached.0 != secs {
             cached.1.clear();
-            let _ = write_date_time(&mut cached.1, secs);
+            let _ = clock::write_date_time(&mut cached.1, secs);
             cached.0 = secs;
         }
         line.push_str(&cached.1);
@@ -151,28 +151,6 @@ fn write_timestamp(line: &mut String, format: Format) {
     if format == Format::Json {
         line.push('"');
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` of a Unix time (proleptic Gregorian, Howard Hinnant's algorithm).
-fn write_date_time(out: &mut String, unix_secs: u64) -> fmt::Result {
-    let days = i64::try_from(unix_secs / 86_400).unwrap_or(0);
-    let rem = unix_secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// A logfmt value: bare when it is a plain word, quoted and escaped otherwise.
@@ -319,19 +297,6 @@ impl Visit for JsonFields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_follow_the_calendar() {
-        let mut out = String::new();
-        write_date_time(&mut out, 0).unwrap();
-        assert_eq!(out, "1970-01-01T00:00:00");
-        out.clear();
-        write_date_time(&mut out, 1_709_210_096).unwrap(); // a leap day
-        assert_eq!(out, "2024-02-29T12:34:56");
-        out.clear();
-        write_date_time(&mut out, 4_102_444_799).unwrap();
-        assert_eq!(out, "2099-12-31T23:59:59");
-    }
 
     #[test]
     fn text_values_are_quoted_only_when_needed() {

@@ -1,5 +1,5 @@
 use saga_account::{
-    auth::{TokenCodec, TokenKind},
+    auth::{Claims, TokenCodec, TokenKind},
     domain::CustomerId,
     grpc::pb::AuthPayload,
 };
@@ -19,23 +19,35 @@ async fn auth_answers_valid_expired_and_invalid_tokens() {
     let mut client = app.grpc().await;
 
     // A token minted exactly as the Go service mints it (same secret, same claims).
-    let valid = app
-        .tokens
-        .mint(CustomerId(123_456_789), TokenKind::Access, now() + 300);
+    let valid = app.tokens.mint(&Claims::legacy(
+        CustomerId(123_456_789),
+        TokenKind::Access,
+        now() + 300,
+    ));
     let reply = client.auth(payload(&valid)).await.unwrap().into_inner();
     assert_eq!((reply.customer_id, reply.expired), (123_456_789, false));
 
-    let expired = app.tokens.mint(CustomerId(5), TokenKind::Access, now() - 1);
+    let expired = app
+        .tokens
+        .mint(&Claims::legacy(CustomerId(5), TokenKind::Access, now() - 1));
     let reply = client.auth(payload(&expired)).await.unwrap().into_inner();
     assert_eq!((reply.customer_id, reply.expired), (0, true));
 
-    let refresh = app
-        .tokens
-        .mint(CustomerId(5), TokenKind::Refresh, now() + 300);
-    let forged =
-        TokenCodec::new(b"not the secret").mint(CustomerId(5), TokenKind::Access, now() + 300);
-    let forged_expired =
-        TokenCodec::new(b"not the secret").mint(CustomerId(5), TokenKind::Access, now() - 100);
+    let refresh = app.tokens.mint(&Claims::legacy(
+        CustomerId(5),
+        TokenKind::Refresh,
+        now() + 300,
+    ));
+    let forged = TokenCodec::new(b"not the secret").mint(&Claims::legacy(
+        CustomerId(5),
+        TokenKind::Access,
+        now() + 300,
+    ));
+    let forged_expired = TokenCodec::new(b"not the secret").mint(&Claims::legacy(
+        CustomerId(5),
+        TokenKind::Access,
+        now() - 100,
+    ));
     let alg_none = format!(
         "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
         valid.split('.').nth(1).unwrap()

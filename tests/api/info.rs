@@ -1,4 +1,7 @@
-use saga_account::{auth::TokenKind, domain::CustomerId};
+use saga_account::{
+    auth::{Claims, TokenKind},
+    domain::CustomerId,
+};
 use serde_json::{Value, json};
 
 use crate::{backend_tests, helpers::*};
@@ -163,8 +166,11 @@ async fn authorization_header_rules(backend: Backend) {
         .unwrap();
     assert_eq!(other_scheme.status(), 200);
 
-    let forged =
-        saga_account::auth::TokenCodec::new(b"wrong").mint(id, TokenKind::Access, now() + 60);
+    let forged = saga_account::auth::TokenCodec::new(b"wrong").mint(&Claims::legacy(
+        id,
+        TokenKind::Access,
+        now() + 60,
+    ));
     for token in [refresh.as_str(), forged.as_str(), "x.y.z"] {
         assert_empty_401(app.get_auth("/info/person", token).await).await;
         assert_empty_401(
@@ -177,7 +183,9 @@ async fn authorization_header_rules(backend: Backend) {
         )
         .await;
     }
-    let expired = app.tokens.mint(id, TokenKind::Access, now() - 1);
+    let expired = app
+        .tokens
+        .mint(&Claims::legacy(id, TokenKind::Access, now() - 1));
     assert_msg(
         app.get_auth("/info/shipping", &expired).await,
         401,
@@ -189,9 +197,11 @@ async fn authorization_header_rules(backend: Backend) {
 
 async fn unknown_customer_is_404(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let token = app
-        .tokens
-        .mint(CustomerId(7), TokenKind::Access, now() + 60);
+    let token = app.tokens.mint(&Claims::legacy(
+        CustomerId(7),
+        TokenKind::Access,
+        now() + 60,
+    ));
     assert_msg(
         app.get_auth("/info/person", &token).await,
         404,

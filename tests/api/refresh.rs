@@ -1,4 +1,7 @@
-use saga_account::{auth::TokenKind, domain::CustomerId};
+use saga_account::{
+    auth::{Claims, TokenKind},
+    domain::CustomerId,
+};
 use serde_json::json;
 
 use crate::{backend_tests, helpers::*};
@@ -17,7 +20,9 @@ async fn refresh_answers_each_outcome(backend: Backend) {
     let (new_access, new_refresh) = tokens_of(ok).await;
     assert_eq!(app.customer_of(&new_access), id);
     assert_eq!(
-        app.tokens.verify(&new_refresh, TokenKind::Refresh, now()),
+        app.tokens
+            .verify(&new_refresh, TokenKind::Refresh, now())
+            .map(|c| c.customer),
         Ok(id)
     );
 
@@ -34,11 +39,11 @@ async fn refresh_answers_each_outcome(backend: Backend) {
         )
         .await;
     }
-    let forged = saga_account::auth::TokenCodec::new(b"another secret").mint(
+    let forged = saga_account::auth::TokenCodec::new(b"another secret").mint(&Claims::legacy(
         id,
         TokenKind::Refresh,
         now() + 60,
-    );
+    ));
     for bad in ["garbage", "a.b.c", forged.as_str(), access.as_str()] {
         assert_msg(
             app.post("/auth/refresh", &json!({"refresh_token": bad}))
@@ -48,7 +53,9 @@ async fn refresh_answers_each_outcome(backend: Backend) {
         )
         .await;
     }
-    let expired = app.tokens.mint(id, TokenKind::Refresh, now() - 1);
+    let expired = app
+        .tokens
+        .mint(&Claims::legacy(id, TokenKind::Refresh, now() - 1));
     assert_msg(
         app.post("/auth/refresh", &json!({"refresh_token": expired}))
             .await,
@@ -57,9 +64,11 @@ async fn refresh_answers_each_outcome(backend: Backend) {
     )
     .await;
 
-    let stranger = app
-        .tokens
-        .mint(CustomerId(42), TokenKind::Refresh, now() + 60);
+    let stranger = app.tokens.mint(&Claims::legacy(
+        CustomerId(42),
+        TokenKind::Refresh,
+        now() + 60,
+    ));
     assert_msg(
         app.post("/auth/refresh", &json!({"refresh_token": stranger}))
             .await,

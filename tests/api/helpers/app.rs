@@ -163,6 +163,7 @@ impl TestApp {
         self.tokens
             .verify(access_token, TokenKind::Access, now())
             .expect("a valid access token")
+            .customer
     }
 
     /// Runs one SQL statement on the app's database, as an operator would.

@@ -13,10 +13,14 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{CustomerStore, PoolSettings, StoreError, StoreResult, dsn::SqliteTarget};
+mod sessions;
+
+use super::{
+    CustomerStore, DeletedCustomer, PoolSettings, StoreError, StoreResult, dsn::SqliteTarget,
+};
 use crate::domain::{
     Address, CheckResult, Credentials, CustomerId, Email, Name, NewCustomer, PersonalInfo,
-    PhoneNumber, ShippingInfo,
+    PhoneNumber, Revocation, ShippingInfo,
 };
 
 /// How long requests are refused after the database was found unreachable.
@@ -299,6 +303,64 @@ macro_rules! sql_store {
                     move |q| q.bind(active),
                     "UPDATE customers SET active = ?, updated_at = ? WHERE id = ?",
                 )
+                .await
+            }
+
+            async fn update_password(&self, id: CustomerId, hash: &str) -> StoreResult<Option<Email>> {
+                let hash = hash.to_owned();
+                self.update_returning_previous(
+                    "update_password",
+                    id,
+                    concat!("SELECT email FROM customers WHERE id = ?", $lock),
+                    |row| sqlx::FromRow::from_row(&row).map(|(email,): (String,)| Email::from_stored(email)),
+                    move |q| q.bind(hash.into_bytes()),
+                    "UPDATE customers SET bcrypted_password = ?, updated_at = ? WHERE id = ?",
+                )
+                .await
+            }
+
+            async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>> {
+                let Some(bound) = Self::bind_id(id) else { return Ok(None) };
+                self.run("delete_customer", async {
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let row: Option<(String, String, String)> = sqlx::query_as(concat!(
+                        "SELECT first_name, last_name, email FROM customers WHERE id = ?",
+                        $lock
+                    ))
+                    .bind(bound)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = row else {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    };
+                    // The access tokens of its live sessions stay refused until they expire.
+                    let live: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+                        "SELECT id, access_exp FROM sessions WHERE customer_id = ? \
+                         AND revoked_at IS NULL AND access_exp >= ?",
+                    )
+                    .bind(bound)
+                    .bind(now_ms / 1000)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut revocations = Vec::with_capacity(live.len());
+                    for (session, access_exp) in &live {
+                        Self::record_revocation(&mut tx, bound, session, *access_exp, now_ms).await?;
+                        if let Some(session) = crate::domain::RandomId::from_bytes(session) {
+                            revocations.push(Revocation { session, access_until: *access_exp, revoked_at: now_ms });
+                        }
+                    }
+                    sqlx::query("DELETE FROM sessions WHERE customer_id = ?")
+                        .bind(bound)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM customers WHERE id = ?")
+                        .bind(bound)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(Some(DeletedCustomer { personal: personal_from_row(row), revocations }))
+                })
                 .await
             }
 
