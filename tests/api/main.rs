@@ -21,5 +21,6 @@ mod info;
 mod login;
 mod observability;
 mod refresh;
+mod sessions;
 mod shutdown;
 mod signup;

@@ -4,19 +4,19 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use reqwest::{Client, Response};
 use saga_account::{
-    auth::{TokenCodec, TokenKind},
+    auth::{AuthService, Claims, TokenCodec, TokenKind},
     cache::CachedStore,
+    clock::{Clock, SystemClock},
     config::{Secret, Settings},
     domain::CustomerId,
     grpc::pb::auth_service_client::AuthServiceClient,
     metrics::Metrics,
     startup::Application,
-    store::CustomerStore,
 };
 use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use super::{Backend, SECRET, TestDatabase, now, tokens_of};
+use super::{Backend, SECRET, TestDatabase, tokens_of};
 
 pub struct TestApp {
     pub base: String,
@@ -24,6 +24,10 @@ pub struct TestApp {
     pub metrics_addr: SocketAddr,
     pub client: Client,
     pub tokens: TokenCodec,
+    /// The service's auth service, for operator actions and reading the sessions' state.
+    pub auth: AuthService,
+    /// The app's own idea of now (its clock), in Unix seconds.
+    now: Arc<dyn Fn() -> i64 + Send + Sync>,
     pub database: Arc<TestDatabase>,
     /// The service's own store (the cache in front of the database), for operator actions.
     pub cache: Arc<CachedStore>,
@@ -61,16 +65,32 @@ pub async fn spawn_app_on(
     database: &Arc<TestDatabase>,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_app_at_time(database, Arc::new(SystemClock), configure).await
+}
+
+/// As `spawn_app_on`, with the clock given (a `ManualClock` the test moves).
+pub async fn spawn_app_at_time(
+    database: &Arc<TestDatabase>,
+    clock: Arc<dyn Clock>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings(dir.path());
     settings.db_dsn = Secret::new(database.dsn.clone());
     configure(&mut settings);
-    let app = Application::build(settings).await.expect("app builds");
+    let app = Application::build_with_clock(settings, clock.clone())
+        .await
+        .expect("app builds");
+    let auth = app.core().auth.clone();
     let base = format!("http://{}", app.http_addr());
     let grpc_addr = app.grpc_addr();
     let metrics_addr = app.metrics_addr();
     let (cache, metrics) = (app.cache(), app.metrics());
     let (stop, stopped) = oneshot::channel::<()>();
+    let now = {
+        let clock = clock.clone();
+        Arc::new(move || clock.now_secs()) as Arc<dyn Fn() -> i64 + Send + Sync>
+    };
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
@@ -80,6 +100,8 @@ pub async fn spawn_app_on(
         metrics_addr,
         client: Client::new(),
         tokens: TokenCodec::new(SECRET.as_bytes()),
+        auth,
+        now,
         database: database.clone(),
         cache,
         metrics,
@@ -159,9 +181,16 @@ impl TestApp {
             .expect("gRPC connects")
     }
 
+    /// The claims of one of our tokens, at the app's time.
+    pub fn claims_of(&self, token: &str, kind: TokenKind) -> Claims {
+        self.tokens
+            .verify(token, kind, (self.now)())
+            .expect("a valid token")
+    }
+
     pub fn customer_of(&self, access_token: &str) -> CustomerId {
         self.tokens
-            .verify(access_token, TokenKind::Access, now())
+            .verify(access_token, TokenKind::Access, (self.now)())
             .expect("a valid access token")
             .customer
     }
@@ -183,10 +212,37 @@ impl TestApp {
 
     /// Deactivates a customer the way an operator does (`saga-account customer deactivate`).
     pub async fn deactivate(&self, id: CustomerId) {
-        assert_eq!(
-            self.cache.set_active(id, false).await.expect("set_active"),
-            Some(true)
-        );
+        assert!(self.auth.set_active(id, false).await.expect("set_active"));
+    }
+
+    /// A request with a bearer token and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("bearer {token}"));
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// Logs in and returns (access, refresh).
+    pub async fn login(&self, email: &str, password: &str) -> (String, String) {
+        let response = self
+            .post(
+                "/auth/login",
+                &serde_json::json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "login of {email}");
+        tokens_of(response).await
     }
 
     /// Waits until the app follows its Redis channels (when Redis is configured).
