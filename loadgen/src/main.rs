@@ -41,6 +41,15 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         start_at: u64,
     },
+    /// Insert revoked sessions straight into the revocation feed (every replica loads them
+    /// at its next poll): for `Auth` and memory figures with a large revocation set.
+    SeedRevocations {
+        /// The service's DB_DSN.
+        #[arg(long)]
+        dsn: String,
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+    },
 }
 
 #[derive(Args)]
@@ -112,6 +121,9 @@ fn main() -> anyhow::Result<()> {
             customers,
             start_at,
         } => runtime.block_on(seed::seed(&dsn, customers, start_at)),
+        Command::SeedRevocations { dsn, count } => {
+            runtime.block_on(seed::seed_revocations(&dsn, count))
+        }
         Command::Run(args) => {
             let target = if args.spawn {
                 spawn_service()?
@@ -254,6 +266,47 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
             _ => None,
         };
         match scenario {
+            Scenario::AuthRevocation => {
+                anyhow::ensure!(
+                    !args.jwt_secret.is_empty(),
+                    "auth-revocation mints session-less tokens: give --jwt-secret"
+                );
+                let codec = saga_account::auth::TokenCodec::new(args.jwt_secret.as_bytes());
+                let exp = {
+                    use saga_account::clock::Clock as _;
+                    saga_account::clock::SystemClock.now_secs() + 3600
+                };
+                let legacy: Vec<_> = customers
+                    .iter()
+                    .map(|c| {
+                        let mut c = c.clone();
+                        c.access = codec.mint(&saga_account::auth::Claims::legacy(
+                            saga_account::domain::CustomerId(c.id),
+                            saga_account::auth::TokenKind::Access,
+                            exp,
+                        ));
+                        c
+                    })
+                    .collect();
+                let without = scenarios::run(
+                    "auth (no session: no check)",
+                    Scenario::Auth,
+                    target,
+                    Arc::new(legacy),
+                    &load,
+                )
+                .await?;
+                print(&without, None);
+                let with = scenarios::run(
+                    "auth (session: checked)",
+                    Scenario::Auth,
+                    target,
+                    customers.clone(),
+                    &load,
+                )
+                .await?;
+                print(&with, Some(&without));
+            }
             Scenario::AuthUnderLogin => {
                 let alone = scenarios::run(
                     "auth (alone)",

@@ -37,6 +37,9 @@ pub enum Scenario {
     Mix,
     /// Logins saturating the hashing pool while Auth runs beside them.
     AuthUnderLogin,
+    /// `Auth` with session-less tokens (no revocation check), then with session tokens
+    /// (checked against the revocation set), in one run; needs --jwt-secret.
+    AuthRevocation,
 }
 
 /// Where the requests go.
@@ -193,7 +196,7 @@ enum Op {
 impl Op {
     fn of(scenario: Scenario, n: u64) -> Op {
         match scenario {
-            Scenario::Auth | Scenario::AuthUnderLogin => Op::Auth,
+            Scenario::Auth | Scenario::AuthUnderLogin | Scenario::AuthRevocation => Op::Auth,
             Scenario::Person => Op::Person,
             Scenario::Shipping => Op::Shipping,
             Scenario::Refresh => Op::Refresh,
@@ -343,7 +346,10 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     anyhow::ensure!(!customers.is_empty(), "no customers to drive");
     let channels = grpc_channels(target.grpc, load.grpc_connections).await?;
-    let needs_http = !matches!(scenario, Scenario::Auth | Scenario::AuthUnderLogin);
+    let needs_http = !matches!(
+        scenario,
+        Scenario::Auth | Scenario::AuthUnderLogin | Scenario::AuthRevocation
+    );
     let budget = Arc::new(AtomicI64::new(
         load.requests
             .map_or(i64::MAX, |r| i64::try_from(r).unwrap_or(i64::MAX)),

@@ -89,6 +89,59 @@ pub async fn seed(dsn: &str, customers: u64, start_at: u64) -> anyhow::Result<()
     Ok(())
 }
 
+/// Writes `count` revocations straight into the service's revocation feed (for measuring
+/// `Auth` and memory with a large revocation set): random session ids whose access tokens
+/// would live another hour. Every replica reads them at its next poll.
+pub async fn seed_revocations(dsn: &str, count: u64) -> anyhow::Result<()> {
+    let url = DatabaseUrl::parse(dsn, std::path::Path::new("data"))?;
+    let pool = PoolSettings {
+        max_open: 2,
+        max_idle: 1,
+        acquire_timeout: std::time::Duration::from_secs(30),
+    };
+    store::migrate(&url, &pool).await?;
+    let started = Instant::now();
+    let now_ms = i64::try_from(SystemClock.now_millis())?;
+    let until = SystemClock.now_secs() + 3600;
+    macro_rules! fill {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let mut done = 0u64;
+            while done < count {
+                let rows = usize::try_from((count - done).min(BATCH as u64))?;
+                let sql = format!(
+                    "INSERT INTO session_revocations (session_id, customer_id, revoked_at, access_until) VALUES {}",
+                    vec!["(?, 0, ?, ?)"; rows].join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for _ in 0..rows {
+                    query = query.bind(rand::random::<[u8; 16]>().to_vec()).bind(now_ms).bind(until);
+                }
+                query.execute(&pool).await?;
+                done += rows as u64;
+            }
+            pool.close().await;
+        }};
+    }
+    match &url {
+        DatabaseUrl::Sqlite(store::SqliteTarget::File(path)) => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+            fill!(sqlx::SqlitePool::connect_with(options).await?)
+        }
+        DatabaseUrl::Sqlite(store::SqliteTarget::Memory) => {
+            anyhow::bail!("seeding :memory: is pointless")
+        }
+        DatabaseUrl::MySql(options) => {
+            fill!(sqlx::MySqlPool::connect_with((**options).clone()).await?)
+        }
+    }
+    println!(
+        "seeded {count} revocations in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// The first `count` seeded customers, with tokens minted locally with the service's secret
 /// (so that reads need no login first).
 pub async fn seeded_customers(

@@ -81,6 +81,9 @@ pub struct Claims {
     pub sid: Option<SessionId>,
     /// A refresh token's own id; absent in access tokens and Go-minted tokens.
     pub jti: Option<TokenId>,
+    /// On refresh tokens: when the session ends (Unix seconds, claim `sxp`), so that a
+    /// refresh can cap the new tokens' lifetimes without reading the session first.
+    pub session_end: Option<i64>,
 }
 
 impl Claims {
@@ -93,6 +96,7 @@ impl Claims {
             iat: None,
             sid: None,
             jti: None,
+            session_end: None,
         }
     }
 }
@@ -118,6 +122,7 @@ struct RawClaims<'a> {
     sid: Option<&'a str>,
     #[serde(borrow, default)]
     jti: Option<&'a str>,
+    sxp: Option<i64>,
 }
 
 /// Signs and verifies tokens with one secret. Cheap to clone.
@@ -154,6 +159,9 @@ impl TokenCodec {
         }
         if let Some(jti) = claims.jti {
             let _ = write!(payload, r#","jti":"{jti}""#);
+        }
+        if let Some(end) = claims.session_end {
+            let _ = write!(payload, r#","sxp":{end}"#);
         }
         payload.push('}');
         let mut token = String::with_capacity(160);
@@ -219,6 +227,7 @@ impl TokenCodec {
             iat: raw.iat,
             sid,
             jti,
+            session_end: raw.sxp,
         })
     }
 }
@@ -260,6 +269,7 @@ mod tests {
             iat: Some(NOW),
             sid: Some(RandomId::random()),
             jti: Some(RandomId::random()),
+            session_end: Some(NOW + 1000),
         };
         let token = c.mint(&claims);
         assert_eq!(c.verify(&token, TokenKind::Refresh, NOW), Ok(claims));

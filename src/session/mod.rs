@@ -39,6 +39,14 @@ pub struct SessionSettings {
     pub revocation_poll: Duration,
 }
 
+/// What the tokens of a session name: whose it is, which, and when it ends (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+struct SessionKey {
+    customer: CustomerId,
+    sid: SessionId,
+    end: i64,
+}
+
 /// The claims of a new token pair for a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
@@ -219,12 +227,17 @@ impl SessionService {
         self.0.metrics.sessions_started.inc();
         self.count_revoked(RevokeReason::Evicted, evicted.len() as u64);
         self.0.feed.announce(&evicted).await;
-        Ok(self.grant(&session, access_exp, session.refresh_jti, now, refresh_exp))
+        let key = SessionKey {
+            customer,
+            sid: session.id,
+            end: expires_at / 1000,
+        };
+        Ok(self.grant(key, access_exp, session.refresh_jti, now, refresh_exp))
     }
 
     fn grant(
         &self,
-        session: &Session,
+        session: SessionKey,
         access_exp: i64,
         jti: RandomId,
         refresh_iat: i64,
@@ -237,16 +250,18 @@ impl SessionService {
                 kind: TokenKind::Access,
                 exp: access_exp,
                 iat: Some(now),
-                sid: Some(session.id),
+                sid: Some(session.sid),
                 jti: None,
+                session_end: None,
             },
             refresh: Claims {
                 customer: session.customer,
                 kind: TokenKind::Refresh,
                 exp: refresh_exp,
                 iat: Some(refresh_iat),
-                sid: Some(session.id),
+                sid: Some(session.sid),
                 jti: Some(jti),
+                session_end: Some(session.end),
             },
         }
     }
@@ -262,9 +277,17 @@ impl SessionService {
     pub async fn refresh(&self, sid: SessionId, presented: &Claims) -> Result<Grant, Error> {
         let now_ms = self.now_ms();
         let now = now_ms / 1000;
-        let mut session = self.live_session(sid, presented.customer, now_ms).await?;
-        let (access_exp, refresh_exp) = self.expiries(now, session.expires_at);
+        let customer = presented.customer;
+        // The session's end travels in the refresh token (signed), so the common case is
+        // one statement: a compare-and-set that also checks the session is live.
+        let end = match presented.session_end {
+            Some(end) => end,
+            None => self.live_session(sid, customer, now_ms).await?.expires_at / 1000,
+        };
+        let (access_exp, refresh_exp) = self.expiries(now, end.saturating_mul(1000));
         let tokens_exp = access_exp.max(refresh_exp);
+        let key = SessionKey { customer, sid, end };
+        let presented_jti = presented.jti.ok_or(Error::TokenInvalid)?;
         if !self.0.settings.rotation {
             // As in the Go service: the token stays usable, only bound to its session.
             if !self
@@ -276,30 +299,27 @@ impl SessionService {
                 return Err(Error::TokenRevoked);
             }
             self.0.metrics.sessions_refreshed.inc();
-            return Ok(self.grant(&session, access_exp, session.refresh_jti, now, refresh_exp));
+            return Ok(self.grant(key, access_exp, presented_jti, now, refresh_exp));
         }
-        let presented_jti = presented.jti.ok_or(Error::TokenInvalid)?;
-        if presented_jti == session.refresh_jti {
-            let rotation = Rotation {
-                new_jti: RandomId::random(),
-                iat: now,
-                refresh_exp,
-                refreshed_at: now_ms,
-                access_exp,
-                tokens_exp,
-            };
-            if self
-                .0
-                .store
-                .rotate(sid, presented_jti, &rotation, now_ms)
-                .await?
-            {
-                self.0.metrics.sessions_refreshed.inc();
-                return Ok(self.grant(&session, access_exp, rotation.new_jti, now, refresh_exp));
-            }
-            // Another request rotated it first: judge the token against what it wrote.
-            session = self.live_session(sid, presented.customer, now_ms).await?;
+        let rotation = Rotation {
+            new_jti: RandomId::random(),
+            iat: now,
+            refresh_exp,
+            refreshed_at: now_ms,
+            access_exp,
+            tokens_exp,
+        };
+        if self
+            .0
+            .store
+            .rotate(sid, customer, presented_jti, &rotation, now_ms)
+            .await?
+        {
+            self.0.metrics.sessions_refreshed.inc();
+            return Ok(self.grant(key, access_exp, rotation.new_jti, now, refresh_exp));
         }
+        // Not the current token of a live session: revoked, ended, or used already.
+        let session = self.live_session(sid, customer, now_ms).await?;
         let grace_ms = i64::try_from(self.0.settings.reuse_grace.as_millis()).unwrap_or(0);
         let in_grace = session.previous_jti == Some(presented_jti)
             && session
@@ -317,7 +337,7 @@ impl SessionService {
             }
             self.0.metrics.sessions_refreshed.inc();
             return Ok(self.grant(
-                &session,
+                key,
                 access_exp,
                 session.refresh_jti,
                 session.refresh_iat,
@@ -325,11 +345,11 @@ impl SessionService {
             ));
         }
         tracing::warn!(
-            customer_id = %session.customer,
+            customer_id = %customer,
             session = %sid,
             "a used refresh token was presented again: the session is revoked"
         );
-        self.revoke(session.customer, Which::Only(sid), RevokeReason::Reuse)
+        self.revoke(customer, Which::Only(sid), RevokeReason::Reuse)
             .await?;
         Err(Error::TokenRevoked)
     }

@@ -27,8 +27,9 @@ use crate::{
 /// The channel on which replicas announce revocations (not known to Go replicas).
 pub const REVOCATION_CHANNEL: &str = "revoked_sessions:account";
 /// How far back each poll of the feed reads: rows committed late, or stamped by a replica
-/// whose clock is behind, are still seen.
-const POLL_LOOKBACK_MS: i64 = 30_000;
+/// whose clock is behind (by up to this much), are still seen. Each poll reads the
+/// revocations of this window again, so it is kept short.
+const POLL_LOOKBACK_MS: i64 = 10_000;
 const SHARDS: usize = 16;
 
 /// Session ids are random: their first bytes are already a good hash.

@@ -44,11 +44,12 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn get(&self, id: SessionId) -> StoreResult<Option<Session>>;
 
     /// Compare-and-set: replaces the current refresh token `presented` by the rotation's.
-    /// False when `presented` is no longer current or the session is not live: of two
-    /// refreshes racing with one token, exactly one rotates.
+    /// False when `presented` is no longer current or the session (of `customer`) is not
+    /// live: of two refreshes racing with one token, exactly one rotates.
     async fn rotate(
         &self,
         id: SessionId,
+        customer: CustomerId,
         presented: TokenId,
         rotation: &Rotation,
         now_ms: i64,

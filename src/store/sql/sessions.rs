@@ -247,10 +247,14 @@ macro_rules! session_store {
             async fn rotate(
                 &self,
                 id: SessionId,
+                customer: CustomerId,
                 presented: TokenId,
                 rotation: &Rotation,
                 now_ms: i64,
             ) -> StoreResult<bool> {
+                let Some(customer) = Self::bind_id(customer) else {
+                    return Ok(false);
+                };
                 let done = self
                     .run(
                         "session_rotate",
@@ -258,7 +262,8 @@ macro_rules! session_store {
                             "UPDATE sessions SET previous_jti = refresh_jti, rotated_at = ?, \
                              refresh_jti = ?, refresh_iat = ?, refresh_exp = ?, refreshed_at = ?, \
                              access_exp = ?, tokens_exp = ? \
-                             WHERE id = ? AND refresh_jti = ? AND revoked_at IS NULL AND expires_at > ?",
+                             WHERE id = ? AND customer_id = ? AND refresh_jti = ? AND revoked_at IS NULL \
+                             AND expires_at > ?",
                         )
                         .bind(rotation.refreshed_at)
                         .bind(rotation.new_jti.as_bytes().as_slice())
@@ -268,6 +273,7 @@ macro_rules! session_store {
                         .bind(rotation.access_exp)
                         .bind(rotation.tokens_exp)
                         .bind(id.as_bytes().as_slice())
+                        .bind(customer)
                         .bind(presented.as_bytes().as_slice())
                         .bind(now_ms)
                         .execute(&self.pool),
