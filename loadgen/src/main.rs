@@ -49,6 +49,10 @@ enum Command {
         dsn: String,
         #[arg(long, default_value_t = 100_000)]
         count: u64,
+        /// How long ago they were revoked: 0 = now (running replicas read them at their
+        /// next poll); older ones are read by replicas only when they start.
+        #[arg(long, default_value_t = 0)]
+        age: i64,
     },
 }
 
@@ -121,8 +125,8 @@ fn main() -> anyhow::Result<()> {
             customers,
             start_at,
         } => runtime.block_on(seed::seed(&dsn, customers, start_at)),
-        Command::SeedRevocations { dsn, count } => {
-            runtime.block_on(seed::seed_revocations(&dsn, count))
+        Command::SeedRevocations { dsn, count, age } => {
+            runtime.block_on(seed::seed_revocations(&dsn, count, age))
         }
         Command::Run(args) => {
             let target = if args.spawn {

@@ -92,7 +92,7 @@ pub async fn seed(dsn: &str, customers: u64, start_at: u64) -> anyhow::Result<()
 /// Writes `count` revocations straight into the service's revocation feed (for measuring
 /// `Auth` and memory with a large revocation set): random session ids whose access tokens
 /// would live another hour. Every replica reads them at its next poll.
-pub async fn seed_revocations(dsn: &str, count: u64) -> anyhow::Result<()> {
+pub async fn seed_revocations(dsn: &str, count: u64, age_secs: i64) -> anyhow::Result<()> {
     let url = DatabaseUrl::parse(dsn, std::path::Path::new("data"))?;
     let pool = PoolSettings {
         max_open: 2,
@@ -101,7 +101,7 @@ pub async fn seed_revocations(dsn: &str, count: u64) -> anyhow::Result<()> {
     };
     store::migrate(&url, &pool).await?;
     let started = Instant::now();
-    let now_ms = i64::try_from(SystemClock.now_millis())?;
+    let now_ms = i64::try_from(SystemClock.now_millis())? - age_secs * 1000;
     let until = SystemClock.now_secs() + 3600;
     macro_rules! fill {
         ($pool:expr) => {{

@@ -48,6 +48,9 @@ impl PasswordHasher {
         metrics: Metrics,
     ) -> std::io::Result<Self> {
         let threads = threads.max(1);
+        metrics
+            .hash_queue_capacity
+            .set(i64::try_from(queue).unwrap_or(i64::MAX));
         let (jobs, receiver) = crossbeam_channel::bounded::<Job>(queue);
         for i in 0..threads {
             let receiver = receiver.clone();

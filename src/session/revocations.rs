@@ -26,10 +26,14 @@ use crate::{
 
 /// The channel on which replicas announce revocations (not known to Go replicas).
 pub const REVOCATION_CHANNEL: &str = "revoked_sessions:account";
-/// How far back each poll of the feed reads: rows committed late, or stamped by a replica
-/// whose clock is behind (by up to this much), are still seen. Each poll reads the
-/// revocations of this window again, so it is kept short.
-const POLL_LOOKBACK_MS: i64 = 10_000;
+/// How far back a poll of the feed reads, before the latest revocation it has seen: rows
+/// that committed a little after they were stamped are still seen. Each poll reads this
+/// window again, so it is short.
+const POLL_LOOKBACK_MS: i64 = 2_000;
+/// Every so many polls, one reads much further back: a row stamped by a replica whose
+/// clock is behind (by up to this much) is still seen, a little later.
+const SKEW_LOOKBACK_MS: i64 = 10_000;
+const SKEW_POLL_EVERY: u64 = 10;
 const SHARDS: usize = 16;
 
 /// Session ids are random: their first bytes are already a good hash.
@@ -158,6 +162,7 @@ pub struct RevocationFeed {
     metrics: Metrics,
     /// The latest `revoked_at` read from the database (Unix ms).
     latest_polled: AtomicI64,
+    polls: std::sync::atomic::AtomicU64,
 }
 
 impl RevocationFeed {
@@ -176,6 +181,7 @@ impl RevocationFeed {
             clock,
             metrics,
             latest_polled: AtomicI64::new(now),
+            polls: std::sync::atomic::AtomicU64::new(0),
         });
         if let Some(redis) = redis {
             redis.add_handler(feed.clone());
@@ -233,7 +239,12 @@ impl RevocationFeed {
 
     /// Reads the revocations recorded since the last poll (with some overlap).
     pub async fn poll(&self) -> crate::store::StoreResult<()> {
-        let since = self.latest_polled.load(Ordering::Relaxed) - POLL_LOOKBACK_MS;
+        let lookback = if self.polls.fetch_add(1, Ordering::Relaxed) % SKEW_POLL_EVERY == 0 {
+            SKEW_LOOKBACK_MS
+        } else {
+            POLL_LOOKBACK_MS
+        };
+        let since = self.latest_polled.load(Ordering::Relaxed) - lookback;
         let revocations = self.store.revocations_since(since).await?;
         if let Some(latest) = revocations.iter().map(|r| r.revoked_at).max() {
             self.latest_polled.fetch_max(latest, Ordering::Relaxed);
