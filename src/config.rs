@@ -82,6 +82,18 @@ specs! {
     MAX_SESSIONS_PER_CUSTOMER, "sessionConfig.maxPerCustomer", "100", "live sessions per customer; a new one ends the least recently refreshed";
     REVOCATION_POLL_MILLISECONDS, "sessionConfig.revocationPollMilliseconds", "500", "how often each replica reads new revocations from the database (the bound on revocation delay without Redis)";
     TRUSTED_PROXIES, "trustedProxies", "", "comma-separated CIDR ranges of proxies whose X-Forwarded-For is believed; empty = none";
+    LOGIN_MAX_FAILURES, "abuseConfig.loginMaxFailures", "5", "failed logins per (email, client address) within the window before logins for the pair answer 429; 0 = no limit";
+    LOGIN_FAILURE_WINDOW_SECONDS, "abuseConfig.loginFailureWindowSeconds", "900", "window in which failed logins are counted";
+    LOGIN_LOCKOUT_SECONDS, "abuseConfig.loginLockoutSeconds", "60", "first lockout; each further lockout inside the window doubles it";
+    LOGIN_MAX_LOCKOUT_SECONDS, "abuseConfig.loginMaxLockoutSeconds", "900", "longest lockout";
+    LOGIN_MAX_FAILURES_PER_IP, "abuseConfig.loginMaxFailuresPerIp", "0", "failed logins per client address within the window (any email); 0 = off (behind an untrusted proxy every customer shares one address)";
+    SIGNUP_MAX_PER_IP_PER_HOUR, "abuseConfig.signupMaxPerIpPerHour", "0", "signups per client address per hour; 0 = off";
+    LOGIN_UNIFORM_ERRORS, "abuseConfig.loginUniformErrors", "false", "answer unknown emails and wrong passwords alike with 401 authentication failed";
+    PASSWORD_HASH, "passwordConfig.hash", "bcrypt", "hash of new passwords: bcrypt (cost 10; Go replicas can verify) or argon2id; both always verify";
+    ARGON2_MEMORY_KIB, "passwordConfig.argon2MemoryKib", "19456", "Argon2id memory cost in KiB (per hashing thread while it hashes)";
+    ARGON2_ITERATIONS, "passwordConfig.argon2Iterations", "2", "Argon2id time cost";
+    ARGON2_PARALLELISM, "passwordConfig.argon2Parallelism", "1", "Argon2id lanes";
+    PASSWORD_MIN_SCORE, "passwordConfig.minScore", "0", "zxcvbn score 0-4 a new password needs (email and names count against it); 0 = only the length rule";
     DB_DSN, "dbConfig.dsn", "", "database: empty = SQLite in DATA_DIR, sqlite://PATH, mysql://user:pass@host:port/db or user:pass@tcp(host:port)/db?...";
     DB_MAX_OPEN_CONNS, "dbConfig.maxOpenConns", "10", "largest number of database connections";
     DB_MAX_IDLE_CONNS, "dbConfig.maxIdleConns", "3", "connections kept open while idle";
@@ -135,6 +147,21 @@ pub enum LegacyRefreshTokens {
     Accept,
     /// 401 `invalid token`.
     Reject,
+}
+
+/// The hash given to new passwords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordHashKind {
+    Bcrypt,
+    Argon2id,
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
 }
 
 /// A CIDR range of addresses.
@@ -210,6 +237,16 @@ pub struct Settings {
     pub max_sessions_per_customer: u32,
     pub revocation_poll: Duration,
     pub trusted_proxies: Vec<IpNet>,
+    pub login_max_failures: u32,
+    pub login_failure_window: Duration,
+    pub login_lockout: Duration,
+    pub login_max_lockout: Duration,
+    pub login_max_failures_per_ip: u32,
+    pub signup_max_per_ip_per_hour: u32,
+    pub login_uniform_errors: bool,
+    pub password_hash: PasswordHashKind,
+    pub argon2: Argon2Params,
+    pub password_min_score: u8,
     pub db_dsn: Secret,
     pub db_max_open_conns: u32,
     pub db_max_idle_conns: u32,
@@ -312,6 +349,35 @@ impl Settings {
             )?,
             max_sessions_per_customer: r.positive(Key::MAX_SESSIONS_PER_CUSTOMER)?,
             revocation_poll: Duration::from_millis(r.positive(Key::REVOCATION_POLL_MILLISECONDS)?),
+            login_max_failures: r.parse(Key::LOGIN_MAX_FAILURES, "a whole number")?,
+            login_failure_window: Duration::from_secs(
+                r.positive(Key::LOGIN_FAILURE_WINDOW_SECONDS)?,
+            ),
+            login_lockout: Duration::from_secs(r.positive(Key::LOGIN_LOCKOUT_SECONDS)?),
+            login_max_lockout: Duration::from_secs(r.positive(Key::LOGIN_MAX_LOCKOUT_SECONDS)?),
+            login_max_failures_per_ip: r.parse(Key::LOGIN_MAX_FAILURES_PER_IP, "a whole number")?,
+            signup_max_per_ip_per_hour: r
+                .parse(Key::SIGNUP_MAX_PER_IP_PER_HOUR, "a whole number")?,
+            login_uniform_errors: r.boolean(Key::LOGIN_UNIFORM_ERRORS)?,
+            password_hash: r.parse_with(Key::PASSWORD_HASH, "bcrypt or argon2id", |v| match v {
+                "bcrypt" => Some(PasswordHashKind::Bcrypt),
+                "argon2id" => Some(PasswordHashKind::Argon2id),
+                _ => None,
+            })?,
+            argon2: Argon2Params {
+                memory_kib: r.parse_with(
+                    Key::ARGON2_MEMORY_KIB,
+                    "a number of KiB, at least 8 per lane",
+                    |v| v.parse().ok().filter(|m| *m >= 8),
+                )?,
+                iterations: r.positive(Key::ARGON2_ITERATIONS)?,
+                parallelism: r.parse_with(Key::ARGON2_PARALLELISM, "a number 1-255", |v| {
+                    v.parse().ok().filter(|p| (1..=255).contains(p))
+                })?,
+            },
+            password_min_score: r.parse_with(Key::PASSWORD_MIN_SCORE, "a number 0-4", |v| {
+                v.parse().ok().filter(|s| *s <= 4)
+            })?,
             trusted_proxies: r.parse_with(
                 Key::TRUSTED_PROXIES,
                 "comma-separated CIDR ranges, e.g. 10.0.0.0/8,192.168.1.10/32",

@@ -32,3 +32,4 @@ pub mod session;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;

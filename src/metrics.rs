@@ -64,6 +64,12 @@ pub struct Inner {
     /// Token verifications by transport (`http`, `grpc`) and outcome (`valid`, `expired`,
     /// `invalid`, `revoked`).
     pub token_verifications: IntCounterVec,
+    /// Logins and signups refused by a limit, by limit (`email_ip`, `ip`, `signup_ip`).
+    pub throttled: IntCounterVec,
+    /// Lockouts begun, by limit (`email_ip`, `ip`).
+    pub lockouts: IntCounterVec,
+    /// Stored hashes replaced on login by one of the configured kind and parameters.
+    pub rehashes: IntCounterVec,
     pub sessions_started: IntCounter,
     pub sessions_refreshed: IntCounter,
     /// Sessions ended, by reason (every reason present from the start, at 0).
@@ -331,6 +337,24 @@ impl Metrics {
                 n("password_hash_queue_depth"),
                 "Password hashing jobs waiting for a thread.",
             ),
+            throttled: counter_vec(
+                &r,
+                n("login_throttled_total"),
+                "Logins and signups answered 429 by a limit, by limit (email_ip, ip, signup_ip).",
+                &["limit"],
+            ),
+            lockouts: counter_vec(
+                &r,
+                n("login_lockouts_total"),
+                "Lockouts begun by failed logins, by limit (email_ip, ip).",
+                &["limit"],
+            ),
+            rehashes: counter_vec(
+                &r,
+                n("password_rehashes_total"),
+                "Stored password hashes upgraded on login, by algorithm (from, to).",
+                &["from", "to"],
+            ),
             sessions_started: counter(
                 &r,
                 n("sessions_started_total"),
@@ -375,9 +399,11 @@ impl Metrics {
             hash_duration: histogram_vec(
                 &r,
                 n("password_hash_duration_seconds"),
-                "CPU time of one bcrypt hash or verification.",
-                vec![0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0],
-                &["operation"],
+                "Time of one password hash, verification or strength check on a hashing thread, by algorithm.",
+                vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0,
+                ],
+                &["operation", "algorithm"],
             ),
             db_pool_in_use: gauge(
                 &r,

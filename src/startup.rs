@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     account::AccountService,
-    auth::{self, AuthDeps, AuthService, PasswordHasher, TokenCodec},
+    auth::{self, AbusePolicy, AuthDeps, AuthService, HashPolicy, PasswordHasher, TokenCodec},
     cache::{CacheSettings, CachedStore},
     clock::{Clock, SystemClock},
     config::Settings,
@@ -21,6 +21,7 @@ use crate::{
     redis::{RedisClient, RedisSettings},
     session::{SessionService, SessionSettings},
     store::{self, CustomerStore, DatabaseUrl, PoolSettings, SqliteTarget},
+    throttle::{LockoutPolicy, Throttle},
 };
 
 /// A listener and the address it really got (port 0 becomes a free port).
@@ -141,13 +142,38 @@ impl Core {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let hasher = PasswordHasher::new(threads, settings.hash_queue, metrics.clone())
+        let policy = HashPolicy::new(settings.password_hash, settings.argon2)
+            .map_err(|e| anyhow::anyhow!("invalid Argon2id parameters: {e}"))?;
+        if role == Role::Server {
+            tracing::info!(
+                algorithm = policy.algorithm().label(),
+                threads,
+                queue = settings.hash_queue,
+                memory_bound_mib = (policy.memory_per_thread() * threads as u64) / (1024 * 1024),
+                "password hashing pool"
+            );
+        }
+        let hasher = PasswordHasher::new(threads, settings.hash_queue, policy, metrics.clone())
             .context("starting hashing threads")?;
+        let lockout = |max_failures| LockoutPolicy {
+            max_failures,
+            window: settings.login_failure_window,
+            first_lockout: settings.login_lockout,
+            max_lockout: settings.login_max_lockout,
+        };
         let auth = AuthService::new(AuthDeps {
             customers: cache.clone(),
             sessions,
             tokens: TokenCodec::new(secret.expose().as_bytes()),
             hasher,
+            throttle: Throttle::new(redis.clone(), clock.clone(), metrics.clone()),
+            abuse: AbusePolicy {
+                login: lockout(settings.login_max_failures),
+                login_per_ip: lockout(settings.login_max_failures_per_ip),
+                signups_per_ip_per_hour: settings.signup_max_per_ip_per_hour,
+                uniform_errors: settings.login_uniform_errors,
+                min_password_score: settings.password_min_score,
+            },
             ids,
             clock: clock.clone(),
             metrics: metrics.clone(),

@@ -1,15 +1,28 @@
 //! The flows that check or set a password: signup, login, password change, account
 //! deletion, and the operator's activation switch.
 
+use std::time::Duration;
+
 use crate::{
     domain::{
         ClientInfo, CustomerId, Email, Error, NewCustomer, Password, PersonalInfo, RevokeReason,
         ShippingInfo,
     },
     store::{StoreError, Which},
+    throttle::{Decision, LockKey, digest},
 };
 
-use super::{AuthService, TokenPair, Verified, outcome};
+use super::{Algorithm, AuthService, TokenPair, Verified, outcome};
+
+/// The window of `SIGNUP_MAX_PER_IP_PER_HOUR`.
+const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
+
+/// What the limits count a client by: its address.
+fn client_key(client: &ClientInfo) -> String {
+    client
+        .ip
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
 
 /// Two generators that share a machine id can produce one ID; the primary key catches it
 /// and the insert is retried with a new one.
@@ -50,6 +63,19 @@ impl AuthService {
     }
 
     async fn try_signup(&self, signup: Signup, client: &ClientInfo) -> Result<TokenPair, Error> {
+        // Decided before any hashing: a flood of signups cannot take the pool.
+        let key = format!("signup:{}", digest(&client_key(client)));
+        if let Decision::Limited { retry_after } = self
+            .0
+            .throttle
+            .hit(&key, self.0.abuse.signups_per_ip_per_hour, SIGNUP_WINDOW)
+            .await
+        {
+            self.count_throttled("signup_ip");
+            return Err(Error::TooManyAttempts { retry_after });
+        }
+        self.check_strength(&signup.password, &signup.personal)
+            .await?;
         let bcrypted_password = self.0.hasher.hash(signup.password).await?;
         let mut customer = NewCustomer {
             id: CustomerId(0),
@@ -76,31 +102,146 @@ impl AuthService {
         Err(Error::internal("could not allocate a unique customer id"))
     }
 
+    fn count_throttled(&self, limit: &str) {
+        self.0.metrics.throttled.with_label_values(&[limit]).inc();
+    }
+
+    /// 400 `password too weak` below `PASSWORD_MIN_SCORE`, the customer's own data counting
+    /// against the password.
+    async fn check_strength(
+        &self,
+        password: &Password,
+        personal: &PersonalInfo,
+    ) -> Result<(), Error> {
+        let min = self.0.abuse.min_password_score;
+        if min == 0 {
+            return Ok(());
+        }
+        let inputs = vec![
+            personal.email.as_str().to_owned(),
+            personal.first_name.as_str().to_owned(),
+            personal.last_name.as_str().to_owned(),
+        ];
+        if self.0.hasher.strength(password.clone(), inputs).await? < min {
+            return Err(Error::PasswordTooWeak);
+        }
+        Ok(())
+    }
+
+    /// Counts a failed login against its pair and its address.
+    async fn login_failed(&self, pair: &LockKey, ip: &LockKey) {
+        let abuse = &self.0.abuse;
+        if self.0.throttle.fail(pair, &abuse.login).await.is_some() {
+            self.0
+                .metrics
+                .lockouts
+                .with_label_values(&["email_ip"])
+                .inc();
+        }
+        if self
+            .0
+            .throttle
+            .fail(ip, &abuse.login_per_ip)
+            .await
+            .is_some()
+        {
+            self.0.metrics.lockouts.with_label_values(&["ip"]).inc();
+        }
+    }
+
     async fn try_login(
         &self,
         email: Email,
         password: Password,
         client: &ClientInfo,
     ) -> Result<TokenPair, Error> {
-        let credentials = self
-            .0
-            .customers
-            .credentials(&email)
-            .await?
-            .ok_or(Error::CustomerNotFound)?;
-        if !credentials.active {
-            return Err(Error::CustomerInactive);
+        let abuse = &self.0.abuse;
+        let address = client_key(client);
+        let pair = LockKey::new("login", &email.as_str().to_ascii_lowercase(), &address);
+        let ip = LockKey::new("login-ip", &address, "");
+        // Decided before any hashing: a flood of guesses cannot take the pool.
+        for (key, policy, limit) in [
+            (&pair, &abuse.login, "email_ip"),
+            (&ip, &abuse.login_per_ip, "ip"),
+        ] {
+            if let Decision::Limited { retry_after } = self.0.throttle.check(key, policy).await {
+                self.count_throttled(limit);
+                return Err(Error::TooManyAttempts { retry_after });
+            }
         }
-        if !self
+        let Some(credentials) = self.0.customers.credentials(&email).await? else {
+            // As long as a wrong password takes, so that the list of customers cannot be
+            // read off the clock.
+            self.0.hasher.verify_dummy(password).await?;
+            self.login_failed(&pair, &ip).await;
+            return Err(if abuse.uniform_errors {
+                Error::AuthenticationFailed
+            } else {
+                Error::CustomerNotFound
+            });
+        };
+        let stored = credentials.bcrypted_password.clone();
+        let right = self
             .0
             .hasher
-            .verify(password, credentials.bcrypted_password)
-            .await?
-        {
+            .verify(password.clone(), credentials.bcrypted_password)
+            .await?;
+        if !right {
+            self.login_failed(&pair, &ip).await;
+        }
+        if !credentials.active && (right || !abuse.uniform_errors) {
+            // Part I: an inactive customer is told so; with uniform errors only once the
+            // password is right, so that it tells nothing about the address otherwise.
+            return Err(Error::CustomerInactive);
+        }
+        if !right {
             return Err(Error::AuthenticationFailed);
+        }
+        self.0.throttle.clear(&pair, &abuse.login).await;
+        if self.0.hasher.policy().needs_rehash(&stored) {
+            self.upgrade_hash(credentials.id, password, &stored);
         }
         let grant = self.0.sessions.start(credentials.id, client).await?;
         Ok(self.mint(&grant))
+    }
+
+    /// Replaces a stored hash that is not of the configured kind and parameters, after the
+    /// login has been answered; every replica's cached credentials follow.
+    fn upgrade_hash(&self, customer: CustomerId, password: Password, stored: &str) {
+        let from = Algorithm::of(stored).map_or("unknown", Algorithm::label);
+        let to = self.0.hasher.policy().algorithm().label();
+        let service = self.clone();
+        tokio::spawn(async move {
+            let upgraded = async {
+                let hash = service.0.hasher.hash(password).await?;
+                service.0.customers.update_password(customer, &hash).await?;
+                Ok::<_, Error>(())
+            };
+            match upgraded.await {
+                Ok(()) => {
+                    service
+                        .0
+                        .metrics
+                        .rehashes
+                        .with_label_values(&[from, to])
+                        .inc();
+                    tracing::info!(customer_id = %customer, from, to, "password hash upgraded");
+                }
+                Err(error) => {
+                    tracing::warn!(customer_id = %customer, %error, "password hash not upgraded")
+                }
+            }
+        });
+    }
+
+    /// Clears the login failures counted for `email` from every address (after a
+    /// password reset).
+    pub async fn clear_login_failures(&self, email: &Email) {
+        let key = LockKey::new("login", &email.as_str().to_ascii_lowercase(), "");
+        self.0
+            .throttle
+            .clear_family(&key, &self.0.abuse.login)
+            .await;
     }
 
     /// Whether `password` is the customer's; `AuthenticationFailed` when it is not.
@@ -138,6 +279,15 @@ impl AuthService {
         new: Password,
     ) -> Result<(), Error> {
         self.check_password(caller.customer, current).await?;
+        if self.0.abuse.min_password_score > 0 {
+            let personal = self
+                .0
+                .customers
+                .personal_info(caller.customer)
+                .await?
+                .ok_or(Error::CustomerNotFound)?;
+            self.check_strength(&new, &personal).await?;
+        }
         let hash = self.0.hasher.hash(new).await?;
         self.0
             .customers

@@ -14,7 +14,7 @@ mod token;
 use std::sync::Arc;
 
 pub use credentials::Signup;
-pub use password::{BCRYPT_COST, PasswordHasher};
+pub use password::{Algorithm, BCRYPT_COST, HashPolicy, PasswordHasher};
 pub use secret::jwt_secret;
 pub use token::{Claims, TokenCodec, TokenError, TokenKind};
 
@@ -25,6 +25,7 @@ use crate::{
     metrics::Metrics,
     session::{Grant, SessionService},
     store::CustomerStore,
+    throttle::{LockoutPolicy, Throttle},
 };
 
 /// A fresh access token and refresh token.
@@ -48,9 +49,26 @@ pub struct AuthDeps {
     pub sessions: SessionService,
     pub tokens: TokenCodec,
     pub hasher: PasswordHasher,
+    pub throttle: Throttle,
+    pub abuse: AbusePolicy,
     pub ids: Arc<IdGenerator>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
+}
+
+/// The limits of SPEC section 10.
+#[derive(Debug, Clone)]
+pub struct AbusePolicy {
+    /// Failed logins per (email, client address).
+    pub login: LockoutPolicy,
+    /// Failed logins per client address, any email (`max_failures` 0 = off).
+    pub login_per_ip: LockoutPolicy,
+    /// Signups per client address per hour (0 = off).
+    pub signups_per_ip_per_hour: u32,
+    /// Unknown emails and wrong passwords both answer 401 `authentication failed`.
+    pub uniform_errors: bool,
+    /// zxcvbn score a new password needs (0 = only the length rule).
+    pub min_password_score: u8,
 }
 
 #[derive(Clone)]
@@ -65,6 +83,13 @@ fn outcome<T>(result: &Result<T, Error>) -> &'static str {
 
 impl AuthService {
     pub fn new(deps: AuthDeps) -> Self {
+        // Every limit is a series from the start, so that its first refusal is a rise.
+        for limit in ["email_ip", "ip", "signup_ip"] {
+            deps.metrics.throttled.with_label_values(&[limit]);
+        }
+        for limit in ["email_ip", "ip"] {
+            deps.metrics.lockouts.with_label_values(&[limit]);
+        }
         Self(Arc::new(deps))
     }
 

@@ -1,17 +1,27 @@
 //! Password hashing on a small pool of dedicated threads with a bounded queue.
 //!
-//! bcrypt at cost 10 takes tens of milliseconds of CPU. It never runs on the async request
-//! threads, the pool's threads run at a lower priority so that `Auth` and cached reads keep
-//! their latency while logins saturate it, and a full queue refuses at once (503) instead
-//! of letting waiting logins pile up without bound.
+//! New passwords get the configured hash: bcrypt at cost 10 (`$2a$`, as the Go service
+//! writes, so Go replicas can verify it) or Argon2id (a PHC string). Both kinds always
+//! verify, so a fleet can move from one to the other; `needs_rehash` tells which stored
+//! hashes are not of the configured kind and parameters yet (the login upgrades them).
+//!
+//! Hashing takes tens of milliseconds of CPU (and Argon2id its memory cost per thread). It
+//! never runs on the async request threads; the pool's threads run at a lower priority so
+//! that `Auth` and cached reads keep their latency while logins saturate it; a full queue
+//! refuses at once (503) instead of letting waiting logins pile up without bound.
 
-use std::{borrow::Cow, thread};
+use std::{borrow::Cow, sync::Arc, thread};
 
+use argon2::{
+    ARGON2ID_IDENT, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _,
+    password_hash::SaltString,
+};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
+use tokio::sync::{OnceCell, oneshot};
 
 use crate::{
+    config::{Argon2Params, PasswordHashKind},
     domain::{Error, Password, Unavailable},
     metrics::Metrics,
 };
@@ -27,35 +37,171 @@ const HASH_THREAD_NICENESS: i32 = 10;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// A kind of stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Bcrypt,
+    Argon2id,
+}
+
+impl Algorithm {
+    pub fn label(self) -> &'static str {
+        match self {
+            Algorithm::Bcrypt => "bcrypt",
+            Algorithm::Argon2id => "argon2id",
+        }
+    }
+
+    /// The kind of a stored hash; `None` for anything we cannot verify.
+    pub fn of(stored: &str) -> Option<Self> {
+        if stored.starts_with("$argon2id$") {
+            Some(Algorithm::Argon2id)
+        } else if ["$2a$", "$2b$", "$2x$", "$2y$"]
+            .iter()
+            .any(|p| stored.starts_with(p))
+        {
+            Some(Algorithm::Bcrypt)
+        } else {
+            None
+        }
+    }
+}
+
+/// How new passwords are hashed.
+#[derive(Debug, Clone)]
+pub enum HashPolicy {
+    Bcrypt { cost: u32 },
+    Argon2id(Params),
+}
+
+impl HashPolicy {
+    pub fn new(kind: PasswordHashKind, argon2: Argon2Params) -> Result<Self, argon2::Error> {
+        Ok(match kind {
+            PasswordHashKind::Bcrypt => HashPolicy::Bcrypt { cost: BCRYPT_COST },
+            PasswordHashKind::Argon2id => HashPolicy::Argon2id(Params::new(
+                argon2.memory_kib,
+                argon2.iterations,
+                argon2.parallelism,
+                None,
+            )?),
+        })
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            HashPolicy::Bcrypt { .. } => Algorithm::Bcrypt,
+            HashPolicy::Argon2id(_) => Algorithm::Argon2id,
+        }
+    }
+
+    /// Memory one hashing thread may hold while it hashes, in bytes (Argon2id's cost;
+    /// bcrypt needs a few KiB).
+    pub fn memory_per_thread(&self) -> u64 {
+        match self {
+            HashPolicy::Bcrypt { .. } => 4 * 1024,
+            HashPolicy::Argon2id(p) => u64::from(p.m_cost()) * 1024,
+        }
+    }
+
+    fn hash(&self, password: &str) -> Result<String, Error> {
+        match self {
+            HashPolicy::Bcrypt { cost } => {
+                bcrypt::hash_with_result(bcrypt_input(password).as_ref(), *cost)
+                    .map(|h| h.format_for_version(bcrypt::Version::TwoA))
+                    .map_err(Error::internal)
+            }
+            HashPolicy::Argon2id(params) => {
+                let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                argon2id(params)
+                    .hash_password(password.as_bytes(), &salt)
+                    .map(|h| h.to_string())
+                    .map_err(|e| Error::internal(e.to_string()))
+            }
+        }
+    }
+
+    /// Whether `stored` is not of this kind and these parameters.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        match self {
+            HashPolicy::Bcrypt { cost } => {
+                Algorithm::of(stored) != Some(Algorithm::Bcrypt)
+                    || stored.get(4..6).and_then(|c| c.parse::<u32>().ok()) != Some(*cost)
+            }
+            HashPolicy::Argon2id(want) => {
+                let Ok(hash) = PasswordHash::new(stored) else {
+                    return true;
+                };
+                if hash.algorithm != ARGON2ID_IDENT || hash.version != Some(0x13) {
+                    return true;
+                }
+                Params::try_from(&hash).map_or(true, |p| {
+                    p.m_cost() != want.m_cost()
+                        || p.t_cost() != want.t_cost()
+                        || p.p_cost() != want.p_cost()
+                })
+            }
+        }
+    }
+}
+
+fn argon2id(params: &Params) -> Argon2<'static> {
+    Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params.clone(),
+    )
+}
+
+/// Checks a password against a bcrypt (`$2a$`, `$2b$`, `$2x$`, `$2y$`) or Argon2id hash,
+/// with the parameters stored in the hash. A malformed stored hash matches nothing.
+fn verify(password: &str, stored: &str) -> bool {
+    match Algorithm::of(stored) {
+        Some(Algorithm::Bcrypt) => {
+            bcrypt::verify(bcrypt_input(password).as_ref(), stored).unwrap_or(false)
+        }
+        Some(Algorithm::Argon2id) => PasswordHash::new(stored).is_ok_and(|hash| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        }),
+        None => false,
+    }
+}
+
 /// Cheap to clone; the threads end when the last clone is dropped (their queue closes).
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: crossbeam_channel::Sender<Job>,
-    cost: u32,
+    policy: Arc<HashPolicy>,
+    /// A hash of a random password, of the configured kind: what an unknown email is
+    /// checked against, so that it costs what a wrong password costs.
+    dummy: Arc<OnceCell<String>>,
     metrics: Metrics,
 }
 
 impl PasswordHasher {
     /// Starts `threads` hashing threads with room for `queue` waiting jobs.
-    pub fn new(threads: usize, queue: usize, metrics: Metrics) -> std::io::Result<Self> {
-        Self::with_cost(threads, queue, BCRYPT_COST, metrics)
-    }
-
-    pub fn with_cost(
+    pub fn new(
         threads: usize,
         queue: usize,
-        cost: u32,
+        policy: HashPolicy,
         metrics: Metrics,
     ) -> std::io::Result<Self> {
         let threads = threads.max(1);
         metrics
             .hash_queue_capacity
             .set(i64::try_from(queue).unwrap_or(i64::MAX));
+        for operation in ["hash", "verify"] {
+            metrics
+                .hash_duration
+                .with_label_values(&[operation, policy.algorithm().label()]);
+        }
         let (jobs, receiver) = crossbeam_channel::bounded::<Job>(queue);
         for i in 0..threads {
             let receiver = receiver.clone();
             thread::Builder::new()
-                .name(format!("bcrypt-{i}"))
+                .name(format!("password-hash-{i}"))
                 .spawn(move || {
                     lower_thread_priority();
                     for job in receiver {
@@ -65,9 +211,14 @@ impl PasswordHasher {
         }
         Ok(Self {
             jobs,
-            cost,
+            policy: Arc::new(policy),
+            dummy: Arc::new(OnceCell::new()),
             metrics,
         })
+    }
+
+    pub fn policy(&self) -> &HashPolicy {
+        &self.policy
     }
 
     /// Jobs waiting for a thread.
@@ -75,22 +226,49 @@ impl PasswordHasher {
         self.jobs.len()
     }
 
-    /// A `$2a$` hash, as the Go service writes them.
+    /// A hash of the configured kind.
     pub async fn hash(&self, password: Password) -> Result<String, Error> {
-        let cost = self.cost;
-        self.run("hash", move || {
-            bcrypt::hash_with_result(bcrypt_input(password.expose()).as_ref(), cost)
-                .map(|h| h.format_for_version(bcrypt::Version::TwoA))
-                .map_err(Error::internal)
+        let policy = self.policy.clone();
+        self.run("hash", policy.algorithm(), move || {
+            policy.hash(password.expose())
         })
         .await?
     }
 
-    /// Checks a password against a `$2a$`, `$2b$`, `$2x$` or `$2y$` hash. A malformed stored
-    /// hash matches nothing.
-    pub async fn verify(&self, password: Password, hash: String) -> Result<bool, Error> {
-        self.run("verify", move || {
-            bcrypt::verify(bcrypt_input(password.expose()).as_ref(), &hash).unwrap_or(false)
+    /// Checks a password against a stored hash of either kind.
+    pub async fn verify(&self, password: Password, stored: String) -> Result<bool, Error> {
+        let algorithm = Algorithm::of(&stored).unwrap_or(self.policy.algorithm());
+        self.run("verify", algorithm, move || {
+            verify(password.expose(), &stored)
+        })
+        .await
+    }
+
+    /// What a login for an unknown email costs: one verification against a hash of the
+    /// configured kind. The answer is always "no".
+    pub async fn verify_dummy(&self, password: Password) -> Result<(), Error> {
+        let dummy = self
+            .dummy
+            .get_or_try_init(|| async {
+                let random = Password::parse(format!("{:032x}", rand::random::<u128>()))
+                    .map_err(Error::from)?;
+                self.hash(random).await
+            })
+            .await?
+            .clone();
+        self.verify(password, dummy).await.map(drop)
+    }
+
+    /// The zxcvbn score (0-4) of a new password, with the customer's own data counting
+    /// against it. Runs on the pool: a long password takes milliseconds.
+    pub async fn strength(
+        &self,
+        password: Password,
+        user_inputs: Vec<String>,
+    ) -> Result<u8, Error> {
+        self.run("strength", self.policy.algorithm(), move || {
+            let inputs: Vec<&str> = user_inputs.iter().map(String::as_str).collect();
+            u8::from(zxcvbn::zxcvbn(password.expose(), &inputs).score())
         })
         .await
     }
@@ -98,11 +276,12 @@ impl PasswordHasher {
     async fn run<T: Send + 'static>(
         &self,
         operation: &'static str,
+        algorithm: Algorithm,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         // The work runs on another thread, inside a child of the caller's span.
-        let span = tracing::info_span!("password", otel.name = %format_args!("bcrypt {operation}"), operation);
+        let span = tracing::info_span!("password", otel.name = %format_args!("{} {operation}", algorithm.label()), operation);
         let metrics = self.metrics.clone();
         let job: Job = Box::new(move || {
             metrics.hash_queue_depth.dec();
@@ -111,7 +290,7 @@ impl PasswordHasher {
                 let _entered = span.enter();
                 let timer = metrics
                     .hash_duration
-                    .with_label_values(&[operation])
+                    .with_label_values(&[operation, algorithm.label()])
                     .start_timer();
                 let result = work();
                 timer.observe_duration();
@@ -173,7 +352,9 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_have_the_go_prefix() {
-        let hasher = PasswordHasher::with_cost(1, 4, 4, Metrics::new("test")).unwrap();
+        let hasher =
+            PasswordHasher::new(1, 4, HashPolicy::Bcrypt { cost: 4 }, Metrics::new("test"))
+                .unwrap();
         let hash = hasher.hash(pw("correct horse")).await.unwrap();
         assert!(hash.starts_with("$2a$04$"), "{hash}");
         assert_eq!(hash.len(), 60);
@@ -188,7 +369,9 @@ mod tests {
 
     #[tokio::test]
     async fn legacy_prefixes_verify() {
-        let hasher = PasswordHasher::with_cost(1, 4, 4, Metrics::new("test")).unwrap();
+        let hasher =
+            PasswordHasher::new(1, 4, HashPolicy::Bcrypt { cost: 4 }, Metrics::new("test"))
+                .unwrap();
         let hash = hasher.hash(pw("password1")).await.unwrap();
         for prefix in ["$2b$", "$2y$"] {
             let legacy = format!("{prefix}{}", &hash[4..]);
@@ -207,7 +390,9 @@ mod tests {
 
     #[tokio::test]
     async fn every_byte_of_a_long_password_counts() {
-        let hasher = PasswordHasher::with_cost(1, 4, 4, Metrics::new("test")).unwrap();
+        let hasher =
+            PasswordHasher::new(1, 4, HashPolicy::Bcrypt { cost: 4 }, Metrics::new("test"))
+                .unwrap();
         let long = "a".repeat(100);
         let hash = hasher.hash(pw(&long)).await.unwrap();
         assert!(hasher.verify(pw(&long), hash.clone()).await.unwrap());
@@ -217,8 +402,79 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn argon2id_hashes_verify_and_every_kind_is_told_apart() {
+        let params = Params::new(64, 1, 1, None).unwrap();
+        let hasher =
+            PasswordHasher::new(1, 4, HashPolicy::Argon2id(params), Metrics::new("test")).unwrap();
+        let hash = hasher.hash(pw("correct horse")).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
+        assert!(
+            hasher
+                .verify(pw("correct horse"), hash.clone())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify(pw("correct horsf"), hash.clone())
+                .await
+                .unwrap()
+        );
+        assert!(!hasher.policy().needs_rehash(&hash));
+        let stronger = HashPolicy::Argon2id(Params::new(128, 1, 1, None).unwrap());
+        assert!(stronger.needs_rehash(&hash), "other parameters");
+        assert!(
+            HashPolicy::Bcrypt { cost: 4 }.needs_rehash(&hash),
+            "other kind"
+        );
+        // A bcrypt hash still verifies with the Argon2id policy, and asks to be upgraded.
+        let bcrypt =
+            PasswordHasher::new(1, 4, HashPolicy::Bcrypt { cost: 4 }, Metrics::new("test"))
+                .unwrap();
+        let old = bcrypt.hash(pw("password1")).await.unwrap();
+        assert!(hasher.verify(pw("password1"), old.clone()).await.unwrap());
+        assert!(hasher.policy().needs_rehash(&old));
+        assert!(!bcrypt.policy().needs_rehash(&old));
+        assert!(
+            HashPolicy::Bcrypt { cost: 10 }.needs_rehash(&old),
+            "another cost"
+        );
+        hasher.verify_dummy(pw("anything")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn weak_passwords_score_low() {
+        let hasher =
+            PasswordHasher::new(1, 4, HashPolicy::Bcrypt { cost: 4 }, Metrics::new("test"))
+                .unwrap();
+        assert!(hasher.strength(pw("password123"), vec![]).await.unwrap() <= 1);
+        let email = "ming.hsu@example.com";
+        assert!(
+            hasher.strength(pw(email), vec![]).await.unwrap() >= 3,
+            "alone it looks strong"
+        );
+        assert_eq!(
+            hasher
+                .strength(pw(email), vec![email.into()])
+                .await
+                .unwrap(),
+            0,
+            "the customer's own data counts against it"
+        );
+        assert!(
+            hasher
+                .strength(pw("correct horse battery staple vortex"), vec![])
+                .await
+                .unwrap()
+                >= 3
+        );
+    }
+
+    #[tokio::test]
     async fn full_queue_is_refused_at_once() {
-        let hasher = PasswordHasher::with_cost(1, 1, 4, Metrics::new("test")).unwrap();
+        let hasher =
+            PasswordHasher::new(1, 1, HashPolicy::Bcrypt { cost: 4 }, Metrics::new("test"))
+                .unwrap();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let (started_tx, started_rx) = oneshot::channel::<()>();
         // Occupy the only thread until released, then fill the one queue slot.
@@ -226,7 +482,7 @@ mod tests {
             let hasher = hasher.clone();
             async move {
                 hasher
-                    .run("test", move || {
+                    .run("test", Algorithm::Bcrypt, move || {
                         let _ = started_tx.send(());
                         let _ = release_rx.recv();
                     })

@@ -34,6 +34,12 @@ pub enum Error {
     /// No live session of this customer has that id.
     #[error("session not found")]
     SessionNotFound,
+    /// A new password scored below `PASSWORD_MIN_SCORE`.
+    #[error("password too weak")]
+    PasswordTooWeak,
+    /// A limit was reached (login failures, signups per address); try again later.
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after: std::time::Duration },
     /// A dependency is down or a bounded queue is full: retrying later may succeed.
     #[error("service unavailable: {0}")]
     Unavailable(Unavailable),
@@ -99,6 +105,8 @@ impl Error {
             Error::TokenExpired => "token_expired",
             Error::TokenRevoked => "token_revoked",
             Error::SessionNotFound => "session_not_found",
+            Error::PasswordTooWeak => "password_too_weak",
+            Error::TooManyAttempts { .. } => "too_many_attempts",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -34,6 +34,8 @@ pub fn status(e: &Error) -> Status {
         Error::TokenExpired => Status::unauthenticated("token expired"),
         Error::TokenRevoked => Status::unauthenticated("token revoked"),
         Error::SessionNotFound => Status::not_found("session not found"),
+        Error::PasswordTooWeak => Status::invalid_argument("password too weak"),
+        Error::TooManyAttempts { .. } => Status::resource_exhausted("too many attempts"),
         Error::InvalidParameter(_) => Status::invalid_argument("invalid parameter"),
         Error::DuplicateEntry => Status::already_exists("duplicate entry"),
         Error::CustomerNotFound => Status::not_found("customer not found"),

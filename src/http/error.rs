@@ -68,6 +68,16 @@ impl IntoResponse for ApiError {
                 Error::TokenExpired => (StatusCode::UNAUTHORIZED, "token expired"),
                 Error::TokenRevoked => (StatusCode::UNAUTHORIZED, "token revoked"),
                 Error::SessionNotFound => (StatusCode::NOT_FOUND, "session not found"),
+                Error::PasswordTooWeak => (StatusCode::BAD_REQUEST, "password too weak"),
+                Error::TooManyAttempts { retry_after } => {
+                    let mut response = message(StatusCode::TOO_MANY_REQUESTS, "too many attempts");
+                    // Whole seconds, rounded up: a client that waits that long is let in.
+                    let secs = retry_after.as_millis().div_ceil(1000).max(1);
+                    if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                        response.headers_mut().insert(header::RETRY_AFTER, value);
+                    }
+                    return response;
+                }
                 Error::Unavailable(why) => {
                     tracing::warn!(reason = %why, "service unavailable");
                     let mut response =

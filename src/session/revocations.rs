@@ -239,7 +239,11 @@ impl RevocationFeed {
 
     /// Reads the revocations recorded since the last poll (with some overlap).
     pub async fn poll(&self) -> crate::store::StoreResult<()> {
-        let lookback = if self.polls.fetch_add(1, Ordering::Relaxed) % SKEW_POLL_EVERY == 0 {
+        let lookback = if self
+            .polls
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SKEW_POLL_EVERY)
+        {
             SKEW_LOOKBACK_MS
         } else {
             POLL_LOOKBACK_MS

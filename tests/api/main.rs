@@ -12,6 +12,7 @@
 mod helpers;
 mod redis_harness;
 
+mod abuse;
 mod binary;
 mod cache;
 mod database;
