@@ -88,6 +88,7 @@ specs! {
     LOGIN_MAX_LOCKOUT_SECONDS, "abuseConfig.loginMaxLockoutSeconds", "900", "longest lockout";
     LOGIN_MAX_FAILURES_PER_IP, "abuseConfig.loginMaxFailuresPerIp", "0", "failed logins per client address within the window (any email); 0 = off (behind an untrusted proxy every customer shares one address)";
     SIGNUP_MAX_PER_IP_PER_HOUR, "abuseConfig.signupMaxPerIpPerHour", "0", "signups per client address per hour; 0 = off";
+    THROTTLE_REFUSAL_DELAY_MILLISECONDS, "abuseConfig.refusalDelayMilliseconds", "1000", "a login or signup refused by a limit is answered (429) after this pause, which slows a flood of guesses to what costs nothing to answer";
     LOGIN_UNIFORM_ERRORS, "abuseConfig.loginUniformErrors", "false", "answer unknown emails and wrong passwords alike with 401 authentication failed";
     PASSWORD_HASH, "passwordConfig.hash", "bcrypt", "hash of new passwords: bcrypt (cost 10; Go replicas can verify) or argon2id; both always verify";
     ARGON2_MEMORY_KIB, "passwordConfig.argon2MemoryKib", "19456", "Argon2id memory cost in KiB (per hashing thread while it hashes)";
@@ -243,6 +244,7 @@ pub struct Settings {
     pub login_max_lockout: Duration,
     pub login_max_failures_per_ip: u32,
     pub signup_max_per_ip_per_hour: u32,
+    pub throttle_refusal_delay: Duration,
     pub login_uniform_errors: bool,
     pub password_hash: PasswordHashKind,
     pub argon2: Argon2Params,
@@ -358,6 +360,9 @@ impl Settings {
             login_max_failures_per_ip: r.parse(Key::LOGIN_MAX_FAILURES_PER_IP, "a whole number")?,
             signup_max_per_ip_per_hour: r
                 .parse(Key::SIGNUP_MAX_PER_IP_PER_HOUR, "a whole number")?,
+            throttle_refusal_delay: Duration::from_millis(
+                r.parse(Key::THROTTLE_REFUSAL_DELAY_MILLISECONDS, "a whole number")?,
+            ),
             login_uniform_errors: r.boolean(Key::LOGIN_UNIFORM_ERRORS)?,
             password_hash: r.parse_with(Key::PASSWORD_HASH, "bcrypt or argon2id", |v| match v {
                 "bcrypt" => Some(PasswordHashKind::Bcrypt),

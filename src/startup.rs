@@ -173,6 +173,7 @@ impl Core {
                 signups_per_ip_per_hour: settings.signup_max_per_ip_per_hour,
                 uniform_errors: settings.login_uniform_errors,
                 min_password_score: settings.password_min_score,
+                refusal_delay: settings.throttle_refusal_delay,
             },
             ids,
             clock: clock.clone(),

@@ -36,10 +36,25 @@ impl HttpConnection {
         token: Option<&str>,
         body: Option<Bytes>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    /// As `call`, with extra headers (e.g. `X-Forwarded-For`).
+    pub async fn call_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header("host", &self.host);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(token) = token {
             request = request.header("authorization", format!("bearer {token}"));
         }

@@ -7,6 +7,7 @@
 //! cargo run --release --bin loadgen -- seed --dsn sqlite://data/account.db --customers 1000000
 //! ```
 
+mod attack;
 mod ceilings;
 mod clients;
 mod scenarios;
@@ -270,6 +271,31 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
             _ => None,
         };
         match scenario {
+            Scenario::LoginUnderAttack | Scenario::LoginUnderSpray => {
+                let attack = if scenario == Scenario::LoginUnderAttack {
+                    attack::Attack::OneAccount
+                } else {
+                    attack::Attack::Spray
+                };
+                attack::login_under_attack(
+                    target,
+                    customers.clone(),
+                    &load,
+                    hash_threads,
+                    attack,
+                    &mut print,
+                )
+                .await?;
+            }
+            Scenario::LoginTiming => {
+                attack::login_timing(
+                    target,
+                    customers.clone(),
+                    args.requests.unwrap_or(200),
+                    &mut print,
+                )
+                .await?;
+            }
             Scenario::AuthRevocation => {
                 anyhow::ensure!(
                     !args.jwt_secret.is_empty(),

@@ -40,6 +40,14 @@ pub enum Scenario {
     /// `Auth` with session-less tokens (no revocation check), then with session tokens
     /// (checked against the revocation set), in one run; needs --jwt-secret.
     AuthRevocation,
+    /// Legitimate logins and `Auth`, alone then while 200 attackers guess one account's
+    /// password (the service must trust 127.0.0.1: TRUSTED_PROXIES).
+    LoginUnderAttack,
+    /// The same while 200 attackers spray guesses over many accounts from one address.
+    LoginUnderSpray,
+    /// Failed logins one at a time, unknown email against wrong password (needs
+    /// LOGIN_MAX_FAILURES=0 on the service); --requests pairs.
+    LoginTiming,
 }
 
 /// Where the requests go.
@@ -196,7 +204,12 @@ enum Op {
 impl Op {
     fn of(scenario: Scenario, n: u64) -> Op {
         match scenario {
-            Scenario::Auth | Scenario::AuthUnderLogin | Scenario::AuthRevocation => Op::Auth,
+            Scenario::Auth
+            | Scenario::AuthUnderLogin
+            | Scenario::AuthRevocation
+            | Scenario::LoginUnderAttack
+            | Scenario::LoginUnderSpray
+            | Scenario::LoginTiming => Op::Auth,
             Scenario::Person => Op::Person,
             Scenario::Shipping => Op::Shipping,
             Scenario::Refresh => Op::Refresh,

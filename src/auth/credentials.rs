@@ -71,8 +71,7 @@ impl AuthService {
             .hit(&key, self.0.abuse.signups_per_ip_per_hour, SIGNUP_WINDOW)
             .await
         {
-            self.count_throttled("signup_ip");
-            return Err(Error::TooManyAttempts { retry_after });
+            return Err(self.refuse("signup_ip", retry_after).await);
         }
         self.check_strength(&signup.password, &signup.personal)
             .await?;
@@ -128,6 +127,14 @@ impl AuthService {
         Ok(())
     }
 
+    /// A refusal by a limit: counted, and answered after the refusal delay, so that a
+    /// flood of guesses slows down to what costs next to nothing to answer.
+    async fn refuse(&self, limit: &str, retry_after: Duration) -> Error {
+        self.count_throttled(limit);
+        tokio::time::sleep(self.0.abuse.refusal_delay).await;
+        Error::TooManyAttempts { retry_after }
+    }
+
     /// Counts a failed login against its pair and its address.
     async fn login_failed(&self, pair: &LockKey, ip: &LockKey) {
         let abuse = &self.0.abuse;
@@ -165,8 +172,7 @@ impl AuthService {
             (&ip, &abuse.login_per_ip, "ip"),
         ] {
             if let Decision::Limited { retry_after } = self.0.throttle.check(key, policy).await {
-                self.count_throttled(limit);
-                return Err(Error::TooManyAttempts { retry_after });
+                return Err(self.refuse(limit, retry_after).await);
             }
         }
         let Some(credentials) = self.0.customers.credentials(&email).await? else {

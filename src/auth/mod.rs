@@ -69,6 +69,8 @@ pub struct AbusePolicy {
     pub uniform_errors: bool,
     /// zxcvbn score a new password needs (0 = only the length rule).
     pub min_password_score: u8,
+    /// How long a refusal by a limit waits before it is answered.
+    pub refusal_delay: std::time::Duration,
 }
 
 #[derive(Clone)]

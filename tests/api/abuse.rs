@@ -124,6 +124,27 @@ async fn lockouts_begin_at_the_limit_and_double(backend: Backend) {
         "{text}"
     );
     app.shutdown().await.unwrap();
+
+    // Outside tests a refusal waits before it is answered: a flood of guesses slows down.
+    let app = spawn_app_with(&backend, |s| {
+        s.throttle_refusal_delay = Duration::from_millis(300)
+    })
+    .await;
+    app.signup(&customer(400)).await;
+    for _ in 0..5 {
+        login_as(&app, EMAIL, "wrong-password", None).await;
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(
+        login_as(&app, EMAIL, "password-123", None).await.status(),
+        429
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    app.shutdown().await.unwrap();
 }
 
 async fn a_bcrypt_row_is_upgraded_to_argon2id_on_login(backend: Backend) {

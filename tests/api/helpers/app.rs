@@ -49,6 +49,8 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     s.machine_id = Some(rand::random());
     s.hash_threads = 2;
     s.shutdown_timeout = Duration::from_secs(5);
+    // Refusals are answered at once in tests (the pause has a test of its own).
+    s.throttle_refusal_delay = Duration::ZERO;
     s
 }
 
