@@ -9,7 +9,7 @@ use crate::{
         ShippingInfo,
     },
     store::{StoreError, Which},
-    throttle::{Decision, LockKey, digest},
+    throttle::{Attempt, Decision, LockKey, digest},
 };
 
 use super::{Algorithm, AuthService, TokenPair, Verified, outcome};
@@ -135,27 +135,6 @@ impl AuthService {
         Error::TooManyAttempts { retry_after }
     }
 
-    /// Counts a failed login against its pair and its address.
-    async fn login_failed(&self, pair: &LockKey, ip: &LockKey) {
-        let abuse = &self.0.abuse;
-        if self.0.throttle.fail(pair, &abuse.login).await.is_some() {
-            self.0
-                .metrics
-                .lockouts
-                .with_label_values(&["email_ip"])
-                .inc();
-        }
-        if self
-            .0
-            .throttle
-            .fail(ip, &abuse.login_per_ip)
-            .await
-            .is_some()
-        {
-            self.0.metrics.lockouts.with_label_values(&["ip"]).inc();
-        }
-    }
-
     async fn try_login(
         &self,
         email: Email,
@@ -164,22 +143,34 @@ impl AuthService {
     ) -> Result<TokenPair, Error> {
         let abuse = &self.0.abuse;
         let address = client_key(client);
-        let pair = LockKey::new("login", &email.as_str().to_ascii_lowercase(), &address);
         let ip = LockKey::new("login-ip", &address, "");
-        // Decided before any hashing: a flood of guesses cannot take the pool.
-        for (key, policy, limit) in [
-            (&pair, &abuse.login, "email_ip"),
-            (&ip, &abuse.login_per_ip, "ip"),
-        ] {
-            if let Decision::Limited { retry_after } = self.0.throttle.check(key, policy).await {
-                return Err(self.refuse(limit, retry_after).await);
+        let pair = LockKey::new("login", &email.as_str().to_ascii_lowercase(), &address);
+        // Decided before any hashing, every attempt counted as a failure until it turns out
+        // right: however many guesses arrive at once, no more than the limit are checked.
+        let ip_lockout = match self.0.throttle.attempt(&ip, &abuse.login_per_ip).await {
+            Attempt::Limited { retry_after } => return Err(self.refuse("ip", retry_after).await),
+            Attempt::Allowed { lockout_begun } => lockout_begun,
+        };
+        let pair_lockout = match self.0.throttle.attempt(&pair, &abuse.login).await {
+            Attempt::Limited { retry_after } => {
+                self.0.throttle.succeeded(&ip, &abuse.login_per_ip).await;
+                return Err(self.refuse("email_ip", retry_after).await);
             }
-        }
+            Attempt::Allowed { lockout_begun } => lockout_begun,
+        };
+        // A lockout begun by an attempt that turns out right is lifted at once: not counted.
+        let count_lockouts = || {
+            for (begun, limit) in [(ip_lockout, "ip"), (pair_lockout, "email_ip")] {
+                if begun {
+                    self.0.metrics.lockouts.with_label_values(&[limit]).inc();
+                }
+            }
+        };
         let Some(credentials) = self.0.customers.credentials(&email).await? else {
             // As long as a wrong password takes, so that the list of customers cannot be
             // read off the clock.
             self.0.hasher.verify_dummy(password).await?;
-            self.login_failed(&pair, &ip).await;
+            count_lockouts();
             return Err(if abuse.uniform_errors {
                 Error::AuthenticationFailed
             } else {
@@ -192,8 +183,11 @@ impl AuthService {
             .hasher
             .verify(password.clone(), credentials.bcrypted_password)
             .await?;
-        if !right {
-            self.login_failed(&pair, &ip).await;
+        if right {
+            self.0.throttle.clear(&pair, &abuse.login).await;
+            self.0.throttle.succeeded(&ip, &abuse.login_per_ip).await;
+        } else {
+            count_lockouts();
         }
         if !credentials.active && (right || !abuse.uniform_errors) {
             // Part I: an inactive customer is told so; with uniform errors only once the
@@ -203,7 +197,6 @@ impl AuthService {
         if !right {
             return Err(Error::AuthenticationFailed);
         }
-        self.0.throttle.clear(&pair, &abuse.login).await;
         if self.0.hasher.policy().needs_rehash(&stored) {
             self.upgrade_hash(credentials.id, password, &stored);
         }

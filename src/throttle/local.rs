@@ -59,14 +59,14 @@ impl LocalCounters {
         }
     }
 
-    pub fn lock_remaining(&self, key: &LockKey, policy: &LockoutPolicy, now: i64) -> i64 {
-        (self.state(key, policy, now).locked_until - now).max(0)
-    }
-
-    /// Counts a failure; returns the lockout begun (ms), 0 if none.
-    pub fn fail(&self, key: &LockKey, policy: &LockoutPolicy, now: i64) -> i64 {
+    /// As the script's `attempt`: (-1, remaining ms) while locked, else the attempt is
+    /// counted and (failures, lockout begun in ms or 0).
+    pub fn attempt(&self, key: &LockKey, policy: &LockoutPolicy, now: i64) -> (i64, i64) {
         let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());
         let mut state = self.state(key, policy, now);
+        if state.locked_until > now {
+            return (-1, state.locked_until - now);
+        }
         state.failures += 1;
         let mut begun = 0;
         if state.failures >= policy.max_failures {
@@ -78,7 +78,17 @@ impl LocalCounters {
             state.locked_until = now + begun;
         }
         self.locks.insert(key.clone(), state);
-        begun
+        (i64::from(state.failures), begun)
+    }
+
+    /// Takes one counted attempt back.
+    pub fn succeed(&self, key: &LockKey, policy: &LockoutPolicy, now: i64) {
+        let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state(key, policy, now);
+        if state.failures > 0 {
+            state.failures -= 1;
+            self.locks.insert(key.clone(), state);
+        }
     }
 
     pub fn clear(&self, key: &LockKey) {

@@ -21,6 +21,19 @@ use crate::{clock::Clock, metrics::Metrics, redis::RedisClient};
 
 pub use local::LocalCounters;
 
+/// The answer to an attempt on a lockout counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Go ahead (counted as a failure until it turns out right); `lockout_begun` when
+    /// this attempt locked the key for the next ones.
+    Allowed {
+        lockout_begun: bool,
+    },
+    Limited {
+        retry_after: Duration,
+    },
+}
+
 /// The answer to "may this go ahead?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -75,21 +88,16 @@ pub fn digest(text: &str) -> String {
 }
 
 /// A lockout counter in one script. KEYS: counter, family mark. ARGV: op, now (ms),
-/// max failures, window, first lockout, max lockout (ms). Returns the lock's remaining ms
-/// (`check`), or {failures, lockout begun in ms, 0 if none} (`fail`).
+/// max failures, window, first lockout, max lockout (ms).
+/// - `attempt`: {-1, remaining ms} while locked; otherwise counts the attempt as a failure
+///   (taken back by `succeed` if it turns out right) and returns {failures, lockout begun
+///   in ms or 0}. Counting before the password is checked is what holds the limit against
+///   many guesses sent at once: no more than the limit are ever being checked.
+/// - `succeed`: takes one failure back; `clear`: forgets the key; `clear-family`: forgets
+///   every key of the family.
 const LOCKOUT_SCRIPT: &str = r#"
 local now = tonumber(ARGV[2])
 local window = tonumber(ARGV[4])
-local f = redis.call('HMGET', KEYS[1], 'failures', 'lockouts', 'locked_until', 'since')
-local failures, lockouts, locked_until, since = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0, tonumber(f[4]) or now
-local cleared = tonumber(redis.call('GET', KEYS[2])) or 0
-if since < cleared or now - since > window then
-  failures, lockouts, locked_until, since = 0, 0, 0, now
-end
-if ARGV[1] == 'check' then
-  if locked_until > now then return locked_until - now end
-  return 0
-end
 if ARGV[1] == 'clear' then
   redis.call('DEL', KEYS[1])
   return 0
@@ -99,12 +107,24 @@ if ARGV[1] == 'clear-family' then
   redis.call('DEL', KEYS[1])
   return 0
 end
-failures = failures + 1
+local f = redis.call('HMGET', KEYS[1], 'failures', 'lockouts', 'locked_until', 'since')
+local failures, lockouts, locked_until, since = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0, tonumber(f[4]) or now
+local cleared = tonumber(redis.call('GET', KEYS[2])) or 0
+if since < cleared or now - since > window then
+  failures, lockouts, locked_until, since = 0, 0, 0, now
+end
 local begun = 0
-if tonumber(ARGV[3]) > 0 and failures >= tonumber(ARGV[3]) then
-  lockouts = lockouts + 1
-  begun = math.min(tonumber(ARGV[5]) * 2 ^ (lockouts - 1), tonumber(ARGV[6]))
-  locked_until = now + begun
+if ARGV[1] == 'succeed' then
+  if failures == 0 then return 0 end
+  failures = failures - 1
+else
+  if locked_until > now then return {-1, locked_until - now} end
+  failures = failures + 1
+  if tonumber(ARGV[3]) > 0 and failures >= tonumber(ARGV[3]) then
+    lockouts = lockouts + 1
+    begun = math.min(tonumber(ARGV[5]) * 2 ^ (lockouts - 1), tonumber(ARGV[6]))
+    locked_until = now + begun
+  end
 end
 redis.call('HSET', KEYS[1], 'failures', failures, 'lockouts', lockouts, 'locked_until', locked_until, 'since', since)
 redis.call('PEXPIRE', KEYS[1], math.max(window - (now - since), locked_until - now) + 1000)
@@ -179,37 +199,46 @@ impl Throttle {
             .ok()
     }
 
-    /// Whether `key` is locked now.
-    pub async fn check(&self, key: &LockKey, policy: &LockoutPolicy) -> Decision {
+    /// An attempt on `key`: refused while it is locked; otherwise counted as a failure
+    /// until `succeeded` takes it back. Tells whether it began a lockout.
+    pub async fn attempt(&self, key: &LockKey, policy: &LockoutPolicy) -> Attempt {
         if policy.max_failures == 0 {
-            return Decision::Allowed;
+            return Attempt::Allowed {
+                lockout_begun: false,
+            };
         }
         let now = self.now_ms();
-        let remaining = match self.lockout_script("check", key, policy, now).await {
-            Some(value) => as_int(&value).unwrap_or(0),
-            None => self.local.lock_remaining(key, policy, now),
+        let (first, second) = match self.lockout_script("attempt", key, policy, now).await {
+            Some(Value::Array(reply)) => (
+                reply.first().and_then(as_int).unwrap_or(0),
+                reply.get(1).and_then(as_int).unwrap_or(0),
+            ),
+            _ => self.local.attempt(key, policy, now),
         };
-        if remaining > 0 {
-            Decision::Limited {
-                retry_after: Duration::from_millis(u64::try_from(remaining).unwrap_or(0)),
+        if first < 0 {
+            Attempt::Limited {
+                retry_after: Duration::from_millis(u64::try_from(second).unwrap_or(0)),
             }
         } else {
-            Decision::Allowed
+            Attempt::Allowed {
+                lockout_begun: second > 0,
+            }
         }
     }
 
-    /// Counts a failure; returns the lockout it began, if it began one.
-    pub async fn fail(&self, key: &LockKey, policy: &LockoutPolicy) -> Option<Duration> {
+    /// The attempt turned out right: it is not a failure after all.
+    pub async fn succeeded(&self, key: &LockKey, policy: &LockoutPolicy) {
         if policy.max_failures == 0 {
-            return None;
+            return;
         }
         let now = self.now_ms();
-        let begun = match self.lockout_script("fail", key, policy, now).await {
-            Some(Value::Array(reply)) => reply.get(1).and_then(as_int).unwrap_or(0),
-            Some(_) => 0,
-            None => self.local.fail(key, policy, now),
-        };
-        (begun > 0).then(|| Duration::from_millis(u64::try_from(begun).unwrap_or(0)))
+        if self
+            .lockout_script("succeed", key, policy, now)
+            .await
+            .is_none()
+        {
+            self.local.succeed(key, policy, now);
+        }
     }
 
     /// Forgets the failures of `key` (a successful login).
@@ -282,6 +311,19 @@ mod tests {
         }
     }
 
+    const FREE: Attempt = Attempt::Allowed {
+        lockout_begun: false,
+    };
+    const BEGINS: Attempt = Attempt::Allowed {
+        lockout_begun: true,
+    };
+
+    fn limited(secs: u64) -> Attempt {
+        Attempt::Limited {
+            retry_after: Duration::from_secs(secs),
+        }
+    }
+
     /// The local counters follow the same rules as the script (the Redis variant is tested
     /// against a real Redis in tests/api/abuse.rs).
     #[tokio::test]
@@ -290,45 +332,41 @@ mod tests {
         let throttle = Throttle::new(None, clock.clone(), Metrics::new("test"));
         let key = LockKey::new("login", "a@b.co", "10.0.0.1");
         let policy = policy();
-        for _ in 0..2 {
-            assert_eq!(throttle.fail(&key, &policy).await, None);
+        // An attempt that turns out right is taken back: right ones never add up.
+        for _ in 0..5 {
+            assert_eq!(throttle.attempt(&key, &policy).await, FREE);
+            throttle.succeeded(&key, &policy).await;
         }
-        assert_eq!(throttle.check(&key, &policy).await, Decision::Allowed);
+        assert_eq!(throttle.attempt(&key, &policy).await, FREE);
+        assert_eq!(throttle.attempt(&key, &policy).await, FREE);
         assert_eq!(
-            throttle.fail(&key, &policy).await,
-            Some(Duration::from_secs(60))
+            throttle.attempt(&key, &policy).await,
+            BEGINS,
+            "the third begins it"
         );
-        assert_eq!(
-            throttle.check(&key, &policy).await,
-            Decision::Limited {
-                retry_after: Duration::from_secs(60)
-            }
-        );
+        assert_eq!(throttle.attempt(&key, &policy).await, limited(60));
         clock.advance(Duration::from_secs(61));
-        assert_eq!(throttle.check(&key, &policy).await, Decision::Allowed);
-        // The count is still at the limit: one more failure locks again, twice as long.
-        assert_eq!(
-            throttle.fail(&key, &policy).await,
-            Some(Duration::from_secs(120))
-        );
+        // The count is still at the limit: one more attempt locks again, twice as long.
+        assert_eq!(throttle.attempt(&key, &policy).await, BEGINS);
+        assert_eq!(throttle.attempt(&key, &policy).await, limited(120));
         clock.advance(Duration::from_secs(121));
+        throttle.attempt(&key, &policy).await;
         assert_eq!(
-            throttle.fail(&key, &policy).await,
-            Some(Duration::from_secs(200)),
+            throttle.attempt(&key, &policy).await,
+            limited(200),
             "capped"
         );
         // Another address of the same email is counted on its own.
         let other = LockKey::new("login", "a@b.co", "10.0.0.2");
-        assert_eq!(throttle.check(&other, &policy).await, Decision::Allowed);
+        assert_eq!(throttle.attempt(&other, &policy).await, FREE);
         // A success clears the pair.
         throttle.clear(&key, &policy).await;
-        assert_eq!(throttle.check(&key, &policy).await, Decision::Allowed);
+        assert_eq!(throttle.attempt(&key, &policy).await, FREE);
         // After the window, counting starts again.
-        for _ in 0..2 {
-            throttle.fail(&key, &policy).await;
-        }
+        throttle.attempt(&key, &policy).await;
         clock.advance(Duration::from_secs(901));
-        assert_eq!(throttle.fail(&key, &policy).await, None);
+        assert_eq!(throttle.attempt(&key, &policy).await, FREE);
+        assert_eq!(throttle.attempt(&key, &policy).await, FREE);
     }
 
     #[tokio::test]
@@ -341,17 +379,17 @@ mod tests {
             .collect();
         for key in &keys {
             for _ in 0..3 {
-                throttle.fail(key, &policy).await;
+                throttle.attempt(key, &policy).await;
             }
             assert!(matches!(
-                throttle.check(key, &policy).await,
-                Decision::Limited { .. }
+                throttle.attempt(key, &policy).await,
+                Attempt::Limited { .. }
             ));
         }
         clock.advance(Duration::from_millis(1));
         throttle.clear_family(&keys[0], &policy).await;
         for key in &keys {
-            assert_eq!(throttle.check(key, &policy).await, Decision::Allowed);
+            assert_eq!(throttle.attempt(key, &policy).await, FREE);
         }
     }
 
