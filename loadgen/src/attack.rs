@@ -143,17 +143,22 @@ pub async fn login_under_attack(
     let victim = customers[0].email.clone();
     let legit_customers = Arc::new(customers[1..].to_vec());
     let workers = hash_threads * 2;
+    // `Auth` at a steady rate beside the logins (--rate, default 2,000/s): at full speed it
+    // would take the CPU from the (lower-priority) hashing threads, by design. Its tokens
+    // are the victim's, whose sessions the legitimate logins never evict.
     let auth_load = Load {
         concurrency: 8,
+        rate: Some(load.rate.unwrap_or(2_000.0)),
         ..load.clone()
     };
+    let auth_customers = Arc::new(vec![customers[0].clone()]);
     let (alone, auth_alone) = tokio::join!(
         legitimate(target, legit_customers.clone(), workers, load.duration),
         crate::scenarios::run(
             "auth (beside logins)",
             Scenario::Auth,
             target,
-            customers.clone(),
+            auth_customers.clone(),
             &auth_load
         ),
     );
@@ -166,7 +171,7 @@ pub async fn login_under_attack(
             "auth (under attack)",
             Scenario::Auth,
             target,
-            customers.clone(),
+            auth_customers,
             &auth_load
         ),
         attackers(target, victim, attack, load.duration),
