@@ -126,18 +126,19 @@ impl Health {
         }
     }
 
-    /// Re-checks every second until `stop`, publishing whether the replica is ready.
-    pub fn follow(&self, stop: CancellationToken) -> watch::Receiver<bool> {
-        let (tx, rx) = watch::channel(false);
+    /// Checks now, then every second until `stop`, publishing whether the replica is
+    /// ready (the first answer is known before this returns).
+    pub async fn follow(&self, stop: CancellationToken) -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(self.check().await.is_ready());
         let health = self.clone();
         tokio::spawn(async move {
             loop {
-                let ready = health.check().await.is_ready();
-                tx.send_if_modified(|last| std::mem::replace(last, ready) != ready);
                 tokio::select! {
                     () = tokio::time::sleep(FOLLOW_EVERY) => {}
                     () = stop.cancelled() => return,
                 }
+                let ready = health.check().await.is_ready();
+                tx.send_if_modified(|last| std::mem::replace(last, ready) != ready);
             }
         });
         rx

@@ -299,7 +299,7 @@ impl Application {
             .with_graceful_shutdown(stop.clone().cancelled_owned())
         };
         let grpc_server = grpc::server(self.state.auth.clone(), self.core.metrics.clone()).await?;
-        grpc_server.follow_readiness(self.state.health.follow(requested.clone()));
+        grpc_server.follow_readiness(self.state.health.follow(requested.clone()).await);
         let grpc_health = grpc_server.health();
         let grpc_server = grpc_server.serve(self.grpc.listener, stop.clone().cancelled_owned());
         let metrics_server = axum::serve(
