@@ -73,6 +73,11 @@ specs! {
     BIND_ADDRESS, "bindAddress", "0.0.0.0", "address the three listeners bind to";
     JAEGER_URL, "jaegerUrl", "", "trace collector (OTLP) endpoint; empty = no tracing export";
     JWT_SECRET, "jwtConfig.secret", "", "HS256 secret shared with every replica and the Go service; empty = a random one kept in DATA_DIR (SQLite) or per process";
+    JWT_PREVIOUS_SECRETS, "jwtConfig.previousSecrets", "", "comma-separated HS256 secrets that still verify (rotating JWT_SECRET without logging anyone out)";
+    JWT_ALG, "jwtConfig.alg", "HS256", "algorithm new tokens are signed with: HS256 (JWT_SECRET), EdDSA (Ed25519) or ES256 (P-256)";
+    JWT_PRIVATE_KEY_FILE, "jwtConfig.privateKeyFile", "", "PKCS#8 PEM (or DER) private key for EdDSA/ES256; empty = keys generated, kept in the database and rotated";
+    JWT_KEY_ROTATION_DAYS, "jwtConfig.keyRotationDays", "30", "age at which a generated EdDSA/ES256 key is replaced";
+    JWT_ACCEPT_HS256, "jwtConfig.acceptHs256", "true", "with EdDSA/ES256 signing, HS256 tokens (JWT_SECRET, JWT_PREVIOUS_SECRETS) still verify";
     JWT_ACCESS_TOKEN_EXPIRE_SECOND, "jwtConfig.accessTokenExpireSecond", "300", "access token lifetime, seconds";
     JWT_REFRESH_TOKEN_EXPIRE_SECOND, "jwtConfig.refreshTokenExpireSecond", "900", "refresh token lifetime, seconds";
     SESSION_MAX_SECONDS, "sessionConfig.maxSeconds", "2592000", "absolute lifetime of a session (from login or signup); no token outlives it";
@@ -148,6 +153,14 @@ pub enum LegacyRefreshTokens {
     Accept,
     /// 401 `invalid token`.
     Reject,
+}
+
+/// The algorithm new tokens are signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlg {
+    Hs256,
+    EdDsa,
+    Es256,
 }
 
 /// The hash given to new passwords.
@@ -229,6 +242,11 @@ pub struct Settings {
     pub bind_address: IpAddr,
     pub jaeger_url: Option<String>,
     pub jwt_secret: Option<Secret>,
+    pub jwt_previous_secrets: Vec<Secret>,
+    pub jwt_alg: JwtAlg,
+    pub jwt_private_key_file: Option<PathBuf>,
+    pub jwt_key_rotation: Duration,
+    pub jwt_accept_hs256: bool,
     pub access_token_expire_secs: i64,
     pub refresh_token_expire_secs: i64,
     pub session_max: Duration,
@@ -333,6 +351,25 @@ impl Settings {
             bind_address: r.parse(Key::BIND_ADDRESS, "an IP address")?,
             jaeger_url: non_empty(Key::JAEGER_URL),
             jwt_secret: non_empty(Key::JWT_SECRET).map(Secret),
+            jwt_previous_secrets: r
+                .text(Key::JWT_PREVIOUS_SECRETS)
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Secret::new)
+                .collect(),
+            jwt_alg: r.parse_with(Key::JWT_ALG, "HS256, EdDSA or ES256", |v| match v {
+                "HS256" => Some(JwtAlg::Hs256),
+                "EdDSA" => Some(JwtAlg::EdDsa),
+                "ES256" => Some(JwtAlg::Es256),
+                _ => None,
+            })?,
+            jwt_private_key_file: non_empty(Key::JWT_PRIVATE_KEY_FILE).map(PathBuf::from),
+            jwt_key_rotation: Duration::from_secs(
+                r.positive::<u64>(Key::JWT_KEY_ROTATION_DAYS)?
+                    .saturating_mul(86_400),
+            ),
+            jwt_accept_hs256: r.boolean(Key::JWT_ACCEPT_HS256)?,
             access_token_expire_secs: r.positive(Key::JWT_ACCESS_TOKEN_EXPIRE_SECOND)?,
             refresh_token_expire_secs: r.positive(Key::JWT_REFRESH_TOKEN_EXPIRE_SECOND)?,
             session_max: Duration::from_secs(r.positive(Key::SESSION_MAX_SECONDS)?),

@@ -25,6 +25,7 @@ pub mod domain;
 pub mod grpc;
 pub mod http;
 pub mod idgen;
+pub mod keys;
 pub mod metrics;
 pub mod readiness;
 pub mod redis;

@@ -33,6 +33,18 @@ enum Command {
         #[command(subcommand)]
         action: CustomerAction,
     },
+    /// The generated signing keys of JWT_ALG=EdDSA or ES256.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Publish a new key now; every replica verifies with it within 30 s, and it signs
+    /// from ten minutes on (the first key of a fleet leaving HS256, or an early rotation).
+    Publish,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +136,21 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
                     Ok(())
                 }
             }
+        }
+        Command::Keys {
+            action: KeysAction::Publish,
+        } => {
+            let core = Core::open(
+                &settings,
+                std::sync::Arc::new(saga_account::clock::SystemClock),
+                Role::Command,
+            )
+            .await?;
+            let published = core.keys.publish_next().await;
+            core.close().await;
+            let kid = published?;
+            println!("published signing key {kid}; it signs from ten minutes from now");
+            Ok(())
         }
         Command::Serve => {
             let app = Application::build(settings).await?;

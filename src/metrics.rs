@@ -70,6 +70,10 @@ pub struct Inner {
     pub lockouts: IntCounterVec,
     /// Stored hashes replaced on login by one of the configured kind and parameters.
     pub rehashes: IntCounterVec,
+    /// Signing keys: 1 `active`; `published` (in the JWKS).
+    pub signing_keys: IntGaugeVec,
+    /// Verifications of asymmetric tokens answered by the cache of verified tokens, or not.
+    pub token_cache: IntCounterVec,
     pub sessions_started: IntCounter,
     pub sessions_refreshed: IntCounter,
     /// Sessions ended, by reason (every reason present from the start, at 0).
@@ -336,6 +340,18 @@ impl Metrics {
                 &r,
                 n("password_hash_queue_depth"),
                 "Password hashing jobs waiting for a thread.",
+            ),
+            signing_keys: gauge_vec(
+                &r,
+                n("signing_keys"),
+                "Signing keys: active (signs new tokens), published (in the JWKS, verifying).",
+                &["state"],
+            ),
+            token_cache: counter_vec(
+                &r,
+                n("token_cache_lookups_total"),
+                "Verifications of EdDSA/ES256 tokens by result: hit (verified before), miss.",
+                &["result"],
             ),
             throttled: counter_vec(
                 &r,

@@ -12,10 +12,11 @@ use crate::{
     auth::{self, AbusePolicy, AuthDeps, AuthService, HashPolicy, PasswordHasher, TokenCodec},
     cache::{CacheSettings, CachedStore},
     clock::{Clock, SystemClock},
-    config::Settings,
+    config::{JwtAlg, Secret, Settings},
     grpc,
     http::{self, AppState, HttpSettings, Services},
     idgen::{self, IdGenerator},
+    keys::{Alg, KeyManager, KeyPair, KeySettings, KeySource},
     metrics::Metrics,
     readiness::Health,
     redis::{RedisClient, RedisSettings},
@@ -56,8 +57,9 @@ pub struct Core {
     pub redis: Option<Arc<RedisClient>>,
     pub auth: AuthService,
     pub account: AccountService,
+    pub keys: KeyManager,
     pub clock: Arc<dyn Clock>,
-    /// Stops the background tasks (revocation poll, sweep).
+    /// Stops the background tasks (revocation poll, sweep, key reload).
     background: CancellationToken,
 }
 
@@ -129,11 +131,24 @@ impl Core {
                 .context("loading the revoked sessions")?;
         }
 
-        let embedded = matches!(url, DatabaseUrl::Sqlite(SqliteTarget::File(_)));
-        let secret = match (role, &settings.jwt_secret) {
-            (Role::Command, None) => crate::config::Secret::new(""),
-            _ => auth::jwt_secret(settings.jwt_secret.as_ref(), &settings.data_dir, embedded)?,
-        };
+        let keys = KeyManager::start(
+            key_settings(settings, &url, role)?,
+            stores.keys.clone(),
+            clock.clone(),
+            metrics.clone(),
+        )
+        .await
+        .context("loading the signing keys")?;
+        if role == Role::Server {
+            let ring = keys.ring().load();
+            tracing::info!(
+                alg = ring.signer_alg().name(),
+                kid = ring.signer_kid(),
+                published = ring.published().len(),
+                "signing key"
+            );
+            keys.spawn(background.clone());
+        }
         let ids = Arc::new(IdGenerator::new(
             idgen::machine_id(settings.machine_id),
             clock.clone(),
@@ -164,7 +179,7 @@ impl Core {
         let auth = AuthService::new(AuthDeps {
             customers: cache.clone(),
             sessions,
-            tokens: TokenCodec::new(secret.expose().as_bytes()),
+            tokens: TokenCodec::with_ring(keys.ring(), Some(metrics.clone())),
             hasher,
             throttle: Throttle::new(redis.clone(), clock.clone(), metrics.clone()),
             abuse: AbusePolicy {
@@ -185,6 +200,7 @@ impl Core {
             cache,
             redis,
             auth,
+            keys,
             clock,
             background,
         })
@@ -195,6 +211,64 @@ impl Core {
         self.background.cancel();
         self.cache.close().await;
     }
+}
+
+/// Where the signing keys come from, as configured.
+fn key_settings(settings: &Settings, url: &DatabaseUrl, role: Role) -> anyhow::Result<KeySettings> {
+    let alg = match settings.jwt_alg {
+        JwtAlg::Hs256 => Alg::Hs256,
+        JwtAlg::EdDsa => Alg::EdDsa,
+        JwtAlg::Es256 => Alg::Es256,
+    };
+    let secret = match (alg, role, &settings.jwt_secret) {
+        // HS256 signs: a secret is needed, generated when not configured.
+        (Alg::Hs256, Role::Server, configured) => {
+            let embedded = matches!(url, DatabaseUrl::Sqlite(SqliteTarget::File(_)));
+            Some(auth::jwt_secret(
+                configured.as_ref(),
+                &settings.data_dir,
+                embedded,
+            )?)
+        }
+        (Alg::Hs256, Role::Command, None) => {
+            Some(Secret::new(format!("{:x}", rand::random::<u128>())))
+        }
+        (_, _, configured) => configured.clone(),
+    };
+    let source = match &settings.jwt_private_key_file {
+        None => KeySource::Database,
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading JWT_PRIVATE_KEY_FILE {}", path.display()))?;
+            let pair = KeyPair::from_pkcs8(&bytes).with_context(|| {
+                format!("invalid value for JWT_PRIVATE_KEY_FILE: {}", path.display())
+            })?;
+            anyhow::ensure!(
+                pair.alg() == alg,
+                "invalid value for JWT_PRIVATE_KEY_FILE: an {} key, but JWT_ALG is {}",
+                pair.alg().name(),
+                alg.name()
+            );
+            KeySource::File(Box::new(pair))
+        }
+    };
+    Ok(KeySettings {
+        alg,
+        secret,
+        previous_secrets: settings.jwt_previous_secrets.clone(),
+        accept_hs256: settings.jwt_accept_hs256,
+        serving: role == Role::Server,
+        source,
+        rotation: settings.jwt_key_rotation,
+        token_lifetime: Duration::from_secs(
+            u64::try_from(
+                settings
+                    .access_token_expire_secs
+                    .max(settings.refresh_token_expire_secs),
+            )
+            .unwrap_or(u64::MAX),
+        ),
+    })
 }
 
 pub struct Application {
@@ -226,6 +300,7 @@ impl Application {
             account: core.account.clone(),
             health: Health::new(core.cache.clone(), core.metrics.clone()),
             metrics: core.metrics.clone(),
+            keys: core.keys.ring(),
         });
         let at = |port| SocketAddr::new(settings.bind_address, port);
         Ok(Self {

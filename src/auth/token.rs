@@ -1,32 +1,24 @@
-//! JWT HS256 tokens with the Go service's claim layout (SPEC section 3):
+//! JWTs with the Go service's claim layout (SPEC section 3):
 //! `{"CustomerID": u64, "Refresh": bool, "exp": unix seconds}`, plus, for tokens of a
-//! session (SPEC section 9), `"iat"`, `"sid"` and, on refresh tokens, `"jti"`. The Go
-//! service ignores claims it does not know.
+//! session (SPEC section 9), `"iat"`, `"sid"` and, on refresh tokens, `"jti"` and `"sxp"`.
+//! The Go service ignores claims it does not know. Signed and verified by the key ring
+//! (HS256, EdDSA or ES256; SPEC section 11).
 //!
 //! Hand-written rather than a general JWT library: the format is fixed, this is the hottest
-//! path of the shop, and every rejection rule has to be exactly the contract's.
+//! path of the shop, and every rejection rule has to be exactly the contract's. The tests
+//! check it against the `jsonwebtoken` crate.
 
-use base64::{
-    Engine,
-    alphabet::URL_SAFE,
-    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
-};
-use hmac::{Hmac, Mac};
+use std::sync::Arc;
+
+use base64::Engine;
+use quick_cache::sync::Cache;
 use serde::Deserialize;
-use sha2::Sha256;
 
-use crate::domain::{CustomerId, RandomId, SessionId, TokenId};
-
-/// Unpadded on output, as jwt-go writes; padding tolerated on input, as jwt-go reads.
-const B64: GeneralPurpose = GeneralPurpose::new(
-    &URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
-/// `{"alg":"HS256","typ":"JWT"}`, the header jwt-go writes, already encoded.
-const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+use crate::{
+    domain::{CustomerId, RandomId, SessionId, TokenId},
+    keys::{Alg, B64, KeyRing},
+    metrics::Metrics,
+};
 
 /// Far above any real token; bounds the work an oversized header can cause.
 const MAX_TOKEN_LEN: usize = 4096;
@@ -102,12 +94,6 @@ impl Claims {
 }
 
 #[derive(Deserialize)]
-struct Header<'a> {
-    #[serde(borrow)]
-    alg: std::borrow::Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
 struct RawClaims<'a> {
     #[serde(rename = "CustomerID")]
     customer_id: u64,
@@ -125,22 +111,49 @@ struct RawClaims<'a> {
     sxp: Option<i64>,
 }
 
-/// Signs and verifies tokens with one secret. Cheap to clone.
+/// Verified asymmetric tokens kept: a token is presented many times, and an Ed25519 or
+/// P-256 verification costs about a hundred HMACs.
+const VERIFIED_CACHE_ENTRIES: usize = 100_000;
+
+/// What a verified token said, before the checks that depend on the moment.
+#[derive(Debug, Clone, Copy)]
+struct Verified {
+    claims: Claims,
+    nbf: Option<i64>,
+    /// `RingState::public_set` of the ring that verified it.
+    keys: u64,
+}
+
+/// Signs and verifies tokens with the key ring. Cheap to clone.
 #[derive(Clone)]
 pub struct TokenCodec {
-    // Keyed once; cloning the keyed state per token skips re-hashing the secret.
-    mac: Hmac<Sha256>,
+    ring: KeyRing,
+    /// Keyed by the whole token, filled only after a verification succeeded, so that no
+    /// token is trusted that was not verified; consulted only while asymmetric keys exist.
+    verified: Arc<Cache<Box<str>, Verified>>,
+    metrics: Option<Metrics>,
 }
 
 impl TokenCodec {
+    /// A codec that signs and verifies with one HS256 secret (tests, tools).
     pub fn new(secret: &[u8]) -> Self {
-        #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
-        let mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
-        Self { mac }
+        Self::with_ring(KeyRing::hs256(secret), None)
     }
 
-    /// A token with `claims`, in the Go service's layout (extra claims after its three).
+    pub fn with_ring(ring: KeyRing, metrics: Option<Metrics>) -> Self {
+        Self {
+            ring,
+            verified: Arc::new(Cache::new(VERIFIED_CACHE_ENTRIES)),
+            metrics,
+        }
+    }
+
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// A token with `claims`, in the Go service's layout (extra claims after its three),
+    /// signed by the ring's current key, which its `kid` header names.
     pub fn mint(&self, claims: &Claims) -> String {
         use std::fmt::Write as _;
         let mut payload = String::with_capacity(160);
@@ -164,16 +177,13 @@ impl TokenCodec {
             let _ = write!(payload, r#","sxp":{end}"#);
         }
         payload.push('}');
-        let mut token = String::with_capacity(160);
-        token.push_str(HEADER_B64);
-        token.push('.');
-        B64.encode_string(payload.as_bytes(), &mut token);
-        let mut mac = self.mac.clone();
-        mac.update(token.as_bytes());
-        let signature = mac.finalize().into_bytes();
-        token.push('.');
-        B64.encode_string(signature, &mut token);
-        token
+        self.ring.load().sign(&B64.encode(payload))
+    }
+
+    fn count_cache(&self, result: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.token_cache.with_label_values(&[result]).inc();
+        }
     }
 
     /// Verifies a token of the expected kind at `now` (unix seconds). No leeway: a token is
@@ -182,66 +192,76 @@ impl TokenCodec {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Invalid);
-        };
-        if header != HEADER_B64 && !is_hs256_header(header) {
-            return Err(TokenError::Invalid);
+        let ring = self.ring.load();
+        let cached = ring.has_public_keys();
+        if cached {
+            if let Some(verified) = self.verified.get(token)
+                && verified.keys == ring.public_set()
+            {
+                self.count_cache("hit");
+                return judge(verified, expected, now);
+            }
+            self.count_cache("miss");
         }
-        let mut signature_bytes = [0u8; 32];
-        match B64.decode_slice(signature, &mut signature_bytes) {
-            Ok(32) => {}
-            _ => return Err(TokenError::Invalid),
+        let (payload, alg) = ring.verify(token).ok_or(TokenError::Invalid)?;
+        let mut verified = parse_claims(payload)?;
+        if cached && alg != Alg::Hs256 {
+            verified.keys = ring.public_set();
+            self.verified.insert(token.into(), verified);
         }
-        let signed_len = header.len() + 1 + payload.len();
-        let mut mac = self.mac.clone();
-        mac.update(&token.as_bytes()[..signed_len]);
-        mac.verify_slice(&signature_bytes)
-            .map_err(|_| TokenError::Invalid)?;
+        judge(verified, expected, now)
+    }
+}
 
-        let payload = B64.decode(payload).map_err(|_| TokenError::Invalid)?;
-        let raw: RawClaims<'_> =
-            serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid)?;
-        if raw.refresh != (expected == TokenKind::Refresh) {
-            return Err(TokenError::Invalid);
-        }
-        if raw.nbf.is_some_and(|nbf| now < nbf) || raw.iat.is_some_and(|iat| now < iat) {
-            return Err(TokenError::Invalid);
-        }
-        // A session id we did not write makes the token invalid, not sessionless.
-        let id = |text: Option<&str>| match text {
-            None => Ok(None),
-            Some(text) => RandomId::parse(text).map(Some).ok_or(TokenError::Invalid),
-        };
-        let (sid, jti) = (id(raw.sid)?, id(raw.jti)?);
-        if now > raw.exp {
-            return Err(TokenError::Expired);
-        }
-        Ok(Claims {
+/// The claims of a verified payload.
+fn parse_claims(payload: &str) -> Result<Verified, TokenError> {
+    let payload = B64.decode(payload).map_err(|_| TokenError::Invalid)?;
+    let raw: RawClaims<'_> = serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid)?;
+    // A session id we did not write makes the token invalid, not sessionless.
+    let id = |text: Option<&str>| match text {
+        None => Ok(None),
+        Some(text) => RandomId::parse(text).map(Some).ok_or(TokenError::Invalid),
+    };
+    let (sid, jti) = (id(raw.sid)?, id(raw.jti)?);
+    Ok(Verified {
+        claims: Claims {
             customer: CustomerId(raw.customer_id),
-            kind: expected,
+            kind: if raw.refresh {
+                TokenKind::Refresh
+            } else {
+                TokenKind::Access
+            },
             exp: raw.exp,
             iat: raw.iat,
             sid,
             jti,
             session_end: raw.sxp,
-        })
-    }
+        },
+        nbf: raw.nbf,
+        keys: 0,
+    })
 }
 
-/// A header written by another JWT library: any field order, but `alg` must be HS256.
-fn is_hs256_header(encoded: &str) -> bool {
-    let Ok(json) = B64.decode(encoded) else {
-        return false;
-    };
-    serde_json::from_slice::<Header<'_>>(&json).is_ok_and(|h| h.alg == "HS256")
+/// The checks that depend on what is expected and when.
+fn judge(verified: Verified, expected: TokenKind, now: i64) -> Result<Claims, TokenError> {
+    let claims = verified.claims;
+    if claims.kind != expected {
+        return Err(TokenError::Invalid);
+    }
+    if verified.nbf.is_some_and(|nbf| now < nbf) || claims.iat.is_some_and(|iat| now < iat) {
+        return Err(TokenError::Invalid);
+    }
+    if now > claims.exp {
+        return Err(TokenError::Expired);
+    }
+    Ok(claims)
 }
 
 #[cfg(test)]
 mod tests {
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
     use super::*;
 
     const NOW: i64 = 1_800_000_000;
@@ -353,14 +373,17 @@ mod tests {
                 .map(|c| c.customer),
             Ok(CustomerId(1234567890123))
         );
-        assert_eq!(
-            token,
-            codec().mint(&Claims::legacy(
-                CustomerId(1234567890123),
-                TokenKind::Access,
-                NOW + 300
-            ))
-        );
+        // Ours differ only in the header, which names the key.
+        let ours = codec().mint(&Claims::legacy(
+            CustomerId(1234567890123),
+            TokenKind::Access,
+            NOW + 300,
+        ));
+        assert_eq!(ours.split('.').nth(1), token.split('.').nth(1));
+        let header = B64.decode(ours.split('.').next().unwrap()).unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+        assert_eq!(header["alg"], "HS256");
+        assert!(header["kid"].as_str().unwrap().starts_with("hs-"));
     }
 
     #[test]

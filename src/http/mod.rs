@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod handlers;
 mod health;
+mod jwks;
 mod observe;
 mod sessions;
 
@@ -28,7 +29,8 @@ pub use handlers::{PersonalInfoBody, ShippingInfoBody, TokenPairBody};
 pub use observe::ROUTES;
 
 use crate::{
-    account::AccountService, auth::AuthService, config::IpNet, metrics::Metrics, readiness::Health,
+    account::AccountService, auth::AuthService, config::IpNet, keys::KeyRing, metrics::Metrics,
+    readiness::Health,
 };
 
 /// The handles every handler may use. One `Arc`: axum clones the state for every
@@ -41,6 +43,7 @@ pub struct Services {
     pub account: AccountService,
     pub health: Health,
     pub metrics: Metrics,
+    pub keys: KeyRing,
 }
 
 impl AppState {
@@ -98,6 +101,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/.well-known/jwks.json", get(jwks::jwks))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(settings.body_limit))

@@ -45,6 +45,7 @@ pub const ROUTES: &[&str] = &[
     "/api/account/info/account",
     "/healthz",
     "/readyz",
+    "/.well-known/jwks.json",
 ];
 
 /// Status codes whose metric handles are kept; others are looked up per request.

@@ -3,6 +3,7 @@
 //! drivers are always compiled in; one store value serves every trait.
 
 mod dsn;
+mod keys;
 mod sessions;
 mod sql;
 
@@ -20,6 +21,7 @@ use crate::domain::{
     Revocation, ShippingInfo, Unavailable,
 };
 
+pub use keys::{KeyStore, StoredKey};
 pub use sessions::{Rotation, SessionStore, SweepCounts, Which};
 
 pub use dsn::{DatabaseUrl, DsnError, SqliteTarget};
@@ -99,6 +101,7 @@ pub struct DeletedCustomer {
 pub struct Stores {
     pub customers: Arc<dyn CustomerStore>,
     pub sessions: Arc<dyn SessionStore>,
+    pub keys: Arc<dyn KeyStore>,
 }
 
 /// Pool settings taken from the configuration.
@@ -122,7 +125,8 @@ pub async fn open(
             let store = Arc::new(SqliteStore::open(path, pool, metrics, clock).await?);
             Stores {
                 customers: store.clone(),
-                sessions: store,
+                sessions: store.clone(),
+                keys: store,
             }
         }
         DatabaseUrl::MySql(options) => {
@@ -130,7 +134,8 @@ pub async fn open(
                 Arc::new(MySqlStore::open((**options).clone(), pool, metrics, clock).await?);
             Stores {
                 customers: store.clone(),
-                sessions: store,
+                sessions: store.clone(),
+                keys: store,
             }
         }
     })

@@ -19,6 +19,7 @@ mod database;
 mod grpc;
 mod http_basics;
 mod info;
+mod keys;
 mod login;
 mod observability;
 mod refresh;

@@ -10,6 +10,7 @@ use saga_account::{
     config::{Secret, Settings},
     domain::CustomerId,
     grpc::pb::auth_service_client::AuthServiceClient,
+    keys::KeyManager,
     metrics::Metrics,
     startup::Application,
 };
@@ -23,7 +24,10 @@ pub struct TestApp {
     pub grpc_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub client: Client,
+    /// Signs and verifies with the app's own key ring.
     pub tokens: TokenCodec,
+    /// The app's signing keys, to rotate them at the test's moment.
+    pub keys: KeyManager,
     /// The service's auth service, for operator actions and reading the sessions' state.
     pub auth: AuthService,
     /// The app's own idea of now (its clock), in Unix seconds.
@@ -84,6 +88,7 @@ pub async fn spawn_app_at_time(
         .await
         .expect("app builds");
     let auth = app.core().auth.clone();
+    let keys = app.core().keys.clone();
     let base = format!("http://{}", app.http_addr());
     let grpc_addr = app.grpc_addr();
     let metrics_addr = app.metrics_addr();
@@ -101,7 +106,8 @@ pub async fn spawn_app_at_time(
         grpc_addr,
         metrics_addr,
         client: Client::new(),
-        tokens: TokenCodec::new(SECRET.as_bytes()),
+        tokens: TokenCodec::with_ring(keys.ring(), None),
+        keys,
         auth,
         now,
         database: database.clone(),
