@@ -98,6 +98,9 @@ struct RunArgs {
     /// The service's JWT_SECRET, to mint the seeded customers' tokens.
     #[arg(long, default_value = "")]
     jwt_secret: String,
+    /// The service's JWT_PRIVATE_KEY_FILE, to mint EdDSA or ES256 tokens (auth-keys).
+    #[arg(long)]
+    jwt_private_key: Option<std::path::PathBuf>,
     /// Also measure the empty-RPC and empty-handler ceilings with the same settings.
     #[arg(long)]
     ceilings: bool,
@@ -232,7 +235,7 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
             }
         })
     });
-    for scenario in args.scenarios {
+    for scenario in args.scenarios.clone() {
         let name = format!("{scenario:?}").to_lowercase();
         if let Some(pid) = args.service_pid {
             print_rss(pid, &format!("before {name}"));
@@ -337,6 +340,9 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
                 .await?;
                 print(&with, Some(&without));
             }
+            Scenario::AuthKeys => {
+                auth_keys(&args, target, &customers, &load, &mut print).await?;
+            }
             Scenario::AuthUnderLogin => {
                 let alone = scenarios::run(
                     "auth (alone)",
@@ -412,6 +418,90 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
         watch.abort();
     }
     Ok(if args.allow_errors { 0 } else { errors })
+}
+
+/// `Auth` with HS256 tokens against tokens of the key file, each presented 100 times, then
+/// each presented once. Tokens are minted here, session-less, so that only the signature
+/// differs between the runs.
+async fn auth_keys(
+    args: &RunArgs,
+    target: Target,
+    customers: &Arc<Vec<scenarios::Customer>>,
+    load: &Load,
+    print: &mut impl FnMut(&Report, Option<&Report>),
+) -> anyhow::Result<()> {
+    use saga_account::{
+        auth::{Claims, TokenCodec, TokenKind},
+        clock::Clock as _,
+        domain::CustomerId,
+        keys::{KeyPair, KeyRing, Published, RingState, Signer},
+    };
+    let (Some(requests), false, Some(key_file)) = (
+        args.requests,
+        args.jwt_secret.is_empty(),
+        args.jwt_private_key.as_ref(),
+    ) else {
+        anyhow::bail!("auth-keys needs --requests, --jwt-secret and --jwt-private-key");
+    };
+    let pair = KeyPair::from_pkcs8(&std::fs::read(key_file)?)?;
+    let kid = pair.public().thumbprint();
+    let published = vec![Published {
+        kid: kid.clone(),
+        key: pair.public(),
+    }];
+    let alg = pair.alg().name();
+    let asymmetric = TokenCodec::with_ring(
+        KeyRing::new(RingState::new(
+            Signer::Pair { kid, pair },
+            Vec::new(),
+            published,
+        )),
+        None,
+    );
+    let hs256 = TokenCodec::new(args.jwt_secret.as_bytes());
+    let now = saga_account::clock::SystemClock.now_secs();
+    // Distinct tokens: the expiry differs by a second from one to the next.
+    let pool = |codec: &TokenCodec, size: u64| -> Arc<Vec<scenarios::Customer>> {
+        Arc::new(
+            (0..size)
+                .map(|i| {
+                    let mut c = customers[(i as usize) % customers.len()].clone();
+                    c.access = codec.mint(&Claims::legacy(
+                        CustomerId(c.id),
+                        TokenKind::Access,
+                        now + 3600 + i as i64,
+                    ));
+                    c
+                })
+                .collect(),
+        )
+    };
+    let reused = (requests / 100).max(1);
+    let runs = [
+        ("auth HS256 (each token 100x)", &hs256, reused),
+        ("auth {alg} (each token 100x)", &asymmetric, reused),
+        ("auth HS256 (every token new)", &hs256, requests),
+        ("auth {alg} (every token new)", &asymmetric, requests),
+    ];
+    let mut baseline = None;
+    for (i, (name, codec, size)) in runs.into_iter().enumerate() {
+        let name = name.replace("{alg}", alg);
+        let tokens = pool(codec, size);
+        let cpu_before = args.service_pid.and_then(cpu_seconds);
+        let report = scenarios::run(&name, Scenario::Auth, target, tokens, load).await?;
+        // Each asymmetric run is compared with the HS256 run before it.
+        print(&report, if i % 2 == 1 { baseline.as_ref() } else { None });
+        if let (Some(before), Some(after)) = (cpu_before, args.service_pid.and_then(cpu_seconds)) {
+            println!(
+                "    service CPU: {:.1} us per request",
+                1e6 * (after - before) / report.requests.max(1) as f64
+            );
+        }
+        if i % 2 == 0 {
+            baseline = Some(report);
+        }
+    }
+    Ok(())
 }
 
 /// CPU seconds (user + system, all threads) used so far by `pid` (Linux `/proc`).

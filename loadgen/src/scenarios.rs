@@ -48,6 +48,10 @@ pub enum Scenario {
     /// Failed logins one at a time, unknown email against wrong password (needs
     /// LOGIN_MAX_FAILURES=0 on the service); --requests pairs.
     LoginTiming,
+    /// `Auth` with HS256 tokens, then with tokens of the service's key file
+    /// (--jwt-private-key), each token presented 100 times, then every token new; needs
+    /// --jwt-secret and --requests (tokens are minted here).
+    AuthKeys,
 }
 
 /// Where the requests go.
@@ -207,6 +211,7 @@ impl Op {
             Scenario::Auth
             | Scenario::AuthUnderLogin
             | Scenario::AuthRevocation
+            | Scenario::AuthKeys
             | Scenario::LoginUnderAttack
             | Scenario::LoginUnderSpray
             | Scenario::LoginTiming => Op::Auth,
@@ -361,7 +366,7 @@ pub async fn run(
     let channels = grpc_channels(target.grpc, load.grpc_connections).await?;
     let needs_http = !matches!(
         scenario,
-        Scenario::Auth | Scenario::AuthUnderLogin | Scenario::AuthRevocation
+        Scenario::Auth | Scenario::AuthUnderLogin | Scenario::AuthRevocation | Scenario::AuthKeys
     );
     let budget = Arc::new(AtomicI64::new(
         load.requests
