@@ -617,6 +617,27 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
+    /// Every setting has a row in the README's configuration table (a row may name several).
+    #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../README.md");
+        let table: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("## Configuration"))
+            .take_while(|l| !l.starts_with("## The API"))
+            .filter(|l| l.starts_with("| `"))
+            .collect();
+        let missing: Vec<&str> = SETTINGS
+            .iter()
+            .map(|s| s.env)
+            .filter(|env| {
+                let cell = format!("`{env}`");
+                !table.iter().any(|row| row.split('|').nth(1).is_some_and(|c| c.contains(&cell)))
+            })
+            .collect();
+        assert!(missing.is_empty(), "settings missing from the README table: {missing:?}");
+    }
+
     #[test]
     fn defaults_are_the_documented_ones() {
         let s = Settings::defaults();
