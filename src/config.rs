@@ -632,10 +632,15 @@ mod tests {
             .map(|s| s.env)
             .filter(|env| {
                 let cell = format!("`{env}`");
-                !table.iter().any(|row| row.split('|').nth(1).is_some_and(|c| c.contains(&cell)))
+                !table
+                    .iter()
+                    .any(|row| row.split('|').nth(1).is_some_and(|c| c.contains(&cell)))
             })
             .collect();
-        assert!(missing.is_empty(), "settings missing from the README table: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "settings missing from the README table: {missing:?}"
+        );
     }
 
     #[test]

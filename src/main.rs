@@ -33,6 +33,16 @@ enum Command {
         #[command(subcommand)]
         action: CustomerAction,
     },
+    /// Ask the service on this host for /readyz (HTTP_PORT, BIND_ADDRESS or loopback):
+    /// exit 0 when it answers 200, 1 otherwise. For container health checks.
+    Healthcheck {
+        /// Probe this path instead (e.g. /healthz for liveness).
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 2)]
+        timeout_seconds: u64,
+    },
     /// The generated signing keys of JWT_ALG=EdDSA or ES256.
     Keys {
         #[command(subcommand)]
@@ -85,6 +95,23 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
+    // No logs, traces or connections for a probe: it runs every few seconds.
+    if let Some(Command::Healthcheck {
+        path,
+        timeout_seconds,
+    }) = &cli.command
+    {
+        let addr =
+            saga_account::http::probe::probe_address(settings.bind_address, settings.http_port);
+        saga_account::http::probe::probe(
+            addr,
+            path,
+            std::time::Duration::from_secs(*timeout_seconds),
+        )
+        .await?;
+        println!("{path} at {addr}: 200");
+        return Ok(());
+    }
     let telemetry = telemetry::init(&settings)?;
     let result = execute(cli.command, settings).await;
     telemetry.shutdown();
@@ -137,6 +164,7 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
                 }
             }
         }
+        Command::Healthcheck { .. } => Ok(()),
         Command::Keys {
             action: KeysAction::Publish,
         } => {

@@ -228,6 +228,24 @@ impl Metrics {
             "Access token verifications by transport (http, grpc) and outcome (valid, expired, invalid).",
             &["transport", "outcome"],
         );
+        let cache_misses = counter_vec(
+            &r,
+            n("cache_misses_total"),
+            "Cache lookups not answered, by tier.",
+            &["tier"],
+        );
+        let cache_coalesced = counter_vec(
+            &r,
+            n("cache_coalesced_waits_total"),
+            "Lookups that waited for another caller's load, by level (local: same replica, redis: another replica).",
+            &["level"],
+        );
+        // Series present from the start, so that a ratio has a denominator and a first
+        // event is a rise.
+        for tier in [Tier::Local, Tier::Redis] {
+            cache_misses.with_label_values(&[tier.label()]);
+            cache_coalesced.with_label_values(&[tier.label()]);
+        }
         let hot = HotHandles {
             tokens_valid: [Transport::Http, Transport::Grpc]
                 .map(|t| token_verifications.with_label_values(&[t.label(), "valid"])),
@@ -237,23 +255,13 @@ impl Metrics {
         Self(Arc::new(Inner {
             hot,
             cache_hits,
-            cache_misses: counter_vec(
-                &r,
-                n("cache_misses_total"),
-                "Cache lookups not answered, by tier.",
-                &["tier"],
-            ),
+            cache_misses,
             cache_loads: counter(
                 &r,
                 n("cache_loads_total"),
                 "Database loads made on behalf of the cache.",
             ),
-            cache_coalesced: counter_vec(
-                &r,
-                n("cache_coalesced_waits_total"),
-                "Lookups that waited for another caller's load, by level (local: same replica, redis: another replica).",
-                &["level"],
-            ),
+            cache_coalesced,
             cache_bypassed: counter(
                 &r,
                 n("cache_bypassed_total"),

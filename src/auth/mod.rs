@@ -22,7 +22,7 @@ use crate::{
     clock::Clock,
     domain::{CustomerId, Error, SessionId},
     idgen::IdGenerator,
-    metrics::Metrics,
+    metrics::{Metrics, Transport},
     session::{Grant, SessionService},
     store::CustomerStore,
     throttle::{LockoutPolicy, Throttle},
@@ -91,6 +91,59 @@ impl AuthService {
         }
         for limit in ["email_ip", "ip"] {
             deps.metrics.lockouts.with_label_values(&[limit]);
+        }
+        // Likewise the outcomes a dashboard or an alert divides by.
+        let common = [
+            "success",
+            "too_many_attempts",
+            "invalid_parameter",
+            "unavailable",
+        ];
+        let m = &deps.metrics;
+        for outcome in common.into_iter().chain(
+            [
+                Error::AuthenticationFailed,
+                Error::CustomerNotFound,
+                Error::CustomerInactive,
+            ]
+            .map(|e| e.label()),
+        ) {
+            m.logins.with_label_values(&[outcome]);
+        }
+        for outcome in common
+            .into_iter()
+            .chain([Error::DuplicateEntry, Error::PasswordTooWeak].map(|e| e.label()))
+        {
+            m.signups.with_label_values(&[outcome]);
+        }
+        for outcome in ["success", "unavailable"].into_iter().chain(
+            [
+                Error::TokenInvalid,
+                Error::TokenExpired,
+                Error::TokenRevoked,
+                Error::CustomerInactive,
+            ]
+            .map(|e| e.label()),
+        ) {
+            m.refreshes.with_label_values(&[outcome]);
+        }
+        for transport in [Transport::Http, Transport::Grpc] {
+            for outcome in [
+                TokenError::Invalid,
+                TokenError::Expired,
+                TokenError::Revoked,
+            ] {
+                m.token_verifications
+                    .with_label_values(&[transport.label(), outcome.label()]);
+            }
+        }
+        for result in ["hit", "miss"] {
+            m.token_cache.with_label_values(&[result]);
+        }
+        for from in [Algorithm::Bcrypt, Algorithm::Argon2id] {
+            for to in [Algorithm::Bcrypt, Algorithm::Argon2id] {
+                m.rehashes.with_label_values(&[from.label(), to.label()]);
+            }
         }
         Self(Arc::new(deps))
     }

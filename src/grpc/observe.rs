@@ -80,9 +80,17 @@ pub struct ObserveLayer {
 
 impl ObserveLayer {
     pub fn new(metrics: Metrics) -> Self {
+        // Every code of every method of ours is a series from the start, as
+        // go-grpc-prometheus registers them.
         let methods = KNOWN_METHODS
             .iter()
-            .map(|path| (*path, Arc::new(MethodMetrics::new(&metrics, path))))
+            .map(|path| {
+                let method = MethodMetrics::new(&metrics, path);
+                for code in 0..17 {
+                    method.handled(&metrics, code);
+                }
+                (*path, Arc::new(method))
+            })
             .collect();
         Self {
             metrics,

@@ -9,6 +9,7 @@ mod handlers;
 mod health;
 mod jwks;
 mod observe;
+pub mod probe;
 mod sessions;
 
 use std::sync::Arc;

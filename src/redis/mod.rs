@@ -77,6 +77,9 @@ pub struct RedisClient {
 impl RedisClient {
     /// A client that is not connected yet: register handlers, then `start`.
     pub fn new(settings: RedisSettings, metrics: Metrics) -> Arc<Self> {
+        for operation in ["get", "set", "lock", "unlock", "del", "publish"] {
+            metrics.redis_errors.with_label_values(&[operation]);
+        }
         Arc::new(Self {
             settings,
             conn: OnceLock::new(),

@@ -127,3 +127,49 @@ async fn serves_then_exits_zero_on_sigterm_without_logging_secrets() {
         assert!(!log.contains(secret), "log contains {secret:?}:\n{log}");
     }
 }
+
+/// `saga-account healthcheck`, as a container runtime runs it next to the service.
+fn healthcheck(port: &str, args: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(binary())
+        .arg("healthcheck")
+        .args(args)
+        .current_dir(dir.path())
+        // The listener is on every address: the probe goes to loopback.
+        .envs([("HTTP_PORT", port), ("BIND_ADDRESS", "0.0.0.0")])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn healthcheck_exits_zero_only_while_the_service_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = ServiceProcess::spawn(
+        dir.path(),
+        &[
+            ("SHUTDOWN_DELAY_SECONDS", "30"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "1"),
+        ],
+    );
+    let port = service.http.rsplit(':').next().unwrap().to_owned();
+    let (ok, text) = healthcheck(&port, &[]);
+    assert!(ok, "{text}");
+    assert!(text.contains("/readyz") && text.contains("200"), "{text}");
+    // Draining after SIGTERM: unready, still alive.
+    service.sigterm();
+    let (ok, text) = poll_until(async || healthcheck(&port, &[]), |(ok, _)| !ok).await;
+    assert!(!ok && text.contains("/readyz answered 503"), "{text}");
+    let (ok, text) = healthcheck(&port, &["--path", "/healthz"]);
+    assert!(ok, "{text}");
+    // Gone: nothing listens.
+    service.child.kill().unwrap();
+    service.wait();
+    let (ok, text) = healthcheck(&port, &[]);
+    assert!(!ok && text.contains("cannot reach"), "{text}");
+}

@@ -22,6 +22,7 @@ mod info;
 mod keys;
 mod login;
 mod observability;
+mod prometheus;
 mod refresh;
 mod sessions;
 mod shutdown;

@@ -65,10 +65,14 @@ impl ServiceProcess {
             match lines.recv_timeout(Duration::from_secs(20)) {
                 Ok(line) if line.contains("listening") => break line,
                 Ok(_) => {}
-                Err(_) => panic!(
-                    "the service did not start:\n{}",
-                    log.lock().unwrap().join("\n")
-                ),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "the service did not start:\n{}",
+                        log.lock().unwrap().join("\n")
+                    )
+                }
             }
         };
         let field = |name: &str| {
