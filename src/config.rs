@@ -109,6 +109,12 @@ specs! {
     HASH_THREADS, "hashThreads", "0", "password hashing threads; 0 = one per CPU";
     HASH_QUEUE, "hashQueue", "64", "password hashing jobs that may wait; beyond it login and signup answer 503";
     HTTP_BODY_LIMIT_BYTES, "httpBodyLimitBytes", "65536", "largest accepted request body";
+    HTTP_REQUEST_TIMEOUT_SECONDS, "httpRequestTimeoutSeconds", "30", "longest an HTTP request may run before it is answered 503";
+    HTTP_HEADER_READ_TIMEOUT_SECONDS, "httpHeaderReadTimeoutSeconds", "10", "a connection that has not sent a whole request head within this is closed";
+    HTTP_IDLE_TIMEOUT_SECONDS, "httpIdleTimeoutSeconds", "60", "an idle keep-alive connection is closed after this";
+    MAX_CONNECTIONS, "maxConnections", "10000", "open HTTP connections at most; further ones wait in the kernel's backlog";
+    HTTP_MAX_CONCURRENT_REQUESTS, "httpMaxConcurrentRequests", "512", "HTTP API requests handled at once (probes not counted)";
+    HTTP_MAX_QUEUED_REQUESTS, "httpMaxQueuedRequests", "1024", "HTTP API requests that may wait for a slot; beyond that 503 with Retry-After at once";
     SHUTDOWN_TIMEOUT_SECONDS, "shutdownTimeoutSeconds", "10", "how long requests in flight may finish after SIGTERM";
     SHUTDOWN_DELAY_SECONDS, "shutdownDelaySeconds", "0", "after SIGTERM, how long to keep serving while unready, so load balancers drain first";
     LOCAL_CACHE_EXPIRATION_SECONDS, "localCacheConfig.expirationSeconds", "600", "in-process cache entry lifetime";
@@ -276,6 +282,12 @@ pub struct Settings {
     pub hash_threads: usize,
     pub hash_queue: usize,
     pub http_body_limit: usize,
+    pub http_request_timeout: Duration,
+    pub http_header_read_timeout: Duration,
+    pub http_idle_timeout: Duration,
+    pub max_connections: usize,
+    pub http_max_concurrent_requests: usize,
+    pub http_max_queued_requests: usize,
     pub shutdown_timeout: Duration,
     pub shutdown_delay: Duration,
     pub local_cache_expiration: Duration,
@@ -449,6 +461,16 @@ impl Settings {
             })?,
             hash_queue: r.parse(Key::HASH_QUEUE, "a whole number")?,
             http_body_limit: r.positive(Key::HTTP_BODY_LIMIT_BYTES)?,
+            http_request_timeout: Duration::from_secs(
+                r.positive(Key::HTTP_REQUEST_TIMEOUT_SECONDS)?,
+            ),
+            http_header_read_timeout: Duration::from_secs(
+                r.positive(Key::HTTP_HEADER_READ_TIMEOUT_SECONDS)?,
+            ),
+            http_idle_timeout: Duration::from_secs(r.positive(Key::HTTP_IDLE_TIMEOUT_SECONDS)?),
+            max_connections: r.positive(Key::MAX_CONNECTIONS)?,
+            http_max_concurrent_requests: r.positive(Key::HTTP_MAX_CONCURRENT_REQUESTS)?,
+            http_max_queued_requests: r.parse(Key::HTTP_MAX_QUEUED_REQUESTS, "a whole number")?,
             shutdown_timeout: Duration::from_secs(
                 r.parse(Key::SHUTDOWN_TIMEOUT_SECONDS, "a whole number")?,
             ),

@@ -51,6 +51,8 @@ pub struct Inner {
     pub http_duration: HistogramVec,
     pub http_response_size: HistogramVec,
     pub http_inflight: IntGaugeVec,
+    /// API requests answered 503 at once because the queue was full.
+    pub http_shed: IntCounter,
     /// gRPC, named and labelled as go-grpc-prometheus.
     pub grpc_started: IntCounterVec,
     pub grpc_handled: IntCounterVec,
@@ -297,6 +299,11 @@ impl Metrics {
                 "The size of the HTTP responses.",
                 prometheus::exponential_buckets(100.0, 10.0, 8).unwrap_or_default(),
                 &["handler", "method", "code"],
+            ),
+            http_shed: counter(
+                &r,
+                n("http_requests_shed_total"),
+                "HTTP API requests answered 503 at once because too many were waiting.",
             ),
             http_inflight: gauge_vec(
                 &r,

@@ -280,6 +280,7 @@ pub struct Application {
     shutdown_timeout: Duration,
     shutdown_delay: Duration,
     http_settings: HttpSettings,
+    connection_limits: http::server::ConnectionLimits,
 }
 
 impl Application {
@@ -314,6 +315,14 @@ impl Application {
             http_settings: HttpSettings {
                 body_limit: settings.http_body_limit,
                 trusted_proxies: settings.trusted_proxies.clone(),
+                request_timeout: settings.http_request_timeout,
+                max_concurrent_requests: settings.http_max_concurrent_requests,
+                max_queued_requests: settings.http_max_queued_requests,
+            },
+            connection_limits: http::server::ConnectionLimits {
+                head_timeout: settings.http_header_read_timeout,
+                idle_timeout: settings.http_idle_timeout,
+                max_connections: settings.max_connections,
             },
         })
     }
@@ -364,14 +373,12 @@ impl Application {
 
         let http_server = {
             let app = http::router(self.state.clone(), &self.http_settings);
-            let listener = axum::serve::ListenerExt::tap_io(self.http.listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
+            http::server::serve(
+                self.http.listener,
+                app,
+                self.connection_limits.clone(),
+                stop.clone(),
             )
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
         };
         let grpc_server = grpc::server(self.state.auth.clone(), self.core.metrics.clone()).await?;
         grpc_server.follow_readiness(self.state.health.follow(requested.clone()).await);
@@ -384,12 +391,7 @@ impl Application {
         .with_graceful_shutdown(stop.clone().cancelled_owned());
 
         let mut servers = tokio::spawn(async move {
-            let (h, g, m) = tokio::join!(
-                http_server.into_future(),
-                grpc_server,
-                metrics_server.into_future()
-            );
-            h.context("HTTP server")?;
+            let ((), g, m) = tokio::join!(http_server, grpc_server, metrics_server.into_future());
             g.context("gRPC server")?;
             m.context("metrics server")?;
             anyhow::Ok(())

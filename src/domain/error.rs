@@ -80,6 +80,10 @@ pub enum Unavailable {
     Database(InternalError),
     HashPoolFull,
     ShuttingDown,
+    /// More HTTP requests than the service handles at once are already waiting.
+    Overloaded,
+    /// The request ran longer than `HTTP_REQUEST_TIMEOUT_SECONDS`.
+    TimedOut,
 }
 
 impl fmt::Display for Unavailable {
@@ -88,6 +92,8 @@ impl fmt::Display for Unavailable {
             Unavailable::Database(cause) => write!(f, "database unreachable: {cause}"),
             Unavailable::HashPoolFull => f.write_str("password hashing queue is full"),
             Unavailable::ShuttingDown => f.write_str("shutting down"),
+            Unavailable::Overloaded => f.write_str("too many requests waiting"),
+            Unavailable::TimedOut => f.write_str("request timed out"),
         }
     }
 }

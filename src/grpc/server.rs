@@ -18,6 +18,11 @@ pub struct GrpcServer {
 
 /// `auth.AuthService` (SERVING until shutdown: `Auth` needs no database), health and
 /// reflection (v1 and v1alpha).
+/// Largest request message and request head of the gRPC server.
+pub const GRPC_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Concurrent calls on one HTTP/2 connection.
+pub const GRPC_MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+
 pub async fn server(auth: AuthService, metrics: Metrics) -> anyhow::Result<GrpcServer> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuthServiceServer<AuthGrpc>>().await;
@@ -27,12 +32,24 @@ pub async fn server(auth: AuthService, metrics: Metrics) -> anyhow::Result<GrpcS
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    // Limits set on purpose (README "gRPC"): an `Auth` request is one token (at most 4 KiB
+    // verifies), so 64 KiB messages and 16 KiB heads are ample; streams per connection are bounded so that one client
+    // cannot hold every task; HTTP/2 pings find dead peers (a load balancer that vanished)
+    // within 40 s; no call runs longer than 30 s.
     let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(GRPC_MAX_STREAMS_PER_CONNECTION)
+        .http2_max_header_list_size(16 * 1024)
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        .timeout(std::time::Duration::from_secs(30))
         .layer(ObserveLayer::new(metrics.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(AuthServiceServer::new(AuthGrpc::new(auth, metrics)));
+        .add_service(
+            AuthServiceServer::new(AuthGrpc::new(auth, metrics))
+                .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES),
+        );
     Ok(GrpcServer { router, health })
 }
 

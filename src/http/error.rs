@@ -7,7 +7,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::domain::{Error, FieldError, Invalid};
+use crate::domain::{Error, FieldError, Invalid, Unavailable};
 
 #[derive(Serialize)]
 pub struct Message {
@@ -79,7 +79,12 @@ impl IntoResponse for ApiError {
                     return response;
                 }
                 Error::Unavailable(why) => {
-                    tracing::warn!(reason = %why, "service unavailable");
+                    // One line per shed request would flood the log just when it matters.
+                    if matches!(why, Unavailable::Overloaded) {
+                        tracing::debug!(reason = %why, "service unavailable");
+                    } else {
+                        tracing::warn!(reason = %why, "service unavailable");
+                    }
                     let mut response =
                         message(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
                     response

@@ -8,8 +8,10 @@ mod extract;
 mod handlers;
 mod health;
 mod jwks;
+mod limits;
 mod observe;
 pub mod probe;
+pub mod server;
 mod sessions;
 
 use std::sync::Arc;
@@ -74,6 +76,9 @@ macro_rules! api {
 pub struct HttpSettings {
     pub body_limit: usize,
     pub trusted_proxies: Vec<IpNet>,
+    pub request_timeout: std::time::Duration,
+    pub max_concurrent_requests: usize,
+    pub max_queued_requests: usize,
 }
 
 pub fn router(state: AppState, settings: &HttpSettings) -> Router {
@@ -109,6 +114,19 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             error::message(StatusCode::INTERNAL_SERVER_ERROR, "server error")
         }))
+        .layer(middleware::from_fn_with_state(
+            settings.request_timeout,
+            limits::request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            limits::Shedder::new(
+                settings.max_concurrent_requests,
+                settings.max_queued_requests,
+                state.metrics.clone(),
+            ),
+            limits::shed,
+        ))
+        .layer(middleware::from_fn(limits::close_if_body_unread))
         .layer(middleware::from_fn_with_state(observer, observe::observe))
         .with_state(state)
 }

@@ -18,6 +18,7 @@ mod cache;
 mod database;
 mod grpc;
 mod http_basics;
+mod hygiene;
 mod info;
 mod keys;
 mod login;
