@@ -9,6 +9,7 @@ mod handlers;
 mod health;
 mod jwks;
 mod observe;
+mod recovery;
 mod sessions;
 
 use std::sync::Arc;
@@ -30,7 +31,7 @@ pub use observe::ROUTES;
 
 use crate::{
     account::AccountService, auth::AuthService, config::IpNet, keys::KeyRing, metrics::Metrics,
-    readiness::Health,
+    readiness::Health, recovery::RecoveryService,
 };
 
 /// The handles every handler may use. One `Arc`: axum clones the state for every
@@ -44,6 +45,8 @@ pub struct Services {
     pub health: Health,
     pub metrics: Metrics,
     pub keys: KeyRing,
+    /// Password reset and email verification (SPEC section 13).
+    pub recovery: RecoveryService,
 }
 
 impl AppState {
@@ -99,6 +102,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
             api!("/info/shipping"),
             get(handlers::get_shipping_info).put(handlers::update_shipping_info),
         )
+        .merge(recovery::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/.well-known/jwks.json", get(jwks::jwks))
