@@ -54,8 +54,8 @@ fn outcome<T>(result: &Result<T, Error>) -> &'static str {
 
 impl RecoveryService {
     pub fn new(deps: RecoveryDeps) -> Self {
-        for limit in ["mail_email", "mail_ip"] {
-            deps.metrics.throttled.with_label_values(&[limit]);
+        for limit in ["email", "ip"] {
+            deps.metrics.mail.limited.with_label_values(&[limit]);
         }
         for label in [
             "success",
@@ -90,7 +90,7 @@ impl RecoveryService {
                 )
                 .await
         {
-            self.0.metrics.throttled.with_label_values(&["mail_ip"]).inc();
+            self.0.metrics.mail.limited.with_label_values(&["ip"]).inc();
             return false;
         }
         let key = format!("mail-email:{}", digest(&email.as_str().to_lowercase()));
@@ -100,11 +100,7 @@ impl RecoveryService {
             .hit(&key, limits.per_email_per_hour, MAIL_WINDOW)
             .await
         {
-            self.0
-                .metrics
-                .throttled
-                .with_label_values(&["mail_email"])
-                .inc();
+            self.0.metrics.mail.limited.with_label_values(&["email"]).inc();
             return false;
         }
         true

@@ -17,6 +17,8 @@ pub struct MailMetrics {
     /// Queued mails with nobody to send them to (unknown or inactive customer, email
     /// changed since), by kind.
     pub skipped: IntCounterVec,
+    /// Reset and verification mails not sent because of a limit, by limit (`email`, `ip`).
+    pub limited: IntCounterVec,
     /// Rows in the outbox (sent or given-up ones are deleted).
     pub outbox_depth: IntGauge,
     /// Age of the oldest row in the outbox; 0 when it is empty.
@@ -54,6 +56,12 @@ impl MailMetrics {
             skipped: by_kind(
                 "mails_skipped_total",
                 "Queued mails with nobody to send them to (unknown or inactive customer, email changed), by kind.",
+            ),
+            limited: counter_vec(
+                r,
+                n("mail_requests_limited_total"),
+                "Reset and verification mails not sent because of MAIL_MAX_PER_EMAIL_PER_HOUR (email) or MAIL_MAX_PER_IP_PER_HOUR (ip); the caller still got 202.",
+                &["limit"],
             ),
             outbox_depth: gauge(r, n("mail_outbox_depth"), "Mails waiting in the outbox."),
             outbox_oldest_age_seconds: gauge(

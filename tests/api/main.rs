@@ -22,6 +22,7 @@ mod info;
 mod keys;
 mod login;
 mod observability;
+mod recovery;
 mod refresh;
 mod sessions;
 mod shutdown;
