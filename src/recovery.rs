@@ -100,7 +100,12 @@ impl RecoveryService {
             .hit(&key, limits.per_email_per_hour, MAIL_WINDOW)
             .await
         {
-            self.0.metrics.mail.limited.with_label_values(&["email"]).inc();
+            self.0
+                .metrics
+                .mail
+                .limited
+                .with_label_values(&["email"])
+                .inc();
             return false;
         }
         true

@@ -273,7 +273,12 @@ fn open_mail(
         metrics: metrics.clone(),
     });
     let keys = ApiKeys::new(&settings.admin_api_keys);
-    let admin = AdminService::new(auth.clone(), recovery.clone(), metrics.clone(), keys.names());
+    let admin = AdminService::new(
+        auth.clone(),
+        recovery.clone(),
+        metrics.clone(),
+        keys.names(),
+    );
     let Some(stop) = serve else {
         return Ok((recovery, admin, None));
     };

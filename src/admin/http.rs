@@ -51,7 +51,10 @@ pub fn router(admin: AdminService, keys: Arc<ApiKeys>, metrics: Metrics) -> Rout
             "/admin/v1/customers/{id}/sessions",
             get(list_sessions).delete(revoke_sessions),
         )
-        .route("/admin/v1/customers/{id}/password-reset", post(password_reset))
+        .route(
+            "/admin/v1/customers/{id}/password-reset",
+            post(password_reset),
+        )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NotFound })
         // Outermost: nothing, not even "not found", is said without a key.
@@ -59,7 +62,11 @@ pub fn router(admin: AdminService, keys: Arc<ApiKeys>, metrics: Metrics) -> Rout
         .with_state(state)
 }
 
-async fn authenticate(State(state): State<AdminState>, mut request: Request, next: Next) -> Response {
+async fn authenticate(
+    State(state): State<AdminState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let name = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -140,7 +147,10 @@ async fn get_customer(
     Extension(KeyName(key)): Extension<KeyName>,
     Path(id): Path<String>,
 ) -> Result<Json<CustomerBody>, ApiError> {
-    let account = state.admin.customer(Actor::Key(&key), customer_id(&id)?).await?;
+    let account = state
+        .admin
+        .customer(Actor::Key(&key), customer_id(&id)?)
+        .await?;
     Ok(Json(account.into()))
 }
 
@@ -200,7 +210,10 @@ async fn list_sessions(
     Extension(KeyName(key)): Extension<KeyName>,
     Path(id): Path<String>,
 ) -> Result<Json<SessionsBody>, ApiError> {
-    let sessions = state.admin.sessions(Actor::Key(&key), customer_id(&id)?).await?;
+    let sessions = state
+        .admin
+        .sessions(Actor::Key(&key), customer_id(&id)?)
+        .await?;
     Ok(Json(SessionsBody {
         sessions: sessions
             .into_iter()

@@ -54,7 +54,9 @@ pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 impl MailSettings {
     /// The delay after the `attempts`-th failed attempt.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempts.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.retry_base
             .checked_mul(factor)
             .unwrap_or(MAX_RETRY_DELAY)

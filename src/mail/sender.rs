@@ -208,7 +208,9 @@ impl Sender {
                 else {
                     return Ok(None);
                 };
-                let token = self.issue(&account, TokenPurpose::Reset, s.reset_ttl).await?;
+                let token = self
+                    .issue(&account, TokenPurpose::Reset, s.reset_ttl)
+                    .await?;
                 let link = format!("{}/reset-password?token={token}", s.public_base_url);
                 let name = account.personal.first_name.as_str().to_owned();
                 let minutes = s.reset_ttl.as_secs().div_ceil(60);
@@ -218,7 +220,9 @@ impl Sender {
                 let Some(account) = self.account_at(mail).await? else {
                     return Ok(None);
                 };
-                let token = self.issue(&account, TokenPurpose::Verify, s.verify_ttl).await?;
+                let token = self
+                    .issue(&account, TokenPurpose::Verify, s.verify_ttl)
+                    .await?;
                 let link = format!("{}/verify-email?token={token}", s.public_base_url);
                 let name = account.personal.first_name.as_str().to_owned();
                 let hours = s.verify_ttl.as_secs().div_ceil(3600);

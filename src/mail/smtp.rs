@@ -59,9 +59,7 @@ impl SmtpUrl {
             SmtpTls::Wrapper => 465,
             SmtpTls::None => 25,
         });
-        let decode = |s: &str| {
-            percent_decode(s).filter(|s| !s.is_empty())
-        };
+        let decode = |s: &str| percent_decode(s).filter(|s| !s.is_empty());
         Some(Self {
             host,
             port,

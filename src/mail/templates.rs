@@ -113,11 +113,22 @@ mod tests {
 
     #[test]
     fn html_escapes_what_the_customer_typed() {
-        let mail = reset("<b>Ming</b>", "https://shop.example/reset-password?token=abc", "abc", 30)
-            .unwrap();
-        assert!(mail.text.contains("<b>Ming</b>"), "plain text is not escaped");
+        let mail = reset(
+            "<b>Ming</b>",
+            "https://shop.example/reset-password?token=abc",
+            "abc",
+            30,
+        )
+        .unwrap();
+        assert!(
+            mail.text.contains("<b>Ming</b>"),
+            "plain text is not escaped"
+        );
         assert!(mail.html.contains("&#60;b&#62;Ming") || mail.html.contains("&lt;b&gt;Ming"));
-        assert!(mail.text.contains("https://shop.example/reset-password?token=abc"));
+        assert!(
+            mail.text
+                .contains("https://shop.example/reset-password?token=abc")
+        );
         assert!(mail.text.contains("30 minutes"));
     }
 }

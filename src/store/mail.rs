@@ -54,8 +54,13 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn finish(&self, id: i64, attempts: u32) -> StoreResult<bool>;
 
     /// Makes a claimed row due again at `next_ms`, noting why it failed.
-    async fn reschedule(&self, id: i64, attempts: u32, next_ms: i64, error: &str)
-    -> StoreResult<()>;
+    async fn reschedule(
+        &self,
+        id: i64,
+        attempts: u32,
+        next_ms: i64,
+        error: &str,
+    ) -> StoreResult<()>;
 
     async fn stats(&self) -> StoreResult<OutboxStats>;
 }

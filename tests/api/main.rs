@@ -13,6 +13,7 @@ mod helpers;
 mod redis_harness;
 
 mod abuse;
+mod admin;
 mod binary;
 mod cache;
 mod database;

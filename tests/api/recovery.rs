@@ -86,7 +86,9 @@ async fn reset_end_to_end_over_smtp(backend: Backend) {
     assert_eq!(locked.status(), 429);
 
     forgot(&app, &email).await;
-    let mail = sink.wait_for_subject(&email, "Reset your password", 1).await;
+    let mail = sink
+        .wait_for_subject(&email, "Reset your password", 1)
+        .await;
     let link = mail.link(RESET);
     assert!(
         link.starts_with("https://shop.example/reset-password?token="),
@@ -112,8 +114,11 @@ async fn reset_end_to_end_over_smtp(backend: Backend) {
     // Bad input first: nothing changes.
     assert_msg(reset(&app, &token, "short").await, 400, "invalid parameter").await;
     assert_msg(
-        app.post("/auth/password/reset", &json!({"new_password": "new-password-456"}))
-            .await,
+        app.post(
+            "/auth/password/reset",
+            &json!({"new_password": "new-password-456"}),
+        )
+        .await,
         400,
         "invalid parameter",
     )
@@ -189,7 +194,9 @@ async fn reset_tokens_are_single_use_and_expire(backend: Backend) {
     )
     .await;
     assert_eq!(
-        reset(&app, &token, "violet tapestry under granite").await.status(),
+        reset(&app, &token, "violet tapestry under granite")
+            .await
+            .status(),
         200
     );
     // Used: refused, and nothing changes.
@@ -203,7 +210,10 @@ async fn reset_tokens_are_single_use_and_expire(backend: Backend) {
 
     // A token past RESET_TOKEN_SECONDS (1800) is refused.
     forgot(&app, &email).await;
-    let token = sink.wait_for_subject(&email, "Reset your password", 2).await.token(RESET);
+    let token = sink
+        .wait_for_subject(&email, "Reset your password", 2)
+        .await
+        .token(RESET);
     clock.advance(Duration::from_secs(1801));
     assert_msg(
         reset(&app, &token, "another long passphrase here").await,
@@ -267,7 +277,10 @@ async fn two_resets_racing_with_one_token_exactly_one_wins(backend: Backend) {
         .await
         .status();
     assert_eq!(
-        [first.as_u16(), second.as_u16()].iter().filter(|s| **s == 200).count(),
+        [first.as_u16(), second.as_u16()]
+            .iter()
+            .filter(|s| **s == 200)
+            .count(),
         1,
         "exactly one password was set"
     );
@@ -322,12 +335,20 @@ async fn verification_and_email_change(backend: Backend) {
     .await;
 
     let sent = app
-        .call(Method::POST, "/info/email/verification", Some(&access), None)
+        .call(
+            Method::POST,
+            "/info/email/verification",
+            Some(&access),
+            None,
+        )
         .await;
     assert_eq!(sent.status(), 202);
     let mail = sink.wait_for_subject(&email, "Verify", 1).await;
     let token = mail.token(VERIFY);
-    assert!(mail.link(VERIFY).starts_with("https://shop.example/verify-email?token="));
+    assert!(
+        mail.link(VERIFY)
+            .starts_with("https://shop.example/verify-email?token=")
+    );
     let verify = |token: String| {
         let app = &app;
         async move {
@@ -335,7 +356,12 @@ async fn verification_and_email_change(backend: Backend) {
                 .await
         }
     };
-    assert_msg(verify("nonsense".into()).await, 400, "invalid or expired token").await;
+    assert_msg(
+        verify("nonsense".into()).await,
+        400,
+        "invalid or expired token",
+    )
+    .await;
     assert_msg(verify(token.clone()).await, 200, "ok").await;
     // Idempotent for the same, unchanged email.
     assert_msg(verify(token.clone()).await, 200, "ok").await;
@@ -359,8 +385,13 @@ async fn verification_and_email_change(backend: Backend) {
     );
     assert_msg(verify(token).await, 400, "invalid or expired token").await;
     // A token sent to the old address before the change is refused too.
-    app.call(Method::POST, "/info/email/verification", Some(&access), None)
-        .await;
+    app.call(
+        Method::POST,
+        "/info/email/verification",
+        Some(&access),
+        None,
+    )
+    .await;
     let token = sink
         .wait_for_subject("new306@example.com", "Verify", 1)
         .await
@@ -430,9 +461,16 @@ async fn the_outbox_survives_a_restart_with_smtp_down_at_first(backend: Backend)
         |s| s.contains("account_mails_retried_total{kind=\"password_reset\"} 1"),
     )
     .await;
-    assert!(scrape.contains("account_mails_retried_total{kind=\"password_reset\"} 1"), "{scrape}");
+    assert!(
+        scrape.contains("account_mails_retried_total{kind=\"password_reset\"} 1"),
+        "{scrape}"
+    );
     first.shutdown().await.unwrap();
-    assert_eq!(outbox_rows_of(&database).await, 1, "the row outlives the process");
+    assert_eq!(
+        outbox_rows_of(&database).await,
+        1,
+        "the row outlives the process"
+    );
 
     // The server comes up, a new process starts, the retry comes due: the mail arrives.
     let sink = SmtpSink::start_at(addr).await;
@@ -440,7 +478,10 @@ async fn the_outbox_survives_a_restart_with_smtp_down_at_first(backend: Backend)
     clock.advance(Duration::from_secs(11));
     let mail = sink.wait_for(&email, 1).await;
     let token = mail[0].token(RESET);
-    assert_eq!(reset(&second, &token, "new-password-456").await.status(), 200);
+    assert_eq!(
+        reset(&second, &token, "new-password-456").await.status(),
+        200
+    );
     poll_until(async || outbox_rows(&second).await, |n| *n == 0).await;
 }
 
@@ -510,20 +551,24 @@ async fn two_replicas_on_mariadb_and_redis_cluster_share_limits_and_resets() {
     forgot(&one, &email).await;
     let mails = sink.wait_for(&email, 2).await;
     poll_until(async || outbox_rows(&one).await, |n| *n == 0).await;
-    assert_eq!(sink.wait_for(&email, 2).await.len(), 2, "the third was over the shared limit");
+    assert_eq!(
+        sink.wait_for(&email, 2).await.len(),
+        2,
+        "the third was over the shared limit"
+    );
     // The newest token is the valid one (it voided the first); finish on the other replica.
-    let newest = mails
-        .iter()
-        .map(|m| m.token(RESET))
-        .collect::<Vec<_>>();
-    let statuses = futures_util::future::join_all(
-        newest.iter().map(|t| reset(&two, t, "new-password-456")),
-    )
-    .await
-    .iter()
-    .map(|r| r.status().as_u16())
-    .collect::<Vec<_>>();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    let newest = mails.iter().map(|m| m.token(RESET)).collect::<Vec<_>>();
+    let statuses =
+        futures_util::future::join_all(newest.iter().map(|t| reset(&two, t, "new-password-456")))
+            .await
+            .iter()
+            .map(|r| r.status().as_u16())
+            .collect::<Vec<_>>();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
     for (app, token) in [(&one, &on_one), (&two, &on_two), (&two, &on_one)] {
         let answer = poll_until(
             async || app.get_auth("/info/person", token).await.status().as_u16(),

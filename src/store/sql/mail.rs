@@ -28,7 +28,15 @@ fn decode_error(what: &'static str) -> StoreError {
     StoreError::Other(format!("malformed {what}").into())
 }
 
-type AccountRow<Id> = (Id, String, String, String, Option<bool>, Option<i64>, Option<String>);
+type AccountRow<Id> = (
+    Id,
+    String,
+    String,
+    String,
+    Option<bool>,
+    Option<i64>,
+    Option<String>,
+);
 
 fn account_from_row<Id: TryInto<u64>>(row: AccountRow<Id>) -> StoreResult<Account> {
     let (id, first, last, email, active, created_at, verified) = row;
