@@ -22,6 +22,7 @@ mod http_basics;
 mod info;
 mod keys;
 mod login;
+mod mail_bench;
 mod observability;
 mod recovery;
 mod refresh;
