@@ -126,6 +126,21 @@ specs! {
     REDIS_POOL_SIZE, "redisConfig.poolSize", "10", "Redis connections per node";
     REDIS_MAX_RETRIES, "redisConfig.maxRetries", "3", "retries of a failed Redis command";
     REDIS_EXPIRATION_SECONDS, "redisConfig.expirationSeconds", "900", "Redis entry lifetime (plus 0-9 s jitter)";
+    SMTP_URL, "mailConfig.smtpUrl", "", "SMTP server: smtp://user:pass@host:587 (STARTTLS), smtps://user:pass@host:465, or smtp://host:25?tls=none (local relay); empty = mails written as .eml files under DATA_DIR/mail/ (development)";
+    MAIL_FROM, "mailConfig.from", "saga-account <noreply@localhost>", "From: of every mail";
+    PUBLIC_BASE_URL, "mailConfig.publicBaseUrl", "http://localhost:8080", "base of the links in mails (never taken from a request's Host)";
+    RESET_TOKEN_SECONDS, "mailConfig.resetTokenSeconds", "1800", "lifetime of a password reset token";
+    VERIFY_TOKEN_SECONDS, "mailConfig.verifyTokenSeconds", "86400", "lifetime of an email verification token";
+    MAIL_MAX_PER_EMAIL_PER_HOUR, "mailConfig.maxPerEmailPerHour", "5", "reset and verification mails per email address per hour; beyond it the answer is the same 202 and no mail goes; 0 = no limit";
+    MAIL_MAX_PER_IP_PER_HOUR, "mailConfig.maxPerIpPerHour", "0", "reset and verification mails requested per client address per hour; 0 = off";
+    MAIL_MAX_ATTEMPTS, "mailConfig.maxAttempts", "10", "attempts to send one mail before it is given up (logged and counted)";
+    MAIL_RETRY_SECONDS, "mailConfig.retrySeconds", "10", "delay before the first retry of a mail; each further retry doubles it, up to an hour";
+    MAIL_POLL_MILLISECONDS, "mailConfig.pollMilliseconds", "1000", "how often each replica looks for due mails (mails queued on the replica itself go at once)";
+    MAIL_SEND_TIMEOUT_SECONDS, "mailConfig.sendTimeoutSeconds", "30", "longest wait for the SMTP server on one mail";
+    MAIL_CONCURRENCY, "mailConfig.concurrency", "8", "mails one replica sends at once";
+    ADMIN_PORT, "adminConfig.port", "0", "operator API port (0 = off)";
+    ADMIN_BIND_ADDRESS, "adminConfig.bindAddress", "127.0.0.1", "address the operator API binds to";
+    ADMIN_API_KEYS, "adminConfig.apiKeys", "", "comma-separated operator API keys name.secret (secrets of at least 32 characters); several at once to rotate them";
     LOG_FORMAT, "logFormat", "text", "log format: text or json";
     LOG_LEVEL, "logLevel", "info", "log filter (RUST_LOG syntax); RUST_LOG wins when set";
 }
@@ -301,6 +316,24 @@ pub struct Settings {
     pub redis_expiration: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// SPEC section 13; `None` = `.eml` files.
+    pub smtp_url: Option<crate::mail::SmtpUrl>,
+    pub mail_from: lettre::message::Mailbox,
+    /// Without a trailing `/`.
+    pub public_base_url: String,
+    pub reset_token_ttl: Duration,
+    pub verify_token_ttl: Duration,
+    pub mail_max_per_email_per_hour: u32,
+    pub mail_max_per_ip_per_hour: u32,
+    pub mail_max_attempts: u32,
+    pub mail_retry: Duration,
+    pub mail_poll: Duration,
+    pub mail_send_timeout: Duration,
+    pub mail_concurrency: usize,
+    /// SPEC section 14; 0 = off.
+    pub admin_port: u16,
+    pub admin_bind_address: IpAddr,
+    pub admin_api_keys: Vec<crate::admin::ApiKey>,
 }
 
 /// The config file read when no path is given, if it exists.
@@ -511,6 +544,51 @@ impl Settings {
                 _ => None,
             })?,
             log_level: r.text(Key::LOG_LEVEL),
+            smtp_url: match non_empty(Key::SMTP_URL) {
+                None => None,
+                Some(_) => Some(r.parse_with(
+                    Key::SMTP_URL,
+                    "smtp://[user:pass@]host[:port][?tls=none] or smtps://[user:pass@]host[:port]",
+                    crate::mail::SmtpUrl::parse,
+                )?),
+            },
+            mail_from: r.parse(Key::MAIL_FROM, "an address, or Name <address>")?,
+            public_base_url: r.parse_with(
+                Key::PUBLIC_BASE_URL,
+                "an http:// or https:// URL",
+                |v| {
+                    let url = url::Url::parse(v).ok()?;
+                    (matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
+                        .then(|| v.trim_end_matches('/').to_owned())
+                },
+            )?,
+            reset_token_ttl: Duration::from_secs(r.positive(Key::RESET_TOKEN_SECONDS)?),
+            verify_token_ttl: Duration::from_secs(r.positive(Key::VERIFY_TOKEN_SECONDS)?),
+            mail_max_per_email_per_hour: r
+                .parse(Key::MAIL_MAX_PER_EMAIL_PER_HOUR, "a whole number")?,
+            mail_max_per_ip_per_hour: r.parse(Key::MAIL_MAX_PER_IP_PER_HOUR, "a whole number")?,
+            mail_max_attempts: r.positive(Key::MAIL_MAX_ATTEMPTS)?,
+            mail_retry: Duration::from_secs(r.positive(Key::MAIL_RETRY_SECONDS)?),
+            mail_poll: Duration::from_millis(r.positive(Key::MAIL_POLL_MILLISECONDS)?),
+            mail_send_timeout: Duration::from_secs(r.positive(Key::MAIL_SEND_TIMEOUT_SECONDS)?),
+            mail_concurrency: r.parse_with(Key::MAIL_CONCURRENCY, "a number 1-256", |v| {
+                v.parse::<usize>().ok().filter(|n| (1..=256).contains(n))
+            })?,
+            admin_api_keys: r.parse_with(
+                Key::ADMIN_API_KEYS,
+                "comma-separated name.secret keys: names of letters, digits, - and _, unique; secrets of at least 32 characters",
+                crate::admin::keys::parse,
+            )?,
+            admin_port: r.parse_with(
+                Key::ADMIN_PORT,
+                "a port number 0-65535, and not 0 only with ADMIN_API_KEYS set",
+                |v| {
+                    let port = v.parse::<u16>().ok()?;
+                    // An operator API nobody can call is a mistake, not a setting.
+                    (port == 0 || !r.text(Key::ADMIN_API_KEYS).is_empty()).then_some(port)
+                },
+            )?,
+            admin_bind_address: r.parse(Key::ADMIN_BIND_ADDRESS, "an IP address")?,
         })
     }
 }
@@ -714,6 +792,10 @@ mod tests {
             ("REDIS_DB", "one"),
             ("REDIS_ADDRS", "redis-node1"),
             ("LOCAL_CACHE_MAX_MB", "0"),
+            ("SMTP_URL", "smtp://mail?tls=none&x=1"),
+            ("PUBLIC_BASE_URL", "ftp://shop"),
+            ("ADMIN_API_KEYS", "ops.tooshort"),
+            ("ADMIN_PORT", "9090"),
         ] {
             let err = Settings::from_sources(None, env(&[(key, value)]))
                 .unwrap_err()
@@ -774,6 +856,26 @@ mod tests {
         assert_eq!(id("513").unwrap(), Some(513));
         assert_eq!(id("10.1.2.3").unwrap(), Some(0x0203));
         assert!(id("10.1.2").is_err());
+    }
+
+    #[test]
+    fn operator_keys_are_checked_at_start_and_never_print() {
+        let secret = "k".repeat(32);
+        let s = Settings::from_sources(
+            None,
+            env(&[
+                ("ADMIN_PORT", "9090"),
+                ("ADMIN_API_KEYS", &format!("ops.{secret},ci.{secret}")),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.admin_port, 9090);
+        assert_eq!(s.admin_api_keys.len(), 2);
+        assert_eq!(s.admin_bind_address.to_string(), "127.0.0.1");
+        assert!(!format!("{s:?}").contains(&secret));
+        let d = Settings::defaults();
+        assert_eq!((d.admin_port, d.mail_max_per_email_per_hour), (0, 5));
+        assert!(d.smtp_url.is_none());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! - [`domain`]: customers, validated fields and the one error type; no I/O.
 //! - [`auth`] and [`account`]: the services that hold the logic (signup, login, tokens,
 //!   profile reads and writes).
+//! - [`recovery`]: password reset and email verification, on [`mail`] (the outbox, its
+//!   sender task, SMTP and the templates); [`admin`]: the operator API and CLI actions.
 //! - [`session`]: sessions, rotating refresh tokens and the per-replica revocation set.
 //! - [`store`]: the customer and session tables behind traits, SQLite or MySQL.
 //! - [`cache`]: the two-tier read-through cache in front of the store; [`redis`]: the Redis
@@ -16,6 +18,7 @@
 //! - [`startup`]: the one place that wires everything together (`Application::build`).
 
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod breaker;
 pub mod cache;
@@ -26,8 +29,10 @@ pub mod grpc;
 pub mod http;
 pub mod idgen;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod readiness;
+pub mod recovery;
 pub mod redis;
 pub mod session;
 pub mod startup;

@@ -61,8 +61,36 @@ enum KeysAction {
 enum CustomerAction {
     /// Let the customer log in and refresh tokens again.
     Activate { id: u64 },
-    /// Refuse the customer's logins and refreshes (401 customer inactive).
+    /// Refuse the customer's logins and refreshes (401 customer inactive); ends every session.
     Deactivate { id: u64 },
+    /// Show a customer (as GET /admin/v1/customers/ID).
+    Show { id: u64 },
+    /// Find a customer by email.
+    Find { email: String },
+    /// Delete a customer and their sessions, as account deletion does.
+    Delete { id: u64 },
+    /// List the customer's live sessions.
+    Sessions { id: u64 },
+    /// Revoke every session of the customer.
+    RevokeSessions { id: u64 },
+    /// Send the customer the password reset mail (a running replica sends it).
+    PasswordReset { id: u64 },
+}
+
+impl From<CustomerAction> for saga_account::admin::cli::Action {
+    fn from(action: CustomerAction) -> Self {
+        use saga_account::admin::cli::Action;
+        match action {
+            CustomerAction::Activate { id } => Action::SetActive(CustomerId(id), true),
+            CustomerAction::Deactivate { id } => Action::SetActive(CustomerId(id), false),
+            CustomerAction::Show { id } => Action::Show(CustomerId(id)),
+            CustomerAction::Find { email } => Action::Find(email),
+            CustomerAction::Delete { id } => Action::Delete(CustomerId(id)),
+            CustomerAction::Sessions { id } => Action::Sessions(CustomerId(id)),
+            CustomerAction::RevokeSessions { id } => Action::RevokeSessions(CustomerId(id)),
+            CustomerAction::PasswordReset { id } => Action::PasswordReset(CustomerId(id)),
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -134,10 +162,6 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
             Ok(())
         }
         Command::Customer { action } => {
-            let (id, active) = match action {
-                CustomerAction::Activate { id } => (id, true),
-                CustomerAction::Deactivate { id } => (id, false),
-            };
             let core = Core::open(
                 &settings,
                 std::sync::Arc::new(saga_account::clock::SystemClock),
@@ -153,13 +177,13 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
                     "Redis is configured but unreachable: other replicas would keep stale entries"
                 );
             }
-            let outcome = core.auth.set_active(CustomerId(id), active).await;
+            let outcome = saga_account::admin::cli::run(&core.admin, action.into()).await;
             core.close().await;
             match outcome {
-                Err(Error::CustomerNotFound) => anyhow::bail!("customer {id} not found"),
+                Err(Error::CustomerNotFound) => anyhow::bail!("customer not found"),
                 Err(e) => Err(anyhow::Error::new(e)),
-                Ok(previous) => {
-                    println!("customer {id}: active {previous} -> {active}");
+                Ok(report) => {
+                    println!("{report}");
                     Ok(())
                 }
             }

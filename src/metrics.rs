@@ -6,6 +6,10 @@
 //! closed set of values are typed here (`Tier`, `Transport`) or come from the domain's own
 //! `label()` methods.
 
+mod mail;
+
+pub use mail::MailMetrics;
+
 use std::sync::Arc;
 
 use prometheus::{
@@ -90,6 +94,8 @@ pub struct Inner {
     pub hash_duration: HistogramVec,
     /// 1 while a dependency answers (`database`, `redis` when configured), else 0.
     pub dependency_up: IntGaugeVec,
+    /// Mail, reset, verification and operator API (SPEC sections 13 and 14).
+    pub mail: mail::MailMetrics,
 }
 
 /// The label a request that matched no route is counted under.
@@ -446,6 +452,7 @@ impl Metrics {
                 n("db_pool_connections_idle"),
                 "Database connections open and idle.",
             ),
+            mail: mail::MailMetrics::new(&r, app),
             registry: r,
         }))
     }

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     account::AccountService,
+    admin::{AdminService, ApiKeys},
     auth::{self, AbusePolicy, AuthDeps, AuthService, HashPolicy, PasswordHasher, TokenCodec},
     cache::{CacheSettings, CachedStore},
     clock::{Clock, SystemClock},
@@ -17,8 +18,10 @@ use crate::{
     http::{self, AppState, HttpSettings, Services},
     idgen::{self, IdGenerator},
     keys::{Alg, KeyManager, KeyPair, KeySettings, KeySource},
+    mail::{MailSettings, Mailer, Sender, Transport},
     metrics::Metrics,
     readiness::Health,
+    recovery::{MailLimits, RecoveryDeps, RecoveryService},
     redis::{RedisClient, RedisSettings},
     session::{SessionService, SessionSettings},
     store::{self, CustomerStore, DatabaseUrl, PoolSettings, SqliteTarget},
@@ -59,8 +62,14 @@ pub struct Core {
     pub account: AccountService,
     pub keys: KeyManager,
     pub clock: Arc<dyn Clock>,
-    /// Stops the background tasks (revocation poll, sweep, key reload).
+    /// Password reset and email verification (SPEC section 13).
+    pub recovery: RecoveryService,
+    /// What the operator API and the `customer` commands call (SPEC section 14).
+    pub admin: AdminService,
+    /// Stops the background tasks (revocation poll, sweep, key reload, mail sender).
     background: CancellationToken,
+    /// The mail sender, waited for on close (a mail being handed over is finished).
+    mail_sender: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Core {
@@ -194,23 +203,118 @@ impl Core {
             clock: clock.clone(),
             metrics: metrics.clone(),
         });
+        let (recovery, admin, mail_sender) = open_mail(
+            settings,
+            &stores,
+            &auth,
+            &cache,
+            Throttle::new(redis.clone(), clock.clone(), metrics.clone()),
+            &clock,
+            &metrics,
+            (role == Role::Server).then(|| background.clone()),
+        )?;
         Ok(Self {
-            account: AccountService::new(cache.clone()),
+            account: AccountService::new(cache.clone(), stores.recovery.clone()),
             metrics,
             cache,
             redis,
             auth,
             keys,
             clock,
+            recovery,
+            admin,
             background,
+            mail_sender: std::sync::Mutex::new(mail_sender),
         })
     }
 
     /// Stops the background tasks and closes Redis and the database pool.
     pub async fn close(&self) {
         self.background.cancel();
+        let sender = self.mail_sender.lock().ok().and_then(|mut s| s.take());
+        if let Some(sender) = sender {
+            // A mail being handed over is finished; one stuck longer is retried elsewhere
+            // when its lease runs out.
+            let _ = tokio::time::timeout(Duration::from_secs(5), sender).await;
+        }
         self.cache.close().await;
     }
+}
+
+/// The outbox, the reset and verification flows, the operator service, and (serving)
+/// the mail sender task (SPEC sections 13 and 14).
+#[allow(clippy::too_many_arguments, reason = "the handles Core::open built")]
+fn open_mail(
+    settings: &Settings,
+    stores: &store::Stores,
+    auth: &AuthService,
+    cache: &Arc<CachedStore>,
+    throttle: Throttle,
+    clock: &Arc<dyn Clock>,
+    metrics: &Metrics,
+    serve: Option<CancellationToken>,
+) -> anyhow::Result<(
+    RecoveryService,
+    AdminService,
+    Option<tokio::task::JoinHandle<()>>,
+)> {
+    let mailer = Mailer::new(stores.outbox.clone(), clock.clone(), metrics.clone());
+    let recovery = RecoveryService::new(RecoveryDeps {
+        auth: auth.clone(),
+        customers: cache.clone(),
+        store: stores.recovery.clone(),
+        mailer: mailer.clone(),
+        throttle,
+        limits: MailLimits {
+            per_email_per_hour: settings.mail_max_per_email_per_hour,
+            per_ip_per_hour: settings.mail_max_per_ip_per_hour,
+        },
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+    });
+    let keys = ApiKeys::new(&settings.admin_api_keys);
+    let admin = AdminService::new(
+        auth.clone(),
+        recovery.clone(),
+        metrics.clone(),
+        keys.names(),
+    );
+    let Some(stop) = serve else {
+        return Ok((recovery, admin, None));
+    };
+    let transport = Transport::new(
+        settings.smtp_url.as_ref(),
+        &settings.data_dir,
+        settings.mail_send_timeout,
+    )
+    .context("invalid value for SMTP_URL")?;
+    if transport.is_smtp() {
+        if let Some(url) = &settings.smtp_url {
+            tracing::info!(host = %url.host, port = url.port, tls = ?url.tls, "mail goes out through SMTP");
+        }
+    } else {
+        tracing::warn!(
+            dir = %settings.data_dir.join("mail").display(),
+            "SMTP_URL is not set: mails are written as .eml files (development only)"
+        );
+    }
+    let sender = Sender::new(
+        &mailer,
+        stores.recovery.clone(),
+        transport,
+        Arc::new(MailSettings {
+            from: settings.mail_from.clone(),
+            public_base_url: settings.public_base_url.clone(),
+            reset_ttl: settings.reset_token_ttl,
+            verify_ttl: settings.verify_token_ttl,
+            max_attempts: settings.mail_max_attempts,
+            retry_base: settings.mail_retry,
+            poll: settings.mail_poll,
+            send_timeout: settings.mail_send_timeout,
+            concurrency: settings.mail_concurrency,
+        }),
+    );
+    Ok((recovery, admin, Some(sender.spawn(stop))))
 }
 
 /// Where the signing keys come from, as configured.
@@ -275,6 +379,9 @@ pub struct Application {
     http: Bound,
     grpc: Bound,
     prom: Bound,
+    /// The operator API, when `ADMIN_PORT` is set.
+    admin: Option<Bound>,
+    admin_keys: Arc<ApiKeys>,
     state: AppState,
     core: Core,
     shutdown_timeout: Duration,
@@ -302,12 +409,31 @@ impl Application {
             health: Health::new(core.cache.clone(), core.metrics.clone()),
             metrics: core.metrics.clone(),
             keys: core.keys.ring(),
+            recovery: core.recovery.clone(),
         });
+        let admin = match settings.admin_port {
+            0 => None,
+            port => {
+                anyhow::ensure!(
+                    !settings.admin_api_keys.is_empty(),
+                    "invalid value for ADMIN_PORT: the operator API needs ADMIN_API_KEYS"
+                );
+                Some(
+                    bind(
+                        SocketAddr::new(settings.admin_bind_address, port),
+                        "ADMIN_PORT",
+                    )
+                    .await?,
+                )
+            }
+        };
         let at = |port| SocketAddr::new(settings.bind_address, port);
         Ok(Self {
             http: bind(at(settings.http_port), "HTTP_PORT").await?,
             grpc: bind(at(settings.grpc_port), "GRPC_PORT").await?,
             prom: bind(at(settings.prom_port), "PROM_PORT").await?,
+            admin,
+            admin_keys: Arc::new(ApiKeys::new(&settings.admin_api_keys)),
             state,
             core,
             shutdown_timeout: settings.shutdown_timeout,
@@ -353,6 +479,11 @@ impl Application {
         self.prom.addr
     }
 
+    /// The operator API's address, when `ADMIN_PORT` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|b| b.addr)
+    }
+
     /// Serves until `shutdown` completes, then turns unready, waits `SHUTDOWN_DELAY_SECONDS`,
     /// stops accepting, lets requests in flight finish (up to the shutdown timeout) and
     /// closes the pools.
@@ -390,6 +521,20 @@ impl Application {
         )
         .with_graceful_shutdown(stop.clone().cancelled_owned());
 
+        // The operator API, on its own listener (SPEC section 14).
+        let admin_server = self.admin.map(|bound| {
+            let app = crate::admin::router(
+                self.core.admin.clone(),
+                self.admin_keys.clone(),
+                self.core.metrics.clone(),
+            );
+            tokio::spawn(
+                axum::serve(bound.listener, app)
+                    .with_graceful_shutdown(stop.clone().cancelled_owned())
+                    .into_future(),
+            )
+        });
+
         let mut servers = tokio::spawn(async move {
             let ((), g, m) = tokio::join!(http_server, grpc_server, metrics_server.into_future());
             g.context("gRPC server")?;
@@ -425,6 +570,14 @@ impl Application {
                 }
             }
         };
+        if let Some(admin_server) = admin_server {
+            stop.cancel();
+            match tokio::time::timeout(self.shutdown_timeout, admin_server).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "operator API server"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "operator API server task"),
+                Ok(Ok(Ok(()))) | Err(_) => {}
+            }
+        }
         self.core.close().await;
         tracing::info!("stopped");
         result

@@ -107,7 +107,7 @@ impl AuthService {
 
     /// 400 `password too weak` below `PASSWORD_MIN_SCORE`, the customer's own data counting
     /// against the password.
-    async fn check_strength(
+    pub(crate) async fn check_strength(
         &self,
         password: &Password,
         personal: &PersonalInfo,

@@ -152,6 +152,11 @@ impl AuthService {
         &self.0.sessions
     }
 
+    /// The hashing pool (a password reset hashes the new password on it).
+    pub(crate) fn hasher(&self) -> &PasswordHasher {
+        &self.0.hasher
+    }
+
     /// Pure verification of an access token: the signature, `exp`, and the in-memory
     /// revocation set; no storage, no cache. The `Auth` RPC and the HTTP extractor call
     /// this on every request.

@@ -101,6 +101,12 @@ impl CachedStore {
         self.redis.as_ref().map(|r| &r.client)
     }
 
+    /// Drops every replica's cached credentials of `email` (a password reset wrote the
+    /// table directly, in its own transaction).
+    pub async fn invalidate_credentials(&self, email: &Email) {
+        self.invalidate(credential_keys(email)).await;
+    }
+
     /// Whether cached entries can be trusted: without Redis always; with it, while the
     /// invalidation channel is live.
     pub fn is_coherent(&self) -> bool {

@@ -37,6 +37,10 @@ pub enum Error {
     /// A new password scored below `PASSWORD_MIN_SCORE`.
     #[error("password too weak")]
     PasswordTooWeak,
+    /// A reset or verification token that is malformed, unknown, used, expired, or no
+    /// longer matches the customer's email.
+    #[error("invalid or expired token")]
+    InvalidOrExpiredToken,
     /// A limit was reached (login failures, signups per address); try again later.
     #[error("too many attempts")]
     TooManyAttempts { retry_after: std::time::Duration },
@@ -112,6 +116,7 @@ impl Error {
             Error::TokenRevoked => "token_revoked",
             Error::SessionNotFound => "session_not_found",
             Error::PasswordTooWeak => "password_too_weak",
+            Error::InvalidOrExpiredToken => "invalid_or_expired_token",
             Error::TooManyAttempts { .. } => "too_many_attempts",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",

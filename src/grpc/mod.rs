@@ -35,6 +35,7 @@ pub fn status(e: &Error) -> Status {
         Error::TokenRevoked => Status::unauthenticated("token revoked"),
         Error::SessionNotFound => Status::not_found("session not found"),
         Error::PasswordTooWeak => Status::invalid_argument("password too weak"),
+        Error::InvalidOrExpiredToken => Status::invalid_argument("invalid or expired token"),
         Error::TooManyAttempts { .. } => Status::resource_exhausted("too many attempts"),
         Error::InvalidParameter(_) => Status::invalid_argument("invalid parameter"),
         Error::DuplicateEntry => Status::already_exists("duplicate entry"),

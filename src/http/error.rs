@@ -69,6 +69,9 @@ impl IntoResponse for ApiError {
                 Error::TokenRevoked => (StatusCode::UNAUTHORIZED, "token revoked"),
                 Error::SessionNotFound => (StatusCode::NOT_FOUND, "session not found"),
                 Error::PasswordTooWeak => (StatusCode::BAD_REQUEST, "password too weak"),
+                Error::InvalidOrExpiredToken => {
+                    (StatusCode::BAD_REQUEST, "invalid or expired token")
+                }
                 Error::TooManyAttempts { retry_after } => {
                     let mut response = message(StatusCode::TOO_MANY_REQUESTS, "too many attempts");
                     // Whole seconds, rounded up: a client that waits that long is let in.

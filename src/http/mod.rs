@@ -11,6 +11,7 @@ mod jwks;
 mod limits;
 mod observe;
 pub mod probe;
+mod recovery;
 pub mod server;
 mod sessions;
 
@@ -33,7 +34,7 @@ pub use observe::ROUTES;
 
 use crate::{
     account::AccountService, auth::AuthService, config::IpNet, keys::KeyRing, metrics::Metrics,
-    readiness::Health,
+    readiness::Health, recovery::RecoveryService,
 };
 
 /// The handles every handler may use. One `Arc`: axum clones the state for every
@@ -47,6 +48,8 @@ pub struct Services {
     pub health: Health,
     pub metrics: Metrics,
     pub keys: KeyRing,
+    /// Password reset and email verification (SPEC section 13).
+    pub recovery: RecoveryService,
 }
 
 impl AppState {
@@ -105,6 +108,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
             api!("/info/shipping"),
             get(handlers::get_shipping_info).put(handlers::update_shipping_info),
         )
+        .merge(recovery::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/.well-known/jwks.json", get(jwks::jwks))

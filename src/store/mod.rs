@@ -4,6 +4,7 @@
 
 mod dsn;
 mod keys;
+mod mail;
 mod sessions;
 mod sql;
 
@@ -22,6 +23,10 @@ use crate::domain::{
 };
 
 pub use keys::{KeyStore, StoredKey};
+pub use mail::{
+    ClaimedMail, IssuedToken, NewMail, OutboxStats, OutboxStore, RecoveryStore, ResetOutcome,
+    TokenRecord,
+};
 pub use sessions::{Rotation, SessionStore, SweepCounts, Which};
 
 pub use dsn::{DatabaseUrl, DsnError, SqliteTarget};
@@ -102,6 +107,8 @@ pub struct Stores {
     pub customers: Arc<dyn CustomerStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub keys: Arc<dyn KeyStore>,
+    pub outbox: Arc<dyn OutboxStore>,
+    pub recovery: Arc<dyn RecoveryStore>,
 }
 
 /// Pool settings taken from the configuration.
@@ -126,7 +133,9 @@ pub async fn open(
             Stores {
                 customers: store.clone(),
                 sessions: store.clone(),
-                keys: store,
+                keys: store.clone(),
+                outbox: store.clone(),
+                recovery: store,
             }
         }
         DatabaseUrl::MySql(options) => {
@@ -135,7 +144,9 @@ pub async fn open(
             Stores {
                 customers: store.clone(),
                 sessions: store.clone(),
-                keys: store,
+                keys: store.clone(),
+                outbox: store.clone(),
+                recovery: store,
             }
         }
     })

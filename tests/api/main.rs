@@ -13,6 +13,7 @@ mod helpers;
 mod redis_harness;
 
 mod abuse;
+mod admin;
 mod binary;
 mod cache;
 mod database;
@@ -22,8 +23,10 @@ mod hygiene;
 mod info;
 mod keys;
 mod login;
+mod mail_bench;
 mod observability;
 mod prometheus;
+mod recovery;
 mod refresh;
 mod sessions;
 mod shutdown;

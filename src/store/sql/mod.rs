@@ -14,6 +14,7 @@ use sqlx::{
 };
 
 mod keys;
+mod mail;
 mod sessions;
 
 use super::{
@@ -352,6 +353,15 @@ macro_rules! sql_store {
                         }
                     }
                     sqlx::query("DELETE FROM sessions WHERE customer_id = ?")
+                        .bind(bound)
+                        .execute(&mut *tx)
+                        .await?;
+                    // Their tokens and verified address go with them (SPEC section 13).
+                    sqlx::query("DELETE FROM mail_tokens WHERE customer_id = ?")
+                        .bind(bound)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM email_verifications WHERE customer_id = ?")
                         .bind(bound)
                         .execute(&mut *tx)
                         .await?;

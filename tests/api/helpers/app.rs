@@ -23,6 +23,8 @@ pub struct TestApp {
     pub base: String,
     pub grpc_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    /// The operator API, when `ADMIN_PORT` was set.
+    pub admin_addr: Option<SocketAddr>,
     pub client: Client,
     /// Signs and verifies with the app's own key ring.
     pub tokens: TokenCodec,
@@ -55,6 +57,8 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     s.shutdown_timeout = Duration::from_secs(5);
     // Refusals are answered at once in tests (the pause has a test of its own).
     s.throttle_refusal_delay = Duration::ZERO;
+    // Another replica's mails are found soon after they are queued.
+    s.mail_poll = Duration::from_millis(50);
     s
 }
 
@@ -92,6 +96,7 @@ pub async fn spawn_app_at_time(
     let base = format!("http://{}", app.http_addr());
     let grpc_addr = app.grpc_addr();
     let metrics_addr = app.metrics_addr();
+    let admin_addr = app.admin_addr();
     let (cache, metrics) = (app.cache(), app.metrics());
     let (stop, stopped) = oneshot::channel::<()>();
     let now = {
@@ -105,6 +110,7 @@ pub async fn spawn_app_at_time(
         base,
         grpc_addr,
         metrics_addr,
+        admin_addr,
         client: Client::new(),
         tokens: TokenCodec::with_ring(keys.ring(), None),
         keys,

@@ -5,6 +5,7 @@ mod app;
 mod database;
 mod process;
 mod proxy;
+mod smtp;
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ pub use app::*;
 pub use database::*;
 pub use process::*;
 pub use proxy::*;
+pub use smtp::*;
 
 pub const SECRET: &str = "93c61a11-a4f6-42fc-a995-4f1c850822bb";
 
