@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use crate::domain::{Error, FieldError, Invalid, Unavailable};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Message {
+    #[schema(value_type = String)]
     pub msg: &'static str,
 }
 

@@ -28,7 +28,7 @@ pub(super) fn required<T>(
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenPairBody {
     refresh_token: String,
     access_token: String,
@@ -43,16 +43,37 @@ impl From<TokenPair> for TokenPairBody {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SignupRequest {
+    #[schema(required = true, value_type = String, min_length = 8, max_length = 128)]
     password: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50)]
     firstname: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50)]
     lastname: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 320)]
     email: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1)]
     address: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 20)]
     phone_number: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/account/auth/signup",
+    tag = "auth",
+    summary = "Sign up",
+    request_body(content = SignupRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The account exists; a session started", body = TokenPairBody),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 400, description = "`duplicate entry` (email or phone number taken) or `password too weak`", body = Message),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 429, description = "A limit was reached: `too many attempts`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+)]
 pub async fn signup(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -74,12 +95,30 @@ pub async fn signup(
     Ok((StatusCode::CREATED, Json(pair.into())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 320)]
     email: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 128)]
     password: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/account/auth/login",
+    tag = "auth",
+    summary = "Log in",
+    request_body(content = LoginRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A session started", body = TokenPairBody),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 401, description = "`authentication failed` (wrong password) or `customer inactive`", body = Message),
+        (status = 404, description = "`customer not found` (unknown email, unless `LOGIN_UNIFORM_ERRORS`)", body = Message),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 429, description = "A limit was reached: `too many attempts`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -92,11 +131,27 @@ pub async fn login(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
+    #[schema(required = true, value_type = String, min_length = 1)]
     refresh_token: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/account/auth/refresh",
+    tag = "auth",
+    summary = "A new token pair for a refresh token",
+    request_body(content = RefreshRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The session goes on", body = TokenPairBody),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 401, description = "`invalid token`, `token expired`, `token revoked` or `customer inactive`", body = Message),
+        (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -106,10 +161,13 @@ pub async fn refresh(
     Ok(Json(state.auth.refresh(&token, &client).await?.into()))
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PersonalInfoBody {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50)]
     firstname: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50)]
     lastname: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 320)]
     email: Option<String>,
 }
 
@@ -132,6 +190,19 @@ impl From<ShippingInfo> for ShippingInfoBody {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/account/info/person",
+    tag = "info",
+    summary = "The customer's name and email",
+    responses(
+        (status = 200, description = "The personal information", body = PersonalInfoBody),
+        (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
+        (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get_personal_info(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -141,6 +212,23 @@ pub async fn get_personal_info(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/account/info/person",
+    tag = "info",
+    summary = "Replace the name and email",
+    request_body(content = PersonalInfoBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 400, description = "`duplicate entry`: the email is taken", body = Message),
+        (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
+        (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update_personal_info(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -158,12 +246,27 @@ pub async fn update_personal_info(
     Ok(Json(Message { msg: "ok" }))
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShippingInfoBody {
+    #[schema(required = true, value_type = String, min_length = 1)]
     address: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 20)]
     phone_number: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/account/info/shipping",
+    tag = "info",
+    summary = "The customer's address and phone number",
+    responses(
+        (status = 200, description = "The shipping information", body = ShippingInfoBody),
+        (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
+        (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get_shipping_info(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -173,6 +276,22 @@ pub async fn get_shipping_info(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/account/info/shipping",
+    tag = "info",
+    summary = "Replace the address and phone number",
+    request_body(content = ShippingInfoBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
+        (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update_shipping_info(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -6,15 +6,35 @@ use serde::Serialize;
 use super::AppState;
 use crate::readiness::Readiness;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Alive {
+    #[schema(value_type = String)]
     status: &'static str,
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "probes",
+    summary = "The process answers",
+    responses(
+        (status = 200, description = "`{\"status\":\"ok\"}`", body = Alive)
+    ),
+)]
 pub async fn healthz() -> Json<Alive> {
     Json(Alive { status: "ok" })
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "probes",
+    summary = "The replica can serve",
+    responses(
+        (status = 200, description = "Ready", body = crate::http::openapi::ReadinessDoc),
+        (status = 503, description = "Unready: the database does not answer, or shutdown has begun", body = crate::http::openapi::ReadinessDoc)
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let readiness = state.health.check().await;
     let status = if readiness.is_ready() {

@@ -13,6 +13,15 @@ use super::AppState;
 /// New keys are published ten minutes before they sign: a cache of five is always early.
 const CACHE_CONTROL: &str = "public, max-age=300";
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "keys",
+    summary = "The public keys tokens are verified with (RFC 7517)",
+    responses(
+        (status = 200, description = "A JWK set; `Cache-Control: public, max-age=300`", body = crate::http::openapi::JwksDoc, headers(("Cache-Control" = String)))
+    ),
+)]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let mut response = Json(state.keys.load().jwks()).into_response();
     response.headers_mut().insert(

@@ -10,6 +10,7 @@ mod health;
 mod jwks;
 mod limits;
 mod observe;
+pub mod openapi;
 pub mod probe;
 mod recovery;
 pub mod server;
@@ -112,6 +113,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/.well-known/jwks.json", get(jwks::jwks))
+        .route(api!("/openapi.json"), get(openapi::openapi_json))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(settings.body_limit))

@@ -50,6 +50,7 @@ pub const ROUTES: &[&str] = &[
     "/healthz",
     "/readyz",
     "/.well-known/jwks.json",
+    "/api/account/openapi.json",
 ];
 
 /// Status codes whose metric handles are kept; others are looked up per request.

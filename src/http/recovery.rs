@@ -36,11 +36,25 @@ pub fn routes() -> Router<AppState> {
         .route("/api/account/info/account", get(account))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ForgotRequest {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 320)]
     email: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/account/auth/password/forgot",
+    tag = "recovery",
+    summary = "Ask for a password reset mail",
+    request_body(content = ForgotRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Always, known email or not: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+)]
 pub async fn forgot_password(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -51,12 +65,28 @@ pub async fn forgot_password(
     Ok((StatusCode::ACCEPTED, Json(OK)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ResetRequest {
+    #[schema(required = true, value_type = String, min_length = 1)]
     token: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 8, max_length = 128)]
     new_password: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/account/auth/password/reset",
+    tag = "recovery",
+    summary = "Set a new password with the token from the mail; every session ends",
+    request_body(content = ResetRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 400, description = "`invalid or expired token` or `password too weak`", body = Message),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+)]
 pub async fn reset_password(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<ResetRequest>,
@@ -67,11 +97,26 @@ pub async fn reset_password(
     Ok(Json(OK))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest {
+    #[schema(required = true, value_type = String, min_length = 1)]
     token: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/account/auth/email/verify",
+    tag = "recovery",
+    summary = "Confirm the email with the token from the mail",
+    request_body(content = VerifyRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Verified: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 400, description = "`invalid or expired token`", body = Message),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+)]
 pub async fn verify_email(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<VerifyRequest>,
@@ -81,6 +126,19 @@ pub async fn verify_email(
     Ok(Json(OK))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/account/info/email/verification",
+    tag = "recovery",
+    summary = "Ask for a verification mail",
+    responses(
+        (status = 202, description = "Queued (or silently limited): `{\"msg\":\"ok\"}`", body = Message),
+        (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
+        (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn request_verification(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -93,7 +151,7 @@ pub async fn request_verification(
     Ok((StatusCode::ACCEPTED, Json(OK)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountBody {
     /// A string: Sonyflake ids pass 2^53, beyond what JSON numbers hold exactly in
     /// JavaScript.
@@ -105,6 +163,19 @@ pub struct AccountBody {
     created_at: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/account/info/account",
+    tag = "recovery",
+    summary = "The account: id, email, whether it is verified, state",
+    responses(
+        (status = 200, description = "The account", body = AccountBody),
+        (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
+        (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn account(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

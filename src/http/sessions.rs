@@ -20,12 +20,27 @@ use crate::{
 
 const OK: Message = Message { msg: "ok" };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LogoutRequest {
+    #[schema(required = true, value_type = String, min_length = 1)]
     refresh_token: Option<String>,
 }
 
 /// The session of the access token in the header, or else of the refresh token in the body.
+#[utoipa::path(
+    post,
+    path = "/api/account/auth/logout",
+    tag = "sessions",
+    summary = "End the current session (by access token, or by the refresh token in the body)",
+    request_body(content = LogoutRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The session ended: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 401, description = "No usable token (empty body), or `token expired`/`token revoked`"),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn logout(
     State(state): State<AppState>,
     MaybeAuthenticated(caller): MaybeAuthenticated,
@@ -44,6 +59,18 @@ pub async fn logout(
     Ok(Json(OK))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/account/auth/logout-all",
+    tag = "sessions",
+    summary = "End every session of the customer",
+    responses(
+        (status = 200, description = "Every session ended: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn logout_all(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -52,7 +79,7 @@ pub async fn logout_all(
     Ok(Json(OK))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionBody {
     id: String,
     created_at: String,
@@ -63,11 +90,23 @@ pub struct SessionBody {
     current: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionsBody {
     sessions: Vec<SessionBody>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/account/info/sessions",
+    tag = "sessions",
+    summary = "The customer's live sessions",
+    responses(
+        (status = 200, description = "Newest first", body = SessionsBody),
+        (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list_sessions(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -89,6 +128,20 @@ pub async fn list_sessions(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/account/info/sessions/{id}",
+    tag = "sessions",
+    summary = "End one session of the customer",
+    params(("id" = String, Path, description = "The session id, as listed")),
+    responses(
+        (status = 200, description = "The session ended: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
+        (status = 404, description = "`session not found`: no live session of this customer has that id", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn end_session(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -98,12 +151,32 @@ pub async fn end_session(
     Ok(Json(OK))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PasswordChangeRequest {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 128)]
     current_password: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 8, max_length = 128)]
     new_password: Option<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/account/info/password",
+    tag = "sessions",
+    summary = "Change the password; every other session ends",
+    request_body(content = PasswordChangeRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 400, description = "`password too weak`", body = Message),
+        (status = 401, description = "`authentication failed` (wrong current password), or no usable access token (empty body, or `token expired`/`token revoked`)"),
+        (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 429, description = "A limit was reached: `too many attempts`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -119,11 +192,29 @@ pub async fn change_password(
     Ok(Json(OK))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct DeleteAccountRequest {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 128)]
     password: Option<String>,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/account/info/account",
+    tag = "sessions",
+    summary = "Delete the account: the customer, every session and cache entry",
+    request_body(content = DeleteAccountRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Deleted: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 401, description = "`authentication failed` (wrong password), or no usable access token (empty body, or `token expired`/`token revoked`)"),
+        (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 429, description = "A limit was reached: `too many attempts`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete_account(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

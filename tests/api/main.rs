@@ -25,6 +25,7 @@ mod keys;
 mod login;
 mod mail_bench;
 mod observability;
+mod openapi;
 mod prometheus;
 mod recovery;
 mod refresh;

@@ -1,0 +1,81 @@
+//! The OpenAPI document (SPEC section 12) against the router: every route of the router is
+//! in the document with exactly the methods it answers, and nothing else is.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+
+#[tokio::test]
+async fn the_document_names_exactly_the_routes_of_the_router() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let response = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let doc: Value = response.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .map(move |m| (path.clone(), m.to_string()))
+        })
+        .collect();
+    let documented_paths: BTreeSet<&str> = documented.iter().map(|(p, _)| p.as_str()).collect();
+    let routes: BTreeSet<&str> = saga_account::http::ROUTES.iter().copied().collect();
+    assert_eq!(
+        documented_paths, routes,
+        "document paths against the router's routes"
+    );
+
+    // The router answers 405 for a method a path does not have, anything else for one it has.
+    let mut routed = BTreeSet::new();
+    for path in &routes {
+        for method in METHODS {
+            let url = format!("{}{}", app.base, path.replace("{id}", "some-session"));
+            let response = app
+                .client
+                .request(method.to_uppercase().parse().unwrap(), url)
+                .send()
+                .await
+                .unwrap();
+            if response.status() != 405 {
+                routed.insert((path.to_string(), method.to_string()));
+            }
+        }
+    }
+    assert_eq!(
+        documented, routed,
+        "documented operations against the routed ones"
+    );
+
+    // Every secured operation says so, with the bearer scheme.
+    for (path, method) in &documented {
+        let op = &doc["paths"][path][method];
+        let responses = op["responses"].as_object().unwrap();
+        if responses.contains_key("401") && !path.contains("/auth/") {
+            assert_eq!(
+                op["security"][0]["bearer"],
+                serde_json::json!([]),
+                "{method} {path}"
+            );
+        }
+    }
+}
