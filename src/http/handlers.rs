@@ -47,15 +47,15 @@ impl From<TokenPair> for TokenPairBody {
 pub struct SignupRequest {
     #[schema(required = true, value_type = String, min_length = 8, max_length = 128)]
     password: Option<String>,
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 50)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     firstname: Option<String>,
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 50)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     lastname: Option<String>,
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 320)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 320, format = Email)]
     email: Option<String>,
-    #[schema(required = true, value_type = String, min_length = 1)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 65535, pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$")]
     address: Option<String>,
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 20)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 20, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     phone_number: Option<String>,
 }
 
@@ -97,7 +97,7 @@ pub async fn signup(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 320)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 320, format = Email)]
     email: Option<String>,
     #[schema(required = true, value_type = String, min_length = 1, max_length = 128)]
     password: Option<String>,
@@ -163,11 +163,11 @@ pub async fn refresh(
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PersonalInfoBody {
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 50)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     firstname: Option<String>,
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 50)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     lastname: Option<String>,
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 320)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 320, format = Email)]
     email: Option<String>,
 }
 
@@ -248,9 +248,9 @@ pub async fn update_personal_info(
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShippingInfoBody {
-    #[schema(required = true, value_type = String, min_length = 1)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 65535, pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$")]
     address: Option<String>,
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 20)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 20, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     phone_number: Option<String>,
 }
 

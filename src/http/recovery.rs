@@ -38,7 +38,7 @@ pub fn routes() -> Router<AppState> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ForgotRequest {
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 320)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 320, format = Email)]
     email: Option<String>,
 }
 

@@ -32,7 +32,7 @@ pub struct LogoutRequest {
     path = "/api/account/auth/logout",
     tag = "sessions",
     summary = "End the current session (by access token, or by the refresh token in the body)",
-    request_body(content = LogoutRequest, content_type = "application/json"),
+    request_body(content = Option<LogoutRequest>, description = "Only when no access token is sent", content_type = "application/json"),
     responses(
         (status = 200, description = "The session ended: `{\"msg\":\"ok\"}`", body = Message),
         (status = 401, description = "No usable token (empty body), or `token expired`/`token revoked`"),
