@@ -344,6 +344,12 @@ impl Application {
         self.prom.addr
     }
 
+    /// The HTTP routes with all their layers, as `run_until` serves them (the property tests
+    /// drive it in process).
+    pub fn http_router(&self) -> axum::Router {
+        http::router(self.state.clone(), &self.http_settings)
+    }
+
     /// Serves until `shutdown` completes, then turns unready, waits `SHUTDOWN_DELAY_SECONDS`,
     /// stops accepting, lets requests in flight finish (up to the shutdown timeout) and
     /// closes the pools.
@@ -363,7 +369,7 @@ impl Application {
         });
 
         let http_server = {
-            let app = http::router(self.state.clone(), &self.http_settings);
+            let app = self.http_router();
             let listener = axum::serve::ListenerExt::tap_io(self.http.listener, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });
