@@ -525,7 +525,10 @@ mod tests {
                 ),
                 (
                     "ES256",
-                    TokenCodec::with_ring(KeyRing::new(RingState::new(es, vec![], es_public)), None),
+                    TokenCodec::with_ring(
+                        KeyRing::new(RingState::new(es, vec![], es_public)),
+                        None,
+                    ),
                 ),
             ]
         }
@@ -546,18 +549,20 @@ mod tests {
                 proptest::option::of(random_id()),
                 proptest::option::of(any::<i64>()),
             )
-                .prop_map(|(customer, refresh, exp, iat, sid, jti, session_end)| Claims {
-                    customer: CustomerId(customer),
-                    kind: if refresh {
-                        TokenKind::Refresh
-                    } else {
-                        TokenKind::Access
-                    },
-                    exp,
-                    iat,
-                    sid,
-                    jti,
-                    session_end,
+                .prop_map(|(customer, refresh, exp, iat, sid, jti, session_end)| {
+                    Claims {
+                        customer: CustomerId(customer),
+                        kind: if refresh {
+                            TokenKind::Refresh
+                        } else {
+                            TokenKind::Access
+                        },
+                        exp,
+                        iat,
+                        sid,
+                        jti,
+                        session_end,
+                    }
                 })
         }
 

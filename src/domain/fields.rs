@@ -365,7 +365,9 @@ mod tests {
             proptest::collection::vec("[a-z0-9\u{e9}]([a-z0-9-]{0,8}[a-z0-9])?", 1..4),
             "[a-z\u{e4}]([a-z0-9]{0,4}[a-z])?",
         )
-            .prop_map(|(local, labels, top)| format!("{}@{}.{top}", local.join("."), labels.join(".")))
+            .prop_map(|(local, labels, top)| {
+                format!("{}@{}.{top}", local.join("."), labels.join("."))
+            })
     }
 
     /// Text without control characters that is not blank.

@@ -65,30 +65,68 @@ fn method() -> impl Strategy<Value = Method> {
     ]
 }
 
+/// The routes of the router, as written.
+const ROUTES: &[&str] = &[
+    "/api/account/auth/signup",
+    "/api/account/auth/login",
+    "/api/account/auth/refresh",
+    "/api/account/auth/logout",
+    "/api/account/auth/logout-all",
+    "/api/account/info/sessions",
+    "/api/account/info/sessions/AAAAAAAAAAAAAAAAAAAAAA",
+    "/api/account/info/password",
+    "/api/account/info/account",
+    "/api/account/info/person",
+    "/api/account/info/shipping",
+    "/healthz",
+    "/readyz",
+    "/.well-known/jwks.json",
+];
+
+/// A real route, most of the time as it is, else bent the ways attackers bend paths
+/// (trailing slash, dot segments, percent-encoding, case, a query); or random segments.
 fn path() -> impl Strategy<Value = String> {
     let segment = prop_oneof![
         4 => proptest::sample::select(SEGMENTS).prop_map(str::to_owned),
         1 => "[a-zA-Z0-9%._~!$&'()*+,;=:@-]{0,16}",
     ];
-    (
-        prop_oneof![
-            Just("/api/account/"),
-            Just("/api/account/info/"),
-            Just("/api/account/auth/"),
-            Just("/"),
-            Just("//"),
-        ],
-        proptest::collection::vec(segment, 0..5),
+    let bent = (
+        proptest::sample::select(ROUTES),
+        0..8u8,
         proptest::option::of("[a-zA-Z0-9%=&._-]{0,20}"),
     )
-        .prop_map(|(prefix, segments, query)| {
-            let mut path = format!("{prefix}{}", segments.join("/"));
+        .prop_map(|(route, bend, query)| {
+            let mut path = match bend {
+                0 => format!("{route}/"),
+                1 => route.replacen("/api/account/", "/api/account/./", 1),
+                2 => route.replacen("/api/account/", "/api/account/x/../", 1),
+                3 => route.replacen('a', "%61", 1),
+                4 => route.to_uppercase(),
+                5 => format!("{route}%00"),
+                6 => route.replacen('/', "//", 2),
+                _ => route.to_owned(),
+            };
             if let Some(query) = query {
                 path.push('?');
                 path.push_str(&query);
             }
             path
-        })
+        });
+    let random = (
+        prop_oneof![
+            Just("/api/account/"),
+            Just("/api/account/info/"),
+            Just("/api/account/auth/"),
+            Just("/"),
+        ],
+        proptest::collection::vec(segment, 0..5),
+    )
+        .prop_map(|(prefix, segments)| format!("{prefix}{}", segments.join("/")));
+    prop_oneof![
+        6 => proptest::sample::select(ROUTES).prop_map(str::to_owned),
+        3 => bent,
+        2 => random,
+    ]
 }
 
 /// Bytes a header value may hold: visible ASCII, space, tab and obs-text.
@@ -175,23 +213,23 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn body() -> impl Strategy<Value = Vec<u8>> {
     let field = prop_oneof![3 => ".{0,60}".prop_map(Value::from), 1 => json_value()];
     let api_body = proptest::collection::btree_map(
-        proptest::sample::select(&[
-            "password",
-            "firstname",
-            "lastname",
-            "email",
-            "address",
-            "phone_number",
-            "refresh_token",
-            "current_password",
-            "new_password",
-        ][..]),
+        proptest::sample::select(
+            &[
+                "password",
+                "firstname",
+                "lastname",
+                "email",
+                "address",
+                "phone_number",
+                "refresh_token",
+                "current_password",
+                "new_password",
+            ][..],
+        ),
         field,
         0..7,
     )
-    .prop_map(|m| {
-        serde_json::to_vec(&m).unwrap()
-    });
+    .prop_map(|m| serde_json::to_vec(&m).unwrap());
     prop_oneof![
         Just(Vec::new()),
         proptest::collection::vec(any::<u8>(), 0..200),
@@ -224,19 +262,21 @@ fn attack() -> impl Strategy<Value = Attack> {
     ]);
     let extra = proptest::collection::vec(
         (
-            proptest::sample::select(&[
-                "x-forwarded-for",
-                "user-agent",
-                "accept",
-                "transfer-encoding",
-                "expect",
-                "connection",
-                "traceparent",
-                "uber-trace-id",
-                "x-request-id",
-                "host",
-                "accept-encoding",
-            ][..]),
+            proptest::sample::select(
+                &[
+                    "x-forwarded-for",
+                    "user-agent",
+                    "accept",
+                    "transfer-encoding",
+                    "expect",
+                    "connection",
+                    "traceparent",
+                    "uber-trace-id",
+                    "x-request-id",
+                    "host",
+                    "accept-encoding",
+                ][..],
+            ),
             header_junk(),
         ),
         0..4,
