@@ -898,4 +898,74 @@ mod tests {
             "{printed}"
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Values of every shape a setting is given: numbers (negative, huge), booleans,
+        /// lists, addresses, and any text.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                any::<u64>().prop_map(|n| format!("{n}0")),
+                Just("true".to_owned()),
+                "[a-zA-Z0-9_:./,\\[\\] -]{0,30}",
+                ".{0,60}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any values for any settings: settings, or an error naming one of the settings
+            /// that was given. Never a panic.
+            #[test]
+            fn any_values_load_or_name_the_setting(
+                given in proptest::collection::vec((0..SETTINGS.len(), value()), 1..4),
+            ) {
+                let pairs: Vec<(&str, String)> =
+                    given.iter().map(|(i, v)| (SETTINGS[*i].env, v.clone())).collect();
+                let lookup = |key: &str| {
+                    pairs.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+                };
+                if let Err(e) = Settings::from_sources(None, lookup) {
+                    let message = e.to_string();
+                    prop_assert!(
+                        pairs.iter().any(|(key, _)| message.contains(&format!("for {key}:"))),
+                        "{} names none of {:?}", message, pairs
+                    );
+                }
+            }
+
+            /// Valid values come back as given.
+            #[test]
+            fn valid_values_round_trip(
+                port in any::<u16>(),
+                expiry in 1..=i64::MAX,
+                machine in any::<u16>(),
+                flag in prop_oneof![Just(("true", true)), Just(("OFF", false)), Just(("1", true)), Just(("no", false))],
+                redis in proptest::collection::vec(("[a-z][a-z0-9.-]{0,12}", any::<u16>()), 1..4),
+            ) {
+                let redis: Vec<String> = redis.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+                let s = Settings::from_sources(
+                    None,
+                    env(&[
+                        ("HTTP_PORT", &port.to_string()),
+                        ("JWT_ACCESS_TOKEN_EXPIRE_SECOND", &expiry.to_string()),
+                        ("MACHINE_ID", &format!(" {machine} ")),
+                        ("LOGIN_UNIFORM_ERRORS", flag.0),
+                        ("REDIS_ADDRS", &redis.join(" , ")),
+                    ]),
+                )
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(s.http_port, port);
+                prop_assert_eq!(s.access_token_expire_secs, expiry);
+                prop_assert_eq!(s.machine_id, Some(machine));
+                prop_assert_eq!(s.login_uniform_errors, flag.1);
+                prop_assert_eq!(s.redis_addrs, redis);
+            }
+        }
+    }
 }

@@ -484,6 +484,12 @@ impl Application {
         self.admin.as_ref().map(|b| b.addr)
     }
 
+    /// The HTTP routes with all their layers, as `run_until` serves them (the property tests
+    /// drive it in process).
+    pub fn http_router(&self) -> axum::Router {
+        http::router(self.state.clone(), &self.http_settings)
+    }
+
     /// Serves until `shutdown` completes, then turns unready, waits `SHUTDOWN_DELAY_SECONDS`,
     /// stops accepting, lets requests in flight finish (up to the shutdown timeout) and
     /// closes the pools.
@@ -503,7 +509,7 @@ impl Application {
         });
 
         let http_server = {
-            let app = http::router(self.state.clone(), &self.http_settings);
+            let app = self.http_router();
             http::server::serve(
                 self.http.listener,
                 app,

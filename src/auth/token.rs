@@ -492,4 +492,158 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::keys::{HmacKey, KeyPair, Published, RingState, Signer};
+
+        /// A ring of each shape the service runs with: HS256 alone, and an asymmetric signer
+        /// with (or without) HS256 secrets still accepted.
+        fn rings() -> Vec<(&'static str, TokenCodec)> {
+            let pair = |alg| {
+                let pair = KeyPair::generate(alg).unwrap();
+                let kid = pair.public().thumbprint();
+                let published = vec![Published {
+                    kid: kid.clone(),
+                    key: pair.public(),
+                }];
+                (Signer::Pair { kid, pair }, published)
+            };
+            let hmac = HmacKey::new(b"93c61a11-a4f6-42fc-a995-4f1c850822bb");
+            let (ed, ed_public) = pair(Alg::EdDsa);
+            let (es, es_public) = pair(Alg::Es256);
+            vec![
+                ("HS256", codec()),
+                (
+                    "EdDSA",
+                    TokenCodec::with_ring(
+                        KeyRing::new(RingState::new(ed, vec![hmac], ed_public)),
+                        None,
+                    ),
+                ),
+                (
+                    "ES256",
+                    TokenCodec::with_ring(
+                        KeyRing::new(RingState::new(es, vec![], es_public)),
+                        None,
+                    ),
+                ),
+            ]
+        }
+
+        fn random_id() -> impl Strategy<Value = RandomId> {
+            any::<[u8; 16]>().prop_map(|b| RandomId::from_bytes(&b).unwrap())
+        }
+
+        /// Claims valid at `NOW`: any customer and kind, an expiry not before now, an issue
+        /// time not after it, and any mix of the session claims.
+        fn claims() -> impl Strategy<Value = Claims> {
+            (
+                any::<u64>(),
+                any::<bool>(),
+                NOW..=i64::MAX,
+                proptest::option::of(i64::MIN..=NOW),
+                proptest::option::of(random_id()),
+                proptest::option::of(random_id()),
+                proptest::option::of(any::<i64>()),
+            )
+                .prop_map(|(customer, refresh, exp, iat, sid, jti, session_end)| {
+                    Claims {
+                        customer: CustomerId(customer),
+                        kind: if refresh {
+                            TokenKind::Refresh
+                        } else {
+                            TokenKind::Access
+                        },
+                        exp,
+                        iat,
+                        sid,
+                        jti,
+                        session_end,
+                    }
+                })
+        }
+
+        /// Strings shaped like tokens: up to four dot-separated segments of base64 of junk,
+        /// or of JSON headers naming our algorithms.
+        fn token_like() -> impl Strategy<Value = String> {
+            let segment = prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..80).prop_map(|b| B64.encode(b)),
+                "[A-Za-z0-9_=+/-]{0,90}",
+                prop_oneof![
+                    Just(r#"{"alg":"HS256","typ":"JWT"}"#),
+                    Just(r#"{"alg":"EdDSA","typ":"JWT"}"#),
+                    Just(r#"{"alg":"ES256","kid":"x","typ":"JWT"}"#),
+                    Just(r#"{"alg":"none"}"#),
+                    Just(r#"{"CustomerID":1,"Refresh":false,"exp":9999999999}"#),
+                ]
+                .prop_map(|json| B64.encode(json)),
+            ];
+            proptest::collection::vec(segment, 0..5).prop_map(|parts| parts.join("."))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Anything that was not signed by the ring is invalid: never accepted, never
+            /// "expired" (which would tell a forger the signature passed), never a panic.
+            #[test]
+            fn unsigned_input_is_invalid(
+                bytes in proptest::collection::vec(any::<u8>(), 0..600),
+                shaped in token_like(),
+                now in any::<i64>(),
+                refresh in any::<bool>(),
+            ) {
+                let kind = if refresh { TokenKind::Refresh } else { TokenKind::Access };
+                let text = String::from_utf8_lossy(&bytes);
+                for (name, codec) in rings() {
+                    for junk in [&*text, &shaped] {
+                        prop_assert_eq!(
+                            codec.verify(junk, kind, now), Err(TokenError::Invalid), "{} {:?}", name, junk
+                        );
+                    }
+                }
+            }
+
+            /// Mint then verify gives the claims back, on every ring; the other kind is
+            /// invalid and one second past the expiry is expired.
+            #[test]
+            fn mint_then_verify_is_the_identity(claims in claims()) {
+                let other = match claims.kind {
+                    TokenKind::Access => TokenKind::Refresh,
+                    TokenKind::Refresh => TokenKind::Access,
+                };
+                for (name, codec) in rings() {
+                    let token = codec.mint(&claims);
+                    prop_assert_eq!(codec.verify(&token, claims.kind, NOW), Ok(claims), "{}", name);
+                    // Twice: the second answer may come from the verified-token cache.
+                    prop_assert_eq!(codec.verify(&token, claims.kind, NOW), Ok(claims), "{}", name);
+                    prop_assert_eq!(codec.verify(&token, other, NOW), Err(TokenError::Invalid), "{}", name);
+                    if let Some(after) = claims.exp.checked_add(1) {
+                        prop_assert_eq!(
+                            codec.verify(&token, claims.kind, after), Err(TokenError::Expired), "{}", name
+                        );
+                    }
+                }
+            }
+
+            /// One character of a real token changed, anywhere: invalid.
+            #[test]
+            fn tampered_tokens_are_invalid(claims in claims(), at in any::<prop::sample::Index>(), with in "[A-Za-z0-9_.=-]") {
+                for (name, codec) in rings() {
+                    let token = codec.mint(&claims);
+                    let i = at.index(token.len());
+                    if token[i..].starts_with(&with) {
+                        continue;
+                    }
+                    let tampered = format!("{}{}{}", &token[..i], with, &token[i + 1..]);
+                    prop_assert_eq!(
+                        codec.verify(&tampered, claims.kind, NOW), Err(TokenError::Invalid), "{} {}", name, tampered
+                    );
+                }
+            }
+        }
+    }
 }

@@ -329,4 +329,107 @@ mod tests {
             prop_assert_eq!(Name::parse(name.clone()).unwrap().into_inner(), name);
         }
     }
+
+    /// What every parser promises for any input: no panic, and either the value kept as it
+    /// was given or an error naming the parser's own field.
+    fn check_contract<T>(
+        field: &str,
+        input: &str,
+        parsed: Result<T, FieldError>,
+        inner: impl FnOnce(T) -> String,
+    ) -> Result<(), TestCaseError> {
+        match parsed {
+            Ok(value) => prop_assert_eq!(inner(value), input),
+            Err(e) => prop_assert_eq!(e.field, field, "{}", e),
+        }
+        Ok(())
+    }
+
+    /// Any characters at all, control and unassigned ones included, up to past the limits.
+    fn any_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,400}",
+            "[\\x00-\\x20a@.\u{7f}\u{85}\u{a0}\u{2028}é-]{0,60}",
+            proptest::collection::vec(any::<char>(), 0..80).prop_map(String::from_iter),
+        ]
+    }
+
+    /// A dot-atom part of an address: ASCII, the RFC's specials and international letters.
+    fn atom() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~\u{e9}\u{4e2d}-]{1,12}"
+    }
+
+    fn valid_email() -> impl Strategy<Value = String> {
+        (
+            proptest::collection::vec(atom(), 1..4),
+            proptest::collection::vec("[a-z0-9\u{e9}]([a-z0-9-]{0,8}[a-z0-9])?", 1..4),
+            "[a-z\u{e4}]([a-z0-9]{0,4}[a-z])?",
+        )
+            .prop_map(|(local, labels, top)| {
+                format!("{}@{}.{top}", local.join("."), labels.join("."))
+            })
+    }
+
+    /// Text without control characters that is not blank.
+    fn plain_text(max: usize) -> impl Strategy<Value = String> {
+        proptest::string::string_regex(&format!("[^\\p{{Cc}}]{{0,{}}}[^\\p{{Cc}}\\s]", max - 1))
+            .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_parser_keeps_its_input_or_names_its_field(s in any_text()) {
+            check_contract("email", &s, Email::parse(s.clone()), Email::into_inner)?;
+            check_contract("name", &s, Name::parse(s.clone()), Name::into_inner)?;
+            check_contract("phone_number", &s, PhoneNumber::parse(s.clone()), PhoneNumber::into_inner)?;
+            check_contract("address", &s, Address::parse(s.clone()), Address::into_inner)?;
+            check_contract("password", &s, Password::parse(s.clone()), |p| p.expose().to_owned())?;
+            check_contract("password", &s, Password::parse_login(s.clone()), |p| p.expose().to_owned())?;
+        }
+
+        #[test]
+        fn valid_values_round_trip(
+            email in valid_email(),
+            name in plain_text(50),
+            phone in plain_text(20),
+            address in proptest::collection::vec(plain_text(60), 1..5),
+            password in ".{8,128}",
+        ) {
+            prop_assert_eq!(Email::parse(email.clone()).map(Email::into_inner), Ok(email));
+            prop_assert_eq!(Name::parse(name.clone()).map(Name::into_inner), Ok(name));
+            prop_assert_eq!(PhoneNumber::parse(phone.clone()).map(PhoneNumber::into_inner), Ok(phone));
+            let address = address.join("\r\n\t");
+            prop_assert_eq!(Address::parse(address.clone()).map(Address::into_inner), Ok(address));
+            prop_assert_eq!(Password::parse(password.clone()).map(|p| p.expose().to_owned()), Ok(password));
+        }
+
+        #[test]
+        fn invalid_values_get_their_reason(
+            blank in "[ \t\r\n\u{a0}\u{3000}]{0,10}",
+            long_name in "[a-zé]{51,80}",
+            long_phone in "[0-9+ ]{21,40}",
+            name in plain_text(40),
+            at in any::<prop::sample::Index>(),
+            control in "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\u{80}-\u{9f}]",
+            email in valid_email(),
+            short in ".{0,7}",
+        ) {
+            let reason = |r: Result<Name, FieldError>| r.map_err(|e| e.reason);
+            prop_assert_eq!(reason(Name::parse(blank.clone())), Err("empty"));
+            prop_assert_eq!(Address::parse(blank).map_err(|e| e.reason), Err("empty"));
+            prop_assert_eq!(reason(Name::parse(long_name)), Err("too long"));
+            prop_assert_eq!(PhoneNumber::parse(long_phone).map_err(|e| e.reason), Err("too long"));
+            // A control character anywhere in an otherwise good value.
+            let i = name.char_indices().map(|(i, _)| i).nth(at.index(name.chars().count())).unwrap_or(0);
+            let with_control = format!("{}{control}{}", &name[..i], &name[i..]);
+            prop_assert_eq!(reason(Name::parse(with_control.clone())), Err("control character"));
+            prop_assert_eq!(Address::parse(with_control).map_err(|e| e.reason), Err("control character"));
+            prop_assert_eq!(Email::parse(email.replace('@', "")).map_err(|e| e.reason), Err("no @"));
+            prop_assert_eq!(Email::parse(format!(".{email}")).map_err(|e| e.reason), Err("invalid local part"));
+            prop_assert_eq!(Email::parse(format!("{email}.")).map_err(|e| e.reason), Err("invalid domain"));
+            prop_assert_eq!(Password::parse(short).map(|_| ()).map_err(|e| e.reason), Err("too short"));
+        }
+    }
 }

@@ -226,4 +226,64 @@ mod tests {
             assert!(DatabaseUrl::parse(bad, Path::new("d")).is_err(), "{bad}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn host() -> impl Strategy<Value = (String, String)> {
+            // (as written in the DSN, as the options hold it)
+            prop_oneof![
+                "[a-z][a-z0-9-]{0,15}(\\.[a-z][a-z0-9-]{0,10}){0,3}".prop_map(|h| (h.clone(), h)),
+                any::<std::net::Ipv4Addr>().prop_map(|ip| (ip.to_string(), ip.to_string())),
+                any::<std::net::Ipv6Addr>().prop_map(|ip| (format!("[{ip}]"), ip.to_string())),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any text: a database, or an error that names the setting. Never a panic.
+            #[test]
+            fn any_text_parses_or_names_the_setting(
+                dsn in prop_oneof![
+                    ".{0,120}",
+                    "(sqlite:|mysql://|mariadb://)?[a-z:@/()?&=\\[\\]%.0-9]{0,60}",
+                    "[a-z]{0,5}(:[^@/]{0,8})?@[a-z]{0,4}(\\([^)]{0,20}\\)?)?/[a-z?&=,]{0,20}",
+                ]
+            ) {
+                if let Err(e) = DatabaseUrl::parse(&dsn, Path::new("data")) {
+                    prop_assert!(e.to_string().starts_with("invalid DB_DSN: "), "{}", e);
+                }
+            }
+
+            /// The Go driver's form as operators write it gives back its host, port,
+            /// database and user.
+            #[test]
+            fn go_driver_dsns_round_trip(
+                user in "[a-zA-Z0-9_.-]{1,16}",
+                password in "[^/]{0,16}",
+                (written, host) in host(),
+                port in proptest::option::of(any::<u16>()),
+                net in prop_oneof![Just("tcp"), Just("tcp4"), Just("tcp6")],
+                db in "[a-zA-Z0-9_$-]{1,20}",
+                params in "(charset=utf8mb4(,utf8)?&)?(parseTime=True&)?(loc=Local)?",
+            ) {
+                let address = match port {
+                    Some(port) => format!("{written}:{port}"),
+                    None => written,
+                };
+                let dsn = format!("{user}:{password}@{net}({address})/{db}?{params}");
+                let options = match DatabaseUrl::parse(&dsn, Path::new("data")) {
+                    Ok(DatabaseUrl::MySql(options)) => options,
+                    other => return Err(TestCaseError::fail(format!("{dsn}: {other:?}"))),
+                };
+                prop_assert_eq!(options.get_host(), host.as_str());
+                prop_assert_eq!(options.get_port(), port.unwrap_or(3306));
+                prop_assert_eq!(options.get_database(), Some(db.as_str()));
+                prop_assert_eq!(options.get_username(), user.as_str());
+            }
+        }
+    }
 }

@@ -103,7 +103,6 @@ impl ServiceProcess {
     }
 
     /// SIGKILL: the process dies at once, mid-request.
-    #[expect(dead_code, reason = "for the crash-consistency drill")]
     pub fn sigkill(&self) {
         signal(&self.child, libc::SIGKILL);
     }
