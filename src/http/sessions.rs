@@ -15,14 +15,14 @@ use super::{
 };
 use crate::{
     clock::rfc3339,
-    domain::{Password, Session},
+    domain::{Error, Invalid, Password, Session},
 };
 
 const OK: Message = Message { msg: "ok" };
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LogoutRequest {
-    #[schema(required = true, value_type = String, min_length = 1)]
+    /// Needed only without an access token; an empty one is as none.
     refresh_token: Option<String>,
 }
 
@@ -34,24 +34,34 @@ pub struct LogoutRequest {
     summary = "End the current session (by access token, or by the refresh token in the body)",
     request_body(content = Option<LogoutRequest>, description = "Only when no access token is sent", content_type = "application/json"),
     responses(
+        (status = 400, description = "A body that is not the documented JSON object: `invalid parameter`", body = Message),
         (status = 200, description = "The session ended: `{\"msg\":\"ok\"}`", body = Message),
         (status = 401, description = "No usable token (empty body), or `token expired`/`token revoked`"),
         (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
         (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
     ),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub async fn logout(
     State(state): State<AppState>,
     MaybeAuthenticated(caller): MaybeAuthenticated,
     RawBody(body): RawBody,
 ) -> Result<Json<Message>, ApiError> {
+    // A body, when there is one, must be the documented object even if the access token
+    // decides: bad input is refused, not ignored.
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(
+            serde_json::from_slice::<LogoutRequest>(&body)
+                .map_err(|e| Error::from(Invalid::Body(e.to_string())))?,
+        )
+    };
     if let Some(caller) = caller {
         state.auth.logout(caller).await?;
         return Ok(Json(OK));
     }
-    let token = serde_json::from_slice::<LogoutRequest>(&body)
-        .ok()
+    let token = request
         .and_then(|r| r.refresh_token)
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::Unauthorized)?;
