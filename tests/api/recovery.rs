@@ -12,6 +12,7 @@ use crate::{backend_tests, helpers::*};
 
 backend_tests!(
     reset_end_to_end_over_smtp,
+    without_smtp_mails_are_eml_files_that_finish_a_reset,
     reset_tokens_are_single_use_and_expire,
     a_new_reset_voids_the_older_tokens,
     two_resets_racing_with_one_token_exactly_one_wins,
@@ -168,6 +169,83 @@ async fn reset_end_to_end_over_smtp(backend: Backend) {
         "{scrape}"
     );
     assert!(scrape.contains("account_mail_sent_total{kind=\"password_reset\"} 1"));
+}
+
+/// The `.eml` files under `DATA_DIR/mail/`, whole ones only (a file being written is a
+/// hidden `.partial` until it is renamed).
+async fn eml_files(app: &TestApp) -> Vec<ReceivedMail> {
+    let Ok(entries) = std::fs::read_dir(app.data_dir.join("mail")) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| ReceivedMail {
+            to: Vec::new(),
+            raw: std::fs::read(p).unwrap(),
+        })
+        .collect()
+}
+
+/// Development without `SMTP_URL`: the mail is a `.eml` file, a real message whose link
+/// finishes the reset; an unknown email writes nothing.
+async fn without_smtp_mails_are_eml_files_that_finish_a_reset(backend: Backend) {
+    let app = spawn_app_with(&backend, |s| {
+        assert!(s.smtp_url.is_none(), "no SMTP by default");
+        s.public_base_url = "https://shop.example".into();
+    })
+    .await;
+    let email = email_of(310);
+    app.signup(&customer(310)).await;
+    forgot(&app, "nobody@example.com").await;
+    forgot(&app, &email).await;
+    // A row leaves the outbox once its file is written (or it was skipped).
+    poll_until(async || outbox_rows(&app).await, |n| *n == 0).await;
+    let files = eml_files(&app).await;
+    assert_eq!(files.len(), 1, "one file, the known customer's");
+    let mail = &files[0];
+
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&mail.raw)
+        .expect("an RFC 5322 message");
+    let to = parsed
+        .to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap();
+    assert_eq!(to, email);
+    assert_eq!(mail.subject(), "Reset your password");
+    assert!(
+        mail.link(RESET)
+            .starts_with("https://shop.example/reset-password?token="),
+        "{}",
+        mail.text()
+    );
+    let token = mail.token(RESET);
+    assert_eq!(token.len(), 43);
+    assert!(mail.html().contains(&token));
+
+    assert_msg(reset(&app, &token, "new-password-456").await, 200, "ok").await;
+    app.login(&email, "new-password-456").await;
+    assert_msg(
+        reset(&app, &token, "other-password-789").await,
+        400,
+        "invalid or expired token",
+    )
+    .await;
+    // The "password changed" notice lands next to it.
+    let files = poll_until(async || eml_files(&app).await, |f| f.len() == 2).await;
+    assert!(
+        files
+            .iter()
+            .any(|m| m.subject() == "Your password was changed"),
+        "{:?}",
+        files.iter().map(ReceivedMail::subject).collect::<Vec<_>>()
+    );
 }
 
 async fn reset_tokens_are_single_use_and_expire(backend: Backend) {
