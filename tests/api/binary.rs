@@ -218,7 +218,10 @@ async fn operator_calls_are_audited_and_no_key_or_token_is_logged() {
                 && l.contains(&id)
         })
     };
-    assert!(audited("find_customer") && audited("password_reset"), "{log}");
+    assert!(
+        audited("find_customer") && audited("password_reset"),
+        "{log}"
+    );
     assert!(log.contains("operator call refused"), "{log}");
     for secret in [SECRET_PART, token.as_str()] {
         assert!(!log.contains(secret), "log contains {secret:?}:\n{log}");

@@ -583,7 +583,10 @@ async fn tokens_are_bound_to_their_purpose_and_address(backend: Backend) {
         None,
     )
     .await;
-    let verify_token = sink.wait_for_subject(&email, "Verify", 1).await.token(VERIFY);
+    let verify_token = sink
+        .wait_for_subject(&email, "Verify", 1)
+        .await
+        .token(VERIFY);
     // Each token works for its own purpose only; a refusal changes nothing.
     assert_msg(
         reset(&app, &verify_token, "new-password-456").await,
@@ -654,7 +657,10 @@ async fn verification_tokens_expire_after_verify_token_seconds(backend: Backend)
         assert_eq!(sent.status(), 202);
     };
     send(&access).await;
-    let first = sink.wait_for_subject(&email, "Verify", 1).await.token(VERIFY);
+    let first = sink
+        .wait_for_subject(&email, "Verify", 1)
+        .await
+        .token(VERIFY);
     // VERIFY_TOKEN_SECONDS (86400) later the link is dead; a day less a second it is not.
     clock.advance(Duration::from_secs(86_401));
     assert_msg(
@@ -670,7 +676,10 @@ async fn verification_tokens_expire_after_verify_token_seconds(backend: Backend)
         false
     );
     send(&access).await;
-    let second = sink.wait_for_subject(&email, "Verify", 2).await.token(VERIFY);
+    let second = sink
+        .wait_for_subject(&email, "Verify", 2)
+        .await
+        .token(VERIFY);
     clock.advance(Duration::from_secs(86_399));
     assert_msg(
         app.post("/auth/email/verify", &json!({"token": second}))
@@ -691,7 +700,11 @@ async fn by_default_five_mails_an_hour_go_to_one_email(backend: Backend) {
     }
     sink.wait_for(&email, 5).await;
     poll_until(async || outbox_rows(&app).await, |n| *n == 0).await;
-    assert_eq!(sink.mails().await.len(), 5, "MAIL_MAX_PER_EMAIL_PER_HOUR is 5");
+    assert_eq!(
+        sink.mails().await.len(),
+        5,
+        "MAIL_MAX_PER_EMAIL_PER_HOUR is 5"
+    );
     assert!(
         app.scrape()
             .await
