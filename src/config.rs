@@ -104,7 +104,7 @@ specs! {
     DB_MAX_OPEN_CONNS, "dbConfig.maxOpenConns", "10", "largest number of database connections";
     DB_MAX_IDLE_CONNS, "dbConfig.maxIdleConns", "3", "connections kept open while idle";
     DB_ACQUIRE_TIMEOUT_MS, "dbConfig.acquireTimeoutMs", "1000", "longest wait for a database connection before answering 503";
-    DATA_DIR, "dataDir", "data", "directory of the embedded SQLite database and the generated JWT secret";
+    DATA_DIR, "dataDir", "data", "directory of the embedded SQLite database, the generated JWT secret and mail/ (.eml files when SMTP_URL is unset)";
     MACHINE_ID, "machineId", "", "Sonyflake machine id 0-65535 (or an IPv4 address: its low 16 bits), unique per replica; empty = low 16 bits of the private IPv4 address";
     HASH_THREADS, "hashThreads", "0", "password hashing threads; 0 = one per CPU";
     HASH_QUEUE, "hashQueue", "64", "password hashing jobs that may wait; beyond it login and signup answer 503";
@@ -876,6 +876,17 @@ mod tests {
         let d = Settings::defaults();
         assert_eq!((d.admin_port, d.mail_max_per_email_per_hour), (0, 5));
         assert!(d.smtp_url.is_none());
+    }
+
+    /// The defaults SPEC section 13 names.
+    #[test]
+    fn mail_defaults_are_the_specs() {
+        let d = Settings::defaults();
+        assert_eq!(d.reset_token_ttl, Duration::from_secs(1800));
+        assert_eq!(d.verify_token_ttl, Duration::from_secs(86400));
+        assert_eq!(d.mail_max_per_email_per_hour, 5);
+        assert_eq!(d.mail_max_per_ip_per_hour, 0, "off");
+        assert_eq!(d.data_dir, PathBuf::from("data"));
     }
 
     #[test]

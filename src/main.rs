@@ -210,6 +210,7 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
                 http = %app.http_addr(),
                 grpc = %app.grpc_addr(),
                 metrics = %app.metrics_addr(),
+                admin = %app.admin_addr().map_or_else(|| "off".to_owned(), |a| a.to_string()),
                 "saga-account listening"
             );
             app.run_until(shutdown_signal()).await

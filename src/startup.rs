@@ -527,18 +527,21 @@ impl Application {
         )
         .with_graceful_shutdown(stop.clone().cancelled_owned());
 
-        // The operator API, on its own listener (SPEC section 14).
+        // The operator API, on its own listener (SPEC section 14), through the same accept
+        // loop as the API: a key-holder's port gets the same head/idle deadlines, 431 and
+        // connection cap.
         let admin_server = self.admin.map(|bound| {
             let app = crate::admin::router(
                 self.core.admin.clone(),
                 self.admin_keys.clone(),
                 self.core.metrics.clone(),
             );
-            tokio::spawn(
-                axum::serve(bound.listener, app)
-                    .with_graceful_shutdown(stop.clone().cancelled_owned())
-                    .into_future(),
-            )
+            tokio::spawn(http::server::serve(
+                bound.listener,
+                app,
+                self.connection_limits.clone(),
+                stop.clone(),
+            ))
         });
 
         let mut servers = tokio::spawn(async move {
@@ -576,12 +579,18 @@ impl Application {
                 }
             }
         };
-        if let Some(admin_server) = admin_server {
+        if let Some(mut admin_server) = admin_server {
             stop.cancel();
-            match tokio::time::timeout(self.shutdown_timeout, admin_server).await {
-                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "operator API server"),
+            match tokio::time::timeout(self.shutdown_timeout, &mut admin_server).await {
                 Ok(Err(e)) => tracing::warn!(error = %e, "operator API server task"),
-                Ok(Ok(Ok(()))) | Err(_) => {}
+                Ok(Ok(())) => {}
+                Err(_) => {
+                    tracing::warn!(
+                        "operator API calls still in flight after the shutdown timeout; closing them"
+                    );
+                    // Dropping the handle would leave them running past the pools' close.
+                    admin_server.abort();
+                }
             }
         }
         self.core.close().await;

@@ -1,10 +1,17 @@
 //! The operator API (SPEC section 14): off by default, every route with a good, a wrong
 //! and a missing key, typed errors, the audit counters; and the CLI through the same code.
 
+use std::time::{Duration, Instant};
+
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 
-use crate::{backend_tests, helpers::*};
+use crate::{
+    backend_tests,
+    helpers::*,
+    hygiene::{closed_within, read_response},
+};
 
 backend_tests!(every_operator_route_with_good_wrong_and_missing_keys);
 
@@ -26,6 +33,69 @@ async fn admin(app: &TestApp, method: Method, path: &str, key: Option<&str>) -> 
 async fn the_operator_api_is_off_by_default() {
     let app = spawn_app(&Backend::Sqlite).await;
     assert!(app.admin_addr.is_none());
+}
+
+/// The operator port is served by the same accept loop as the API (SPEC section 12): 431
+/// for an oversized head, a silent or slow client cut off at the head timeout, and a
+/// kept-alive connection that does not hold up shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_port_has_the_http_hygiene_of_the_api() {
+    let port = SmtpSink::free_addr().await.port();
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.admin_port = port;
+        s.admin_api_keys = saga_account::admin::keys::parse(OPS).unwrap();
+        s.http_header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let addr = app.admin_addr.unwrap();
+    let request = |filler: usize| {
+        format!(
+            "GET /admin/v1/customers/1 HTTP/1.1\r\nHost: t\r\nAuthorization: ApiKey {OPS}\r\nX-Filler: {}\r\n\r\n",
+            "a".repeat(filler)
+        )
+    };
+
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(request(20 * 1024).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut stream).await.unwrap().status, 431);
+    // Under the limit, the call is made; the connection stays open for the next one.
+    let mut kept = TcpStream::connect(addr).await.unwrap();
+    kept.write_all(request(12 * 1024).as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut kept).await.unwrap().status, 404);
+    kept.write_all(request(0).as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut kept).await.unwrap().status, 404);
+
+    // Nothing sent, or half a head: closed at the head timeout, unanswered.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /admin/v1/customers/1 HTTP/1.1\r\nHost:")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut silent, Duration::from_secs(5)).await);
+    assert!(closed_within(&mut slow, Duration::from_secs(5)).await);
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The idle kept-alive connection is closed by shutdown, which does not wait for it.
+    let started = Instant::now();
+    app.shutdown().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(closed_within(&mut kept, Duration::from_secs(1)).await);
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the port is closed"
+    );
 }
 
 async fn every_operator_route_with_good_wrong_and_missing_keys(backend: Backend) {

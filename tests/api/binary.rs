@@ -128,6 +128,106 @@ async fn serves_then_exits_zero_on_sigterm_without_logging_secrets() {
     }
 }
 
+/// Without `SMTP_URL` the start warns and a mail is an `.eml` file under `DATA_DIR/mail/`;
+/// every operator call logs the key's name, the action and the customer id, and neither
+/// the key's secret nor a mail's token ever reaches the log.
+#[tokio::test]
+async fn operator_calls_are_audited_and_no_key_or_token_is_logged() {
+    const SECRET_PART: &str = "0123456789abcdef0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let port = SmtpSink::free_addr().await.port().to_string();
+    let mut service = ServiceProcess::spawn(
+        dir.path(),
+        &[
+            ("ADMIN_PORT", port.as_str()),
+            ("ADMIN_API_KEYS", &format!("ops.{SECRET_PART}")),
+            ("LOG_LEVEL", "debug"),
+        ],
+    );
+    let log = service.log().join("\n");
+    assert!(log.contains("SMTP_URL is not set"), "{log}");
+    assert!(log.contains(&format!("admin=127.0.0.1:{port}")), "{log}");
+
+    let client = reqwest::Client::new();
+    let response = client
+        .post(service.url("/api/account/auth/signup"))
+        .json(&customer(71))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let admin = |path: &str, key: &str| {
+        client
+            .get(format!("http://127.0.0.1:{port}/admin/v1{path}"))
+            .header("authorization", format!("ApiKey {key}"))
+            .send()
+    };
+    let found: serde_json::Value = admin(
+        "/customers?email=ming71@example.com",
+        &format!("ops.{SECRET_PART}"),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = found["id"].as_str().unwrap().to_owned();
+    let refused = admin(&format!("/customers/{id}"), &format!("ops.{SECRET_PART}x"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let reset = client
+        .post(format!(
+            "http://127.0.0.1:{port}/admin/v1/customers/{id}/password-reset"
+        ))
+        .header("authorization", format!("ApiKey ops.{SECRET_PART}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 202);
+    let mail_dir = dir.path().join("data/mail");
+    let eml = poll_until(
+        async || {
+            std::fs::read_dir(&mail_dir)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        },
+        |files| !files.is_empty(),
+    )
+    .await;
+    let mail = ReceivedMail {
+        to: Vec::new(),
+        raw: std::fs::read(eml.first().expect("the reset mail as a file")).unwrap(),
+    };
+    let token = mail.token("reset-password");
+
+    service.sigterm();
+    let status = service.wait();
+    let log = service.log().join("\n");
+    assert_eq!(status.code(), Some(0), "{log}");
+    let audited = |action: &str| {
+        log.lines().any(|l| {
+            l.contains("operator call")
+                && l.contains("ops")
+                && l.contains(action)
+                && l.contains(&id)
+        })
+    };
+    assert!(
+        audited("find_customer") && audited("password_reset"),
+        "{log}"
+    );
+    assert!(log.contains("operator call refused"), "{log}");
+    for secret in [SECRET_PART, token.as_str()] {
+        assert!(!log.contains(secret), "log contains {secret:?}:\n{log}");
+    }
+}
+
 /// `saga-account healthcheck`, as a container runtime runs it next to the service.
 fn healthcheck(port: &str, args: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();

@@ -14,13 +14,13 @@ use crate::helpers::*;
 
 /// A response read off a raw connection.
 #[derive(Debug)]
-struct Raw {
-    status: u16,
-    head: String,
+pub(crate) struct Raw {
+    pub status: u16,
+    pub head: String,
 }
 
 impl Raw {
-    fn header(&self, name: &str) -> Option<String> {
+    pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.eq_ignore_ascii_case(name)
@@ -36,7 +36,7 @@ async fn connect(app: &TestApp) -> TcpStream {
 }
 
 /// Reads one response (head and `Content-Length` body); `None` if the server closed first.
-async fn read_response(stream: &mut TcpStream) -> Option<Raw> {
+pub(crate) async fn read_response(stream: &mut TcpStream) -> Option<Raw> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -65,7 +65,7 @@ async fn read_response(stream: &mut TcpStream) -> Option<Raw> {
 }
 
 /// True once the server has closed the connection (EOF or reset), within `within`.
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+pub(crate) async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     let mut byte = [0u8; 1];
     matches!(
         tokio::time::timeout(within, stream.read(&mut byte)).await,

@@ -12,6 +12,7 @@ use crate::{backend_tests, helpers::*};
 
 backend_tests!(
     reset_end_to_end_over_smtp,
+    without_smtp_mails_are_eml_files_that_finish_a_reset,
     reset_tokens_are_single_use_and_expire,
     a_new_reset_voids_the_older_tokens,
     two_resets_racing_with_one_token_exactly_one_wins,
@@ -20,6 +21,9 @@ backend_tests!(
     mail_limits_answer_the_same_and_send_nothing,
     the_outbox_survives_a_restart_with_smtp_down_at_first,
     two_replicas_never_send_one_mail_twice,
+    tokens_are_bound_to_their_purpose_and_address,
+    verification_tokens_expire_after_verify_token_seconds,
+    by_default_five_mails_an_hour_go_to_one_email,
 );
 
 const RESET: &str = "reset-password";
@@ -168,6 +172,83 @@ async fn reset_end_to_end_over_smtp(backend: Backend) {
         "{scrape}"
     );
     assert!(scrape.contains("account_mail_sent_total{kind=\"password_reset\"} 1"));
+}
+
+/// The `.eml` files under `DATA_DIR/mail/`, whole ones only (a file being written is a
+/// hidden `.partial` until it is renamed).
+async fn eml_files(app: &TestApp) -> Vec<ReceivedMail> {
+    let Ok(entries) = std::fs::read_dir(app.data_dir.join("mail")) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| ReceivedMail {
+            to: Vec::new(),
+            raw: std::fs::read(p).unwrap(),
+        })
+        .collect()
+}
+
+/// Development without `SMTP_URL`: the mail is a `.eml` file, a real message whose link
+/// finishes the reset; an unknown email writes nothing.
+async fn without_smtp_mails_are_eml_files_that_finish_a_reset(backend: Backend) {
+    let app = spawn_app_with(&backend, |s| {
+        assert!(s.smtp_url.is_none(), "no SMTP by default");
+        s.public_base_url = "https://shop.example".into();
+    })
+    .await;
+    let email = email_of(310);
+    app.signup(&customer(310)).await;
+    forgot(&app, "nobody@example.com").await;
+    forgot(&app, &email).await;
+    // A row leaves the outbox once its file is written (or it was skipped).
+    poll_until(async || outbox_rows(&app).await, |n| *n == 0).await;
+    let files = eml_files(&app).await;
+    assert_eq!(files.len(), 1, "one file, the known customer's");
+    let mail = &files[0];
+
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&mail.raw)
+        .expect("an RFC 5322 message");
+    let to = parsed
+        .to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap();
+    assert_eq!(to, email);
+    assert_eq!(mail.subject(), "Reset your password");
+    assert!(
+        mail.link(RESET)
+            .starts_with("https://shop.example/reset-password?token="),
+        "{}",
+        mail.text()
+    );
+    let token = mail.token(RESET);
+    assert_eq!(token.len(), 43);
+    assert!(mail.html().contains(&token));
+
+    assert_msg(reset(&app, &token, "new-password-456").await, 200, "ok").await;
+    app.login(&email, "new-password-456").await;
+    assert_msg(
+        reset(&app, &token, "other-password-789").await,
+        400,
+        "invalid or expired token",
+    )
+    .await;
+    // The "password changed" notice lands next to it.
+    let files = poll_until(async || eml_files(&app).await, |f| f.len() == 2).await;
+    assert!(
+        files
+            .iter()
+            .any(|m| m.subject() == "Your password was changed"),
+        "{:?}",
+        files.iter().map(ReceivedMail::subject).collect::<Vec<_>>()
+    );
 }
 
 async fn reset_tokens_are_single_use_and_expire(backend: Backend) {
@@ -483,6 +564,152 @@ async fn the_outbox_survives_a_restart_with_smtp_down_at_first(backend: Backend)
         200
     );
     poll_until(async || outbox_rows(&second).await, |n| *n == 0).await;
+}
+
+async fn tokens_are_bound_to_their_purpose_and_address(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(&backend, with_smtp(&sink)).await;
+    let email = email_of(311);
+    let (access, _) = app.signup(&customer(311)).await;
+    forgot(&app, &email).await;
+    let reset_token = sink
+        .wait_for_subject(&email, "Reset your password", 1)
+        .await
+        .token(RESET);
+    app.call(
+        Method::POST,
+        "/info/email/verification",
+        Some(&access),
+        None,
+    )
+    .await;
+    let verify_token = sink
+        .wait_for_subject(&email, "Verify", 1)
+        .await
+        .token(VERIFY);
+    // Each token works for its own purpose only; a refusal changes nothing.
+    assert_msg(
+        reset(&app, &verify_token, "new-password-456").await,
+        400,
+        "invalid or expired token",
+    )
+    .await;
+    assert_msg(
+        app.post("/auth/email/verify", &json!({"token": reset_token}))
+            .await,
+        400,
+        "invalid or expired token",
+    )
+    .await;
+    assert_eq!(
+        app.get_json("/info/account", &access).await["email_verified"],
+        false
+    );
+    // Malformed bodies: 400, nothing else.
+    for body in [json!({}), json!({"token": 42}), json!({"token": ""})] {
+        let answer = app.post("/auth/email/verify", &body).await;
+        assert_eq!(answer.status(), 400, "{body}");
+    }
+    assert_msg(
+        app.post_raw("/auth/password/forgot", "{not json", "application/json")
+            .await,
+        400,
+        "invalid parameter",
+    )
+    .await;
+    assert_msg(
+        app.post("/auth/password/forgot", &json!({})).await,
+        400,
+        "invalid parameter",
+    )
+    .await;
+
+    // A reset link sent to an address the customer has left since is refused.
+    let changed = app
+        .put_auth(
+            "/info/person",
+            &access,
+            &json!({"firstname": "Ming", "lastname": "Hsu", "email": "moved311@example.com"}),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    assert_msg(
+        reset(&app, &reset_token, "new-password-456").await,
+        400,
+        "invalid or expired token",
+    )
+    .await;
+    app.login("moved311@example.com", "password-123").await;
+    assert_eq!(app.get_auth("/info/person", &access).await.status(), 200);
+}
+
+async fn verification_tokens_expire_after_verify_token_seconds(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let database = TestDatabase::fresh(&backend).await;
+    let clock = Arc::new(ManualClock::starting_now());
+    let app = spawn_app_at_time(&database, clock.clone(), with_smtp(&sink)).await;
+    let email = email_of(312);
+    let (access, _) = app.signup(&customer(312)).await;
+    let send = async |access: &str| {
+        let sent = app
+            .call(Method::POST, "/info/email/verification", Some(access), None)
+            .await;
+        assert_eq!(sent.status(), 202);
+    };
+    send(&access).await;
+    let first = sink
+        .wait_for_subject(&email, "Verify", 1)
+        .await
+        .token(VERIFY);
+    // VERIFY_TOKEN_SECONDS (86400) later the link is dead; a day less a second it is not.
+    clock.advance(Duration::from_secs(86_401));
+    assert_msg(
+        app.post("/auth/email/verify", &json!({"token": first}))
+            .await,
+        400,
+        "invalid or expired token",
+    )
+    .await;
+    let (access, _) = app.login(&email, "password-123").await;
+    assert_eq!(
+        app.get_json("/info/account", &access).await["email_verified"],
+        false
+    );
+    send(&access).await;
+    let second = sink
+        .wait_for_subject(&email, "Verify", 2)
+        .await
+        .token(VERIFY);
+    clock.advance(Duration::from_secs(86_399));
+    assert_msg(
+        app.post("/auth/email/verify", &json!({"token": second}))
+            .await,
+        200,
+        "ok",
+    )
+    .await;
+}
+
+async fn by_default_five_mails_an_hour_go_to_one_email(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(&backend, with_smtp(&sink)).await;
+    let email = email_of(313);
+    app.signup(&customer(313)).await;
+    for _ in 0..6 {
+        forgot(&app, &email).await;
+    }
+    sink.wait_for(&email, 5).await;
+    poll_until(async || outbox_rows(&app).await, |n| *n == 0).await;
+    assert_eq!(
+        sink.mails().await.len(),
+        5,
+        "MAIL_MAX_PER_EMAIL_PER_HOUR is 5"
+    );
+    assert!(
+        app.scrape()
+            .await
+            .contains("account_mail_requests_limited_total{limit=\"email\"} 1")
+    );
 }
 
 async fn outbox_rows_of(database: &TestDatabase) -> i64 {

@@ -40,6 +40,8 @@ pub struct TestApp {
     pub metrics: Metrics,
     stop: Option<oneshot::Sender<()>>,
     pub server: Option<JoinHandle<anyhow::Result<()>>>,
+    /// `DATA_DIR` as the app got it (where `.eml` files land without SMTP).
+    pub data_dir: std::path::PathBuf,
     _data_dir: tempfile::TempDir,
 }
 
@@ -88,6 +90,7 @@ pub async fn spawn_app_at_time(
     let mut settings = test_settings(dir.path());
     settings.db_dsn = Secret::new(database.dsn.clone());
     configure(&mut settings);
+    let data_dir = settings.data_dir.clone();
     let app = Application::build_with_clock(settings, clock.clone())
         .await
         .expect("app builds");
@@ -121,6 +124,7 @@ pub async fn spawn_app_at_time(
         metrics,
         stop: Some(stop),
         server: Some(server),
+        data_dir,
         _data_dir: dir,
     }
 }
