@@ -3,6 +3,7 @@
 #
 # Usage: scripts/schemathesis.sh BINARY [extra schemathesis run options]
 # Env:   ST_VENV  virtualenv to install schemathesis into (default /var/tmp/saga-st-venv)
+#        PYTHON   the Python (3.11+) that makes it (default python3)
 # Exits non-zero on any failure. The service's limits that would refuse the test's own
 # logins (lockout after failures, mail limits) are widened; nothing else is changed.
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin=$(realpath "$1"); shift
 venv=${ST_VENV:-/var/tmp/saga-st-venv}
 if [[ ! -x "$venv/bin/st" ]] || ! "$venv/bin/st" --version 2>/dev/null | grep -q '4.32.5'; then
-    python3 -m venv "$venv"
+    "${PYTHON:-python3}" -m venv "$venv"
     "$venv/bin/pip" install -q 'schemathesis==4.32.5'
 fi
 dir=$(mktemp -d /var/tmp/saga-st.XXXXXX)

@@ -52,10 +52,9 @@ pub async fn logout(
     let request = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(
-            serde_json::from_slice::<LogoutRequest>(&body)
-                .map_err(|e| Error::from(Invalid::Body(e.to_string())))?,
-        )
+        // `null` is as no body.
+        serde_json::from_slice::<Option<LogoutRequest>>(&body)
+            .map_err(|e| Error::from(Invalid::Body(e.to_string())))?
     };
     if let Some(caller) = caller {
         state.auth.logout(caller).await?;

@@ -26,7 +26,13 @@ async fn requests_in_flight_finish_on_shutdown() {
         .metrics
         .http_inflight
         .with_label_values(&["/api/account/auth/login"]);
-    let inflight = poll_until(async || login_route.get(), |n| *n == 6).await;
+    // Generous: under a full parallel test run the six may take a while to arrive.
+    let inflight = poll_within(
+        std::time::Duration::from_secs(30),
+        async || login_route.get(),
+        |n| *n == 6,
+    )
+    .await;
     assert_eq!(inflight, 6, "all six logins in flight");
     app.trigger_shutdown();
     for request in in_flight {
