@@ -15,7 +15,8 @@ cd "$dir"
 env ${EXTRA_ENV:-} HTTP_PORT=18080 GRPC_PORT=18000 PROM_PORT=18081 JWT_SECRET=bench-secret \
     JWT_ACCESS_TOKEN_EXPIRE_SECOND=3600 "$svc" 2>&1 | cat > /dev/null &
 for _ in $(seq 100); do curl -sf localhost:18080/healthz >/dev/null && break; sleep 0.1; done
-pid=$(pgrep -f "^$svc" | head -1)
+# The newest match: an older defunct one (a zombie of an earlier run) would read as idle.
+pid=$(pgrep -n -f "^$svc")
 "$lg" run --http 127.0.0.1:18080 --grpc 127.0.0.1:18000 --service-pid "$pid" "$@" || true
 kill "$pid"; wait 2>/dev/null || true
 rm -rf "$dir"
