@@ -17,8 +17,8 @@ use serde::Serialize;
 use super::{Actor, AdminService, ApiKeys};
 use crate::{
     clock::rfc3339,
-    domain::{Account, CustomerId, Email, Invalid, Session},
-    http::ApiError,
+    domain::{Account, CustomerId, Email, Invalid},
+    http::{ApiError, SessionsBody},
     metrics::Metrics,
 };
 
@@ -190,21 +190,6 @@ async fn activate(
     Ok(Json(OK))
 }
 
-#[derive(Serialize)]
-struct SessionBody {
-    id: String,
-    created_at: String,
-    refreshed_at: String,
-    expires_at: String,
-    user_agent: String,
-    client_ip: String,
-}
-
-#[derive(Serialize)]
-struct SessionsBody {
-    sessions: Vec<SessionBody>,
-}
-
 async fn list_sessions(
     State(state): State<AdminState>,
     Extension(KeyName(key)): Extension<KeyName>,
@@ -214,19 +199,7 @@ async fn list_sessions(
         .admin
         .sessions(Actor::Key(&key), customer_id(&id)?)
         .await?;
-    Ok(Json(SessionsBody {
-        sessions: sessions
-            .into_iter()
-            .map(|s: Session| SessionBody {
-                id: s.id.to_string(),
-                created_at: rfc3339(s.created_at),
-                refreshed_at: rfc3339(s.refreshed_at),
-                expires_at: rfc3339(s.expires_at),
-                user_agent: s.user_agent,
-                client_ip: s.client_ip,
-            })
-            .collect(),
-    }))
+    Ok(Json(SessionsBody::for_operator(sessions)))
 }
 
 async fn revoke_sessions(

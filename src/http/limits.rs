@@ -1,5 +1,5 @@
-//! Per-request limits of SPEC section 12 and the load shedder: `Connection: close` when the
-//! request body was left unread, the request timeout (503), and a bounded queue in front of
+//! Per-request limits of SPEC section 12 and the load shedder, as one layer:
+//! `Connection: close` when the request body was left unread, the request timeout (503), and a bounded queue in front of
 //! the API routes (503 with `Retry-After` at once beyond it; the probes are never queued).
 
 use std::{
@@ -20,7 +20,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use http_body::{Body as _, Frame, SizeHint};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::ApiError;
 use crate::{
@@ -28,26 +28,59 @@ use crate::{
     metrics::Metrics,
 };
 
-/// Marks the request body so that the response can tell whether it was read to the end;
-/// if not, the connection cannot carry another request, and the client is told so.
-pub async fn close_if_body_unread(request: Request, next: Next) -> Response {
+/// The per-request limits in one layer (one boxed future per request, not three), in
+/// this order: the body is watched, the shedder admits (probes pass by), the timeout runs.
+/// A response that leaves the body unread says `Connection: close`: the connection cannot
+/// carry another request.
+pub async fn guard(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    if body.is_end_stream() {
-        return next.run(Request::from_parts(parts, body)).await;
-    }
-    let finished = Arc::new(AtomicBool::new(false));
-    let body = Body::new(Watched {
-        inner: body,
-        finished: finished.clone(),
-    });
-    let mut response = next.run(Request::from_parts(parts, body)).await;
+    let finished = (!body.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
+    let body = match &finished {
+        Some(finished) => Body::new(Watched {
+            inner: body,
+            finished: finished.clone(),
+        }),
+        None => body,
+    };
+    let mut response = limits
+        .admit_and_run(Request::from_parts(parts, body), next)
+        .await;
     // A 413 may have read a small body whole, but says "stop sending": close it anyway.
-    if !finished.load(Ordering::Acquire) || response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    let unread = finished.is_some_and(|f| !f.load(Ordering::Acquire));
+    if unread || response.status() == StatusCode::PAYLOAD_TOO_LARGE {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// The shedder and the request timeout (`HTTP_REQUEST_TIMEOUT_SECONDS`).
+#[derive(Clone)]
+pub struct RequestLimits {
+    pub shedder: Shedder,
+    pub timeout: Duration,
+}
+
+impl RequestLimits {
+    async fn admit_and_run(&self, request: Request, next: Next) -> Response {
+        // The probes answer however busy the API is.
+        let _slot = if matches!(request.uri().path(), "/healthz" | "/readyz") {
+            None
+        } else {
+            match self.shedder.admit().await {
+                Some(slot) => Some(slot),
+                None => {
+                    return ApiError::from(Error::Unavailable(Unavailable::Overloaded))
+                        .into_response();
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::from(Error::Unavailable(Unavailable::TimedOut)).into_response(),
+        }
+    }
 }
 
 struct Watched {
@@ -76,18 +109,6 @@ impl http_body::Body for Watched {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// No request runs longer than `HTTP_REQUEST_TIMEOUT_SECONDS`.
-pub async fn request_timeout(
-    State(limit): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::from(Error::Unavailable(Unavailable::TimedOut)).into_response(),
     }
 }
 
@@ -122,34 +143,20 @@ impl Drop for Waiting<'_> {
     }
 }
 
-pub async fn shed(State(shedder): State<Shedder>, request: Request, next: Next) -> Response {
-    // The probes answer however busy the API is.
-    if matches!(request.uri().path(), "/healthz" | "/readyz") {
-        return next.run(request).await;
-    }
-    let inner = &shedder.0;
-    let slot = match inner.slots.try_acquire() {
-        Ok(slot) => slot,
-        Err(_) => {
-            if inner.waiting.fetch_add(1, Ordering::AcqRel) >= inner.max_waiting {
-                inner.waiting.fetch_sub(1, Ordering::AcqRel);
-                inner.metrics.http_shed.inc();
-                return ApiError::from(Error::Unavailable(Unavailable::Overloaded)).into_response();
-            }
-            let waiting = Waiting(&inner.waiting);
-            let slot = inner.slots.acquire().await;
-            drop(waiting);
-            match slot {
-                Ok(slot) => slot,
-                // The semaphore is never closed.
-                Err(_) => {
-                    return ApiError::from(Error::Unavailable(Unavailable::Overloaded))
-                        .into_response();
-                }
-            }
+impl Shedder {
+    /// A slot, at once or after a wait in the bounded queue; `None` when the queue is full.
+    async fn admit(&self) -> Option<SemaphorePermit<'_>> {
+        let inner = &self.0;
+        if let Ok(slot) = inner.slots.try_acquire() {
+            return Some(slot);
         }
-    };
-    let response = next.run(request).await;
-    drop(slot);
-    response
+        if inner.waiting.fetch_add(1, Ordering::AcqRel) >= inner.max_waiting {
+            inner.waiting.fetch_sub(1, Ordering::AcqRel);
+            inner.metrics.http_shed.inc();
+            return None;
+        }
+        let _waiting = Waiting(&inner.waiting);
+        // The semaphore is never closed.
+        inner.slots.acquire().await.ok()
+    }
 }

@@ -32,6 +32,7 @@ pub use client::{ClientAddr, client_address};
 pub use error::{ApiError, ErrorChain};
 pub use handlers::{PersonalInfoBody, ShippingInfoBody, TokenPairBody};
 pub use observe::ROUTES;
+pub use sessions::SessionsBody;
 
 use crate::{
     account::AccountService, auth::AuthService, config::IpNet, keys::KeyRing, metrics::Metrics,
@@ -121,18 +122,16 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
             error::message(StatusCode::INTERNAL_SERVER_ERROR, "server error")
         }))
         .layer(middleware::from_fn_with_state(
-            settings.request_timeout,
-            limits::request_timeout,
+            limits::RequestLimits {
+                shedder: limits::Shedder::new(
+                    settings.max_concurrent_requests,
+                    settings.max_queued_requests,
+                    state.metrics.clone(),
+                ),
+                timeout: settings.request_timeout,
+            },
+            limits::guard,
         ))
-        .layer(middleware::from_fn_with_state(
-            limits::Shedder::new(
-                settings.max_concurrent_requests,
-                settings.max_queued_requests,
-                state.metrics.clone(),
-            ),
-            limits::shed,
-        ))
-        .layer(middleware::from_fn(limits::close_if_body_unread))
         .layer(middleware::from_fn_with_state(observer, observe::observe))
         .with_state(state)
 }

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     clock::rfc3339,
-    domain::{Error, Invalid, Password, Session},
+    domain::{Error, Invalid, Password, Session, SessionId},
 };
 
 const OK: Message = Message { msg: "ok" };
@@ -96,12 +96,44 @@ pub struct SessionBody {
     expires_at: String,
     user_agent: String,
     client_ip: String,
-    current: bool,
+    /// Whether it is the caller's own session; absent in the operator API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, value_type = bool)]
+    current: Option<bool>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionsBody {
     sessions: Vec<SessionBody>,
+}
+
+impl SessionsBody {
+    /// The customer's own list: `current` marks the caller's session.
+    pub fn for_customer(sessions: Vec<Session>, own: Option<SessionId>) -> Self {
+        Self::new(sessions, |id| Some(own == Some(id)))
+    }
+
+    /// The operator API's list, without `current`.
+    pub fn for_operator(sessions: Vec<Session>) -> Self {
+        Self::new(sessions, |_| None)
+    }
+
+    fn new(sessions: Vec<Session>, current: impl Fn(SessionId) -> Option<bool>) -> Self {
+        Self {
+            sessions: sessions
+                .into_iter()
+                .map(|s| SessionBody {
+                    current: current(s.id),
+                    id: s.id.to_string(),
+                    created_at: rfc3339(s.created_at),
+                    refreshed_at: rfc3339(s.refreshed_at),
+                    expires_at: rfc3339(s.expires_at),
+                    user_agent: s.user_agent,
+                    client_ip: s.client_ip,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[utoipa::path(
@@ -121,20 +153,7 @@ pub async fn list_sessions(
     Authenticated(caller): Authenticated,
 ) -> Result<Json<SessionsBody>, ApiError> {
     let sessions = state.auth.sessions_of(caller.customer).await?;
-    Ok(Json(SessionsBody {
-        sessions: sessions
-            .into_iter()
-            .map(|s: Session| SessionBody {
-                current: Some(s.id) == caller.session,
-                id: s.id.to_string(),
-                created_at: rfc3339(s.created_at),
-                refreshed_at: rfc3339(s.refreshed_at),
-                expires_at: rfc3339(s.expires_at),
-                user_agent: s.user_agent,
-                client_ip: s.client_ip,
-            })
-            .collect(),
-    }))
+    Ok(Json(SessionsBody::for_customer(sessions, caller.session)))
 }
 
 #[utoipa::path(

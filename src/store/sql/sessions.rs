@@ -150,6 +150,27 @@ macro_rules! session_store {
                 Ok(())
             }
 
+            /// The revocations whose `column` is at least `from`: the poll's feed
+            /// (`revoked_at`) or those whose access tokens may still be alive (`access_until`).
+            async fn revocations_where(
+                &self,
+                operation: &'static str,
+                column: &'static str,
+                from: i64,
+            ) -> StoreResult<Vec<Revocation>> {
+                let sql = format!(
+                    "SELECT session_id, access_until, revoked_at FROM session_revocations \
+                     WHERE {column} >= ?"
+                );
+                let rows: Vec<(Vec<u8>, i64, i64)> = self
+                    .run(operation, sqlx::query_as(&sql).bind(from).fetch_all(&self.pool))
+                    .await?;
+                rows.into_iter()
+                    .map(revocation)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| StoreError::Other(e.into()))
+            }
+
             /// The live sessions of `customer` that `which` names, locked.
             async fn live_in(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -356,39 +377,11 @@ macro_rules! session_store {
             }
 
             async fn revocations_since(&self, since_ms: i64) -> StoreResult<Vec<Revocation>> {
-                let rows: Vec<(Vec<u8>, i64, i64)> = self
-                    .run(
-                        "revocations_since",
-                        sqlx::query_as(
-                            "SELECT session_id, access_until, revoked_at FROM session_revocations \
-                             WHERE revoked_at >= ?",
-                        )
-                        .bind(since_ms)
-                        .fetch_all(&self.pool),
-                    )
-                    .await?;
-                rows.into_iter()
-                    .map(revocation)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| StoreError::Other(e.into()))
+                self.revocations_where("revocations_since", "revoked_at", since_ms).await
             }
 
             async fn live_revocations(&self, now_secs: i64) -> StoreResult<Vec<Revocation>> {
-                let rows: Vec<(Vec<u8>, i64, i64)> = self
-                    .run(
-                        "live_revocations",
-                        sqlx::query_as(
-                            "SELECT session_id, access_until, revoked_at FROM session_revocations \
-                             WHERE access_until >= ?",
-                        )
-                        .bind(now_secs)
-                        .fetch_all(&self.pool),
-                    )
-                    .await?;
-                rows.into_iter()
-                    .map(revocation)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| StoreError::Other(e.into()))
+                self.revocations_where("live_revocations", "access_until", now_secs).await
             }
 
             async fn sweep(&self, now_ms: i64) -> StoreResult<SweepCounts> {
