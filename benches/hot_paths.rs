@@ -11,10 +11,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use saga_account::{
-    auth::{Claims, TokenCodec, TokenKind, TokenPair},
-    cache::Cacheable,
     domain::{CustomerId, Email, Name, PersonalInfo},
-    http::{PersonalInfoBody, TokenPairBody},
+    service::auth::{Claims, TokenCodec, TokenKind, TokenPair},
+    storage::cache::Cacheable,
+    transport::http::{PersonalInfoBody, TokenPairBody},
 };
 
 const NOW: i64 = 1_800_000_000;

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use saga_account::{
+    app::{Application, Core, Role},
     config::{self, Settings},
     domain::{CustomerId, Error},
-    startup::{Application, Core, Role},
-    store::{self, DatabaseUrl, PoolSettings},
+    storage::store::{self, DatabaseUrl, PoolSettings},
     telemetry,
 };
 
@@ -77,9 +77,9 @@ enum CustomerAction {
     PasswordReset { id: u64 },
 }
 
-impl From<CustomerAction> for saga_account::admin::cli::Action {
+impl From<CustomerAction> for saga_account::transport::operator::cli::Action {
     fn from(action: CustomerAction) -> Self {
-        use saga_account::admin::cli::Action;
+        use saga_account::transport::operator::cli::Action;
         match action {
             CustomerAction::Activate { id } => Action::SetActive(CustomerId(id), true),
             CustomerAction::Deactivate { id } => Action::SetActive(CustomerId(id), false),
@@ -129,9 +129,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         timeout_seconds,
     }) = &cli.command
     {
-        let addr =
-            saga_account::http::probe::probe_address(settings.bind_address, settings.http_port);
-        saga_account::http::probe::probe(
+        let addr = saga_account::transport::http::probe::probe_address(
+            settings.bind_address,
+            settings.http_port,
+        );
+        saga_account::transport::http::probe::probe(
             addr,
             path,
             std::time::Duration::from_secs(*timeout_seconds),
@@ -164,7 +166,7 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
         Command::Customer { action } => {
             let core = Core::open(
                 &settings,
-                std::sync::Arc::new(saga_account::clock::SystemClock),
+                std::sync::Arc::new(saga_account::domain::clock::SystemClock),
                 Role::Command,
             )
             .await?;
@@ -177,7 +179,8 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
                     "Redis is configured but unreachable: other replicas would keep stale entries"
                 );
             }
-            let outcome = saga_account::admin::cli::run(&core.admin, action.into()).await;
+            let outcome =
+                saga_account::transport::operator::cli::run(&core.admin, action.into()).await;
             core.close().await;
             match outcome {
                 Err(Error::CustomerNotFound) => anyhow::bail!("customer not found"),
@@ -194,7 +197,7 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
         } => {
             let core = Core::open(
                 &settings,
-                std::sync::Arc::new(saga_account::clock::SystemClock),
+                std::sync::Arc::new(saga_account::domain::clock::SystemClock),
                 Role::Command,
             )
             .await?;

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use axum::{Router, routing::any};
-use saga_account::grpc::{
+use saga_account::transport::grpc::{
     AuthServiceServer,
     pb::{AuthPayload, AuthResponse, auth_service_server::AuthService},
 };
@@ -70,10 +70,12 @@ pub fn start() -> anyhow::Result<(SocketAddr, SocketAddr)> {
 
 /// Single-thread bcrypt-10 verifications per second on this machine.
 pub fn bcrypt_verifications_per_second() -> f64 {
-    let hash = match bcrypt::hash_with_result("load-password-1", saga_account::auth::BCRYPT_COST) {
-        Ok(h) => h.format_for_version(bcrypt::Version::TwoA),
-        Err(_) => return 0.0,
-    };
+    let hash =
+        match bcrypt::hash_with_result("load-password-1", saga_account::service::auth::BCRYPT_COST)
+        {
+            Ok(h) => h.format_for_version(bcrypt::Version::TwoA),
+            Err(_) => return 0.0,
+        };
     let start = std::time::Instant::now();
     let mut done = 0u32;
     while start.elapsed() < std::time::Duration::from_secs(1) || done < 5 {

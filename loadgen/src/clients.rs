@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
-use saga_account::grpc::pb::auth_service_client::AuthServiceClient;
+use saga_account::transport::grpc::pb::auth_service_client::AuthServiceClient;
 use tonic::transport::Channel;
 
 pub struct HttpConnection {

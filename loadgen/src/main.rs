@@ -167,7 +167,7 @@ fn spawn_service() -> anyhow::Result<Target> {
     settings.bind_address = [127, 0, 0, 1].into();
     settings.data_dir = dir.clone();
     settings.jwt_secret = Some(saga_account::config::Secret::new("loadgen-secret"));
-    let app = runtime.block_on(saga_account::startup::Application::build(settings))?;
+    let app = runtime.block_on(saga_account::app::Application::build(settings))?;
     let target = Target {
         http: app.http_addr(),
         grpc: app.grpc_addr(),
@@ -304,18 +304,19 @@ async fn run(args: RunArgs, target: Target, ceilings: Option<Target>) -> anyhow:
                     !args.jwt_secret.is_empty(),
                     "auth-revocation mints session-less tokens: give --jwt-secret"
                 );
-                let codec = saga_account::auth::TokenCodec::new(args.jwt_secret.as_bytes());
+                let codec =
+                    saga_account::service::auth::TokenCodec::new(args.jwt_secret.as_bytes());
                 let exp = {
-                    use saga_account::clock::Clock as _;
-                    saga_account::clock::SystemClock.now_secs() + 3600
+                    use saga_account::domain::clock::Clock as _;
+                    saga_account::domain::clock::SystemClock.now_secs() + 3600
                 };
                 let legacy: Vec<_> = customers
                     .iter()
                     .map(|c| {
                         let mut c = c.clone();
-                        c.access = codec.mint(&saga_account::auth::Claims::legacy(
+                        c.access = codec.mint(&saga_account::service::auth::Claims::legacy(
                             saga_account::domain::CustomerId(c.id),
-                            saga_account::auth::TokenKind::Access,
+                            saga_account::service::auth::TokenKind::Access,
                             exp,
                         ));
                         c
@@ -431,10 +432,10 @@ async fn auth_keys(
     print: &mut impl FnMut(&Report, Option<&Report>),
 ) -> anyhow::Result<()> {
     use saga_account::{
-        auth::{Claims, TokenCodec, TokenKind},
-        clock::Clock as _,
         domain::CustomerId,
-        keys::{KeyPair, KeyRing, Published, RingState, Signer},
+        domain::clock::Clock as _,
+        service::auth::{Claims, TokenCodec, TokenKind},
+        service::keys::{KeyPair, KeyRing, Published, RingState, Signer},
     };
     let (Some(requests), false, Some(key_file)) = (
         args.requests,
@@ -459,7 +460,7 @@ async fn auth_keys(
         None,
     );
     let hs256 = TokenCodec::new(args.jwt_secret.as_bytes());
-    let now = saga_account::clock::SystemClock.now_secs();
+    let now = saga_account::domain::clock::SystemClock.now_secs();
     // Distinct tokens: the expiry differs by a second from one to the next.
     let pool = |codec: &TokenCodec, size: u64| -> Arc<Vec<scenarios::Customer>> {
         Arc::new(

@@ -11,7 +11,7 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
-use saga_account::grpc::pb::AuthPayload;
+use saga_account::transport::grpc::pb::AuthPayload;
 use serde_json::{Value, json};
 
 use crate::{
@@ -234,7 +234,9 @@ impl Op {
 
 struct Worker {
     http: Option<HttpConnection>,
-    grpc: saga_account::grpc::pb::auth_service_client::AuthServiceClient<tonic::transport::Channel>,
+    grpc: saga_account::transport::grpc::pb::auth_service_client::AuthServiceClient<
+        tonic::transport::Channel,
+    >,
     index: usize,
     sent: u64,
     tag: String,

@@ -5,9 +5,9 @@
 use std::time::Instant;
 
 use saga_account::{
-    clock::{Clock, SystemClock},
-    idgen::IdGenerator,
-    store::{self, DatabaseUrl, PoolSettings},
+    domain::clock::{Clock, SystemClock},
+    service::idgen::IdGenerator,
+    storage::store::{self, DatabaseUrl, PoolSettings},
 };
 
 const BATCH: usize = 500;
@@ -23,8 +23,9 @@ pub async fn seed(dsn: &str, customers: u64, start_at: u64) -> anyhow::Result<()
     };
     // Creates or upgrades the schema first.
     store::migrate(&url, &pool).await?;
-    let hash = bcrypt::hash_with_result("load-password-1", saga_account::auth::BCRYPT_COST)?
-        .format_for_version(bcrypt::Version::TwoA);
+    let hash =
+        bcrypt::hash_with_result("load-password-1", saga_account::service::auth::BCRYPT_COST)?
+            .format_for_version(bcrypt::Version::TwoA);
     let ids = IdGenerator::new(SEED_MACHINE_ID, std::sync::Arc::new(SystemClock));
     let started = Instant::now();
     let placeholders = |rows: usize| vec!["(?, 1, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
@@ -149,7 +150,7 @@ pub async fn seeded_customers(
     secret: &str,
     count: usize,
 ) -> anyhow::Result<Vec<crate::scenarios::Customer>> {
-    use saga_account::auth::{Claims, TokenCodec, TokenKind};
+    use saga_account::service::auth::{Claims, TokenCodec, TokenKind};
     use serde_json::json;
     let url = DatabaseUrl::parse(dsn, std::path::Path::new("data"))?;
     let query = "SELECT id, email FROM customers WHERE email LIKE 'seed%@load.test'";

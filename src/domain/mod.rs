@@ -3,6 +3,7 @@
 //! Nothing here knows about HTTP, gRPC, SQL or Redis; transports and storage translate
 //! to and from these types.
 
+pub mod clock;
 mod customer;
 mod error;
 mod fields;

@@ -19,7 +19,7 @@ use tracing::{
 use tracing_subscriber::{Layer, layer::Context};
 
 use super::writer::BatchWriter;
-use crate::clock;
+use crate::domain::clock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

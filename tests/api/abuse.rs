@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use reqwest::Method;
-use saga_account::{clock::ManualClock, config::PasswordHashKind};
+use saga_account::{config::PasswordHashKind, domain::clock::ManualClock};
 use serde_json::json;
 
 use crate::{backend_tests, helpers::*, redis_harness::RedisTarget};

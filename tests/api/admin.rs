@@ -43,7 +43,7 @@ async fn the_operator_port_has_the_http_hygiene_of_the_api() {
     let port = SmtpSink::free_addr().await.port();
     let app = spawn_app_with(&Backend::Sqlite, |s| {
         s.admin_port = port;
-        s.admin_api_keys = saga_account::admin::keys::parse(OPS).unwrap();
+        s.admin_api_keys = saga_account::service::operator::keys::parse(OPS).unwrap();
         s.http_header_read_timeout = Duration::from_secs(1);
     })
     .await;
@@ -104,8 +104,9 @@ async fn every_operator_route_with_good_wrong_and_missing_keys(backend: Backend)
     let port = SmtpSink::free_addr().await.port();
     let app = spawn_app_with(&backend, |s| {
         s.admin_port = port;
-        s.admin_api_keys = saga_account::admin::keys::parse(&format!("{OPS},{NEXT}")).unwrap();
-        s.smtp_url = saga_account::mail::SmtpUrl::parse(&url);
+        s.admin_api_keys =
+            saga_account::service::operator::keys::parse(&format!("{OPS},{NEXT}")).unwrap();
+        s.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
     })
     .await;
     assert_eq!(
@@ -339,7 +340,7 @@ async fn cli_commands_go_through_the_same_code() {
     let sink = SmtpSink::start().await;
     let url = sink.url();
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.smtp_url = saga_account::mail::SmtpUrl::parse(&url);
+        s.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
     })
     .await;
     let body = customer(601);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use saga_account::{cache::CacheKey, domain::CustomerId};
+use saga_account::{domain::CustomerId, storage::cache::CacheKey};
 use serde_json::{Value, json};
 
 use crate::{

@@ -13,7 +13,7 @@ use std::{
 };
 
 use reqwest::{Client, Method, StatusCode};
-use saga_account::auth::{TokenCodec, TokenKind};
+use saga_account::service::auth::{TokenCodec, TokenKind};
 use serde_json::{Value, json};
 
 use crate::{

@@ -46,7 +46,7 @@ async fn database_outage_is_a_fast_503_and_recovers() {
     let reply = app
         .grpc()
         .await
-        .auth(saga_account::grpc::pb::AuthPayload {
+        .auth(saga_account::transport::grpc::pb::AuthPayload {
             access_token: access.clone(),
         })
         .await;

@@ -1,7 +1,7 @@
 use saga_account::{
-    auth::{Claims, TokenCodec, TokenKind},
     domain::CustomerId,
-    grpc::pb::AuthPayload,
+    service::auth::{Claims, TokenCodec, TokenKind},
+    transport::grpc::pb::AuthPayload,
 };
 use tonic::Code;
 

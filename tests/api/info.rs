@@ -1,6 +1,6 @@
 use saga_account::{
-    auth::{Claims, TokenKind},
     domain::CustomerId,
+    service::auth::{Claims, TokenKind},
 };
 use serde_json::{Value, json};
 
@@ -166,7 +166,7 @@ async fn authorization_header_rules(backend: Backend) {
         .unwrap();
     assert_eq!(other_scheme.status(), 200);
 
-    let forged = saga_account::auth::TokenCodec::new(b"wrong").mint(&Claims::legacy(
+    let forged = saga_account::service::auth::TokenCodec::new(b"wrong").mint(&Claims::legacy(
         id,
         TokenKind::Access,
         now() + 60,

@@ -8,11 +8,11 @@ use std::{sync::Arc, time::Duration};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use saga_account::{
-    auth::{Claims, TokenCodec, TokenKind},
-    clock::ManualClock,
     config::{JwtAlg, Secret},
-    grpc::pb::AuthPayload,
-    keys::{Alg, HmacKey, KeyPair},
+    domain::clock::ManualClock,
+    service::auth::{Claims, TokenCodec, TokenKind},
+    service::keys::{Alg, HmacKey, KeyPair},
+    transport::grpc::pb::AuthPayload,
 };
 use serde_json::{Value, json};
 
@@ -357,7 +357,7 @@ async fn a_key_file_signs_and_is_published() {
     let mut settings = test_settings(dir.path());
     settings.jwt_alg = JwtAlg::Es256;
     settings.jwt_private_key_file = Some(path);
-    let error = match saga_account::startup::Application::build(settings).await {
+    let error = match saga_account::app::Application::build(settings).await {
         Ok(_) => panic!("an Ed25519 key with JWT_ALG=ES256 must not start"),
         Err(e) => format!("{e:#}"),
     };

@@ -39,7 +39,7 @@ async fn mail_bench_forgot_latency_known_vs_unknown() {
     let sink = SmtpSink::start().await;
     let url = sink.url();
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.smtp_url = saga_account::mail::SmtpUrl::parse(&url);
+        s.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
         s.mail_max_per_email_per_hour = 0;
     })
     .await;
@@ -95,7 +95,7 @@ async fn mail_bench_outbox_throughput() {
     let url = sink.url();
     let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
     let app = spawn_app_on(&database, |s| {
-        s.smtp_url = saga_account::mail::SmtpUrl::parse(&url);
+        s.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
         s.mail_max_per_email_per_hour = 0;
         // Mails queued while the sender is asleep: the throughput of draining a backlog.
         s.mail_poll = Duration::from_secs(3600);

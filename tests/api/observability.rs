@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
 };
-use saga_account::grpc::pb::AuthPayload;
+use saga_account::transport::grpc::pb::AuthPayload;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -108,7 +108,7 @@ async fn metrics_move_with_traffic_and_labels_stay_bounded() {
         .filter_map(|l| l.split("handler=\"").nth(1)?.split('"').next())
         .collect();
     assert!(
-        handlers.len() <= saga_account::http::ROUTES.len() + 1,
+        handlers.len() <= saga_account::transport::http::ROUTES.len() + 1,
         "{handlers:?}"
     );
 
@@ -346,11 +346,12 @@ async fn traces_continue_the_callers_and_reach_the_collector() {
         "uber-trace-id",
         format!("{grpc_trace}:{grpc_parent}:0:1").parse().unwrap(),
     );
-    let mut grpc_client = saga_account::grpc::pb::auth_service_client::AuthServiceClient::connect(
-        format!("http://{grpc}"),
-    )
-    .await
-    .unwrap();
+    let mut grpc_client =
+        saga_account::transport::grpc::pb::auth_service_client::AuthServiceClient::connect(
+            format!("http://{grpc}"),
+        )
+        .await
+        .unwrap();
     grpc_client.auth(request).await.unwrap();
 
     // SIGTERM flushes the batch.

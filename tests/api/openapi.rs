@@ -39,7 +39,10 @@ async fn the_document_names_exactly_the_routes_of_the_router() {
         })
         .collect();
     let documented_paths: BTreeSet<&str> = documented.iter().map(|(p, _)| p.as_str()).collect();
-    let routes: BTreeSet<&str> = saga_account::http::ROUTES.iter().copied().collect();
+    let routes: BTreeSet<&str> = saga_account::transport::http::ROUTES
+        .iter()
+        .copied()
+        .collect();
     assert_eq!(
         documented_paths, routes,
         "document paths against the router's routes"

@@ -259,13 +259,14 @@ async fn a_real_prometheus_scrapes_every_documented_family() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
-    let mut grpc = saga_account::grpc::pb::auth_service_client::AuthServiceClient::connect(
-        format!("http://{}", service.grpc),
-    )
-    .await
-    .unwrap();
+    let mut grpc =
+        saga_account::transport::grpc::pb::auth_service_client::AuthServiceClient::connect(
+            format!("http://{}", service.grpc),
+        )
+        .await
+        .unwrap();
     let reply = grpc
-        .auth(saga_account::grpc::pb::AuthPayload {
+        .auth(saga_account::transport::grpc::pb::AuthPayload {
             access_token: access.clone(),
         })
         .await

@@ -13,7 +13,7 @@ use proptest::{
     prelude::*,
     test_runner::{Config, TestCaseError, TestRunner},
 };
-use saga_account::{config::Secret, startup::Application};
+use saga_account::{app::Application, config::Secret};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 

@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use reqwest::Method;
-use saga_account::{clock::ManualClock, config::Settings};
+use saga_account::{config::Settings, domain::clock::ManualClock};
 use serde_json::{Value, json};
 
 use crate::{backend_tests, helpers::*};
@@ -32,7 +32,7 @@ const VERIFY: &str = "verify-email";
 fn with_smtp(sink: &SmtpSink) -> impl FnOnce(&mut Settings) + use<> {
     let url = sink.url();
     move |s: &mut Settings| {
-        s.smtp_url = Some(saga_account::mail::SmtpUrl::parse(&url).unwrap());
+        s.smtp_url = Some(saga_account::service::mail::SmtpUrl::parse(&url).unwrap());
         s.public_base_url = "https://shop.example".into();
     }
 }
@@ -529,7 +529,7 @@ async fn the_outbox_survives_a_restart_with_smtp_down_at_first(backend: Backend)
     let addr = SmtpSink::free_addr().await;
     let url = format!("smtp://{addr}?tls=none");
     let configure = |s: &mut Settings| {
-        s.smtp_url = saga_account::mail::SmtpUrl::parse(&url);
+        s.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
         s.mail_send_timeout = Duration::from_secs(2);
     };
     let first = spawn_app_at_time(&database, clock.clone(), configure).await;

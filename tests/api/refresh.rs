@@ -1,6 +1,6 @@
 use saga_account::{
-    auth::{Claims, TokenKind},
     domain::CustomerId,
+    service::auth::{Claims, TokenKind},
 };
 use serde_json::json;
 
@@ -39,11 +39,8 @@ async fn refresh_answers_each_outcome(backend: Backend) {
         )
         .await;
     }
-    let forged = saga_account::auth::TokenCodec::new(b"another secret").mint(&Claims::legacy(
-        id,
-        TokenKind::Refresh,
-        now() + 60,
-    ));
+    let forged = saga_account::service::auth::TokenCodec::new(b"another secret")
+        .mint(&Claims::legacy(id, TokenKind::Refresh, now() + 60));
     for bad in ["garbage", "a.b.c", forged.as_str(), access.as_str()] {
         assert_msg(
             app.post("/auth/refresh", &json!({"refresh_token": bad}))

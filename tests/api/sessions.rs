@@ -6,10 +6,10 @@ use std::{sync::Arc, time::Duration};
 
 use reqwest::Method;
 use saga_account::{
-    auth::{Claims, TokenKind},
-    clock::ManualClock,
     config::LegacyRefreshTokens,
-    grpc::pb::AuthPayload,
+    domain::clock::ManualClock,
+    service::auth::{Claims, TokenKind},
+    transport::grpc::pb::AuthPayload,
 };
 use serde_json::{Value, json};
 

@@ -48,7 +48,11 @@ async fn signup_returns_201_and_a_working_token_pair(backend: Backend) {
     let id = app.customer_of(&access);
     assert_eq!(
         app.tokens
-            .verify(&refresh, saga_account::auth::TokenKind::Refresh, now())
+            .verify(
+                &refresh,
+                saga_account::service::auth::TokenKind::Refresh,
+                now()
+            )
             .map(|c| c.customer),
         Ok(id)
     );

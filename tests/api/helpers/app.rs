@@ -4,15 +4,15 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use reqwest::{Client, Response};
 use saga_account::{
-    auth::{AuthService, Claims, TokenCodec, TokenKind},
-    cache::CachedStore,
-    clock::{Clock, SystemClock},
+    app::Application,
     config::{Secret, Settings},
     domain::CustomerId,
-    grpc::pb::auth_service_client::AuthServiceClient,
-    keys::KeyManager,
+    domain::clock::{Clock, SystemClock},
     metrics::Metrics,
-    startup::Application,
+    service::auth::{AuthService, Claims, TokenCodec, TokenKind},
+    service::keys::KeyManager,
+    storage::cache::CachedStore,
+    transport::grpc::pb::auth_service_client::AuthServiceClient,
 };
 use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle};

@@ -21,8 +21,8 @@ pub use smtp::*;
 pub const SECRET: &str = "93c61a11-a4f6-42fc-a995-4f1c850822bb";
 
 pub fn now() -> i64 {
-    use saga_account::clock::Clock;
-    saga_account::clock::SystemClock.now_secs()
+    use saga_account::domain::clock::Clock;
+    saga_account::domain::clock::SystemClock.now_secs()
 }
 
 pub async fn tokens_of(response: Response) -> (String, String) {

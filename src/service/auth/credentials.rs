@@ -1,0 +1,352 @@
+//! The flows that check or set a password: signup, login, password change, account
+//! deletion, and the operator's activation switch.
+
+use std::time::Duration;
+
+use crate::{
+    domain::{
+        ClientInfo, CustomerId, Email, Error, NewCustomer, Password, PersonalInfo, RevokeReason,
+        ShippingInfo,
+    },
+    service::throttle::{Attempt, Decision, LockKey, digest},
+    storage::store::{StoreError, Which},
+};
+
+use super::{Algorithm, AuthService, TokenPair, Verified, outcome};
+
+/// The window of `SIGNUP_MAX_PER_IP_PER_HOUR`.
+const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
+
+/// What the limits count a client by: its address.
+fn client_key(client: &ClientInfo) -> String {
+    client
+        .ip
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// Two generators that share a machine id can produce one ID; the primary key catches it
+/// and the insert is retried with a new one.
+const MAX_ID_ATTEMPTS: usize = 5;
+
+/// A validated signup.
+#[derive(Debug, Clone)]
+pub struct Signup {
+    pub password: Password,
+    pub personal: PersonalInfo,
+    pub shipping: ShippingInfo,
+}
+
+impl AuthService {
+    pub async fn signup(&self, signup: Signup, client: &ClientInfo) -> Result<TokenPair, Error> {
+        let result = self.try_signup(signup, client).await;
+        self.0
+            .metrics
+            .signups
+            .with_label_values(&[outcome(&result)])
+            .inc();
+        result
+    }
+
+    pub async fn login(
+        &self,
+        email: Email,
+        password: Password,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, Error> {
+        let result = self.try_login(email, password, client).await;
+        self.0
+            .metrics
+            .logins
+            .with_label_values(&[outcome(&result)])
+            .inc();
+        result
+    }
+
+    async fn try_signup(&self, signup: Signup, client: &ClientInfo) -> Result<TokenPair, Error> {
+        // Decided before any hashing: a flood of signups cannot take the pool.
+        let key = format!("signup:{}", digest(&client_key(client)));
+        if let Decision::Limited { retry_after } = self
+            .0
+            .throttle
+            .hit(&key, self.0.abuse.signups_per_ip_per_hour, SIGNUP_WINDOW)
+            .await
+        {
+            return Err(self.refuse("signup_ip", retry_after).await);
+        }
+        self.check_strength(&signup.password, &signup.personal)
+            .await?;
+        let bcrypted_password = self.0.hasher.hash(signup.password).await?;
+        let mut customer = NewCustomer {
+            id: CustomerId(0),
+            personal: signup.personal,
+            shipping: signup.shipping,
+            bcrypted_password,
+        };
+        for _ in 0..MAX_ID_ATTEMPTS {
+            customer.id = CustomerId(self.0.ids.next_id().map_err(Error::internal)?);
+            match self.0.customers.insert(&customer).await {
+                Ok(()) => {
+                    let grant = self.0.sessions.start(customer.id, client).await?;
+                    return Ok(self.mint(&grant));
+                }
+                Err(StoreError::IdTaken) => {
+                    tracing::warn!(
+                        machine_id = self.0.ids.machine_id(),
+                        "customer id collision; is MACHINE_ID shared by two replicas?"
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::internal("could not allocate a unique customer id"))
+    }
+
+    fn count_throttled(&self, limit: &str) {
+        self.0.metrics.throttled.with_label_values(&[limit]).inc();
+    }
+
+    /// 400 `password too weak` below `PASSWORD_MIN_SCORE`, the customer's own data counting
+    /// against the password.
+    pub(crate) async fn check_strength(
+        &self,
+        password: &Password,
+        personal: &PersonalInfo,
+    ) -> Result<(), Error> {
+        let min = self.0.abuse.min_password_score;
+        if min == 0 {
+            return Ok(());
+        }
+        let inputs = vec![
+            personal.email.as_str().to_owned(),
+            personal.first_name.as_str().to_owned(),
+            personal.last_name.as_str().to_owned(),
+        ];
+        if self.0.hasher.strength(password.clone(), inputs).await? < min {
+            return Err(Error::PasswordTooWeak);
+        }
+        Ok(())
+    }
+
+    /// A refusal by a limit: counted, and answered after the refusal delay, so that a
+    /// flood of guesses slows down to what costs next to nothing to answer.
+    async fn refuse(&self, limit: &str, retry_after: Duration) -> Error {
+        self.count_throttled(limit);
+        tokio::time::sleep(self.0.abuse.refusal_delay).await;
+        Error::TooManyAttempts { retry_after }
+    }
+
+    async fn try_login(
+        &self,
+        email: Email,
+        password: Password,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, Error> {
+        let abuse = &self.0.abuse;
+        let address = client_key(client);
+        let ip = LockKey::new("login-ip", &address, "");
+        let pair = LockKey::new("login", &email.as_str().to_ascii_lowercase(), &address);
+        // Decided before any hashing, every attempt counted as a failure until it turns out
+        // right: however many guesses arrive at once, no more than the limit are checked.
+        let ip_lockout = match self.0.throttle.attempt(&ip, &abuse.login_per_ip).await {
+            Attempt::Limited { retry_after } => return Err(self.refuse("ip", retry_after).await),
+            Attempt::Allowed { lockout_begun } => lockout_begun,
+        };
+        let pair_lockout = match self.0.throttle.attempt(&pair, &abuse.login).await {
+            Attempt::Limited { retry_after } => {
+                self.0.throttle.succeeded(&ip, &abuse.login_per_ip).await;
+                return Err(self.refuse("email_ip", retry_after).await);
+            }
+            Attempt::Allowed { lockout_begun } => lockout_begun,
+        };
+        // A lockout begun by an attempt that turns out right is lifted at once: not counted.
+        let count_lockouts = || {
+            for (begun, limit) in [(ip_lockout, "ip"), (pair_lockout, "email_ip")] {
+                if begun {
+                    self.0.metrics.lockouts.with_label_values(&[limit]).inc();
+                }
+            }
+        };
+        let Some(credentials) = self.0.customers.credentials(&email).await? else {
+            // As long as a wrong password takes, so that the list of customers cannot be
+            // read off the clock.
+            self.0.hasher.verify_dummy(password).await?;
+            count_lockouts();
+            return Err(if abuse.uniform_errors {
+                Error::AuthenticationFailed
+            } else {
+                Error::CustomerNotFound
+            });
+        };
+        let stored = credentials.bcrypted_password.clone();
+        let right = self
+            .0
+            .hasher
+            .verify(password.clone(), credentials.bcrypted_password)
+            .await?;
+        if right {
+            self.0.throttle.clear(&pair, &abuse.login).await;
+            self.0.throttle.succeeded(&ip, &abuse.login_per_ip).await;
+        } else {
+            count_lockouts();
+        }
+        if !credentials.active && (right || !abuse.uniform_errors) {
+            // Part I: an inactive customer is told so; with uniform errors only once the
+            // password is right, so that it tells nothing about the address otherwise.
+            return Err(Error::CustomerInactive);
+        }
+        if !right {
+            return Err(Error::AuthenticationFailed);
+        }
+        if self.0.hasher.policy().needs_rehash(&stored) {
+            self.upgrade_hash(credentials.id, password, &stored);
+        }
+        let grant = self.0.sessions.start(credentials.id, client).await?;
+        Ok(self.mint(&grant))
+    }
+
+    /// Replaces a stored hash that is not of the configured kind and parameters, after the
+    /// login has been answered; every replica's cached credentials follow.
+    fn upgrade_hash(&self, customer: CustomerId, password: Password, stored: &str) {
+        let from = Algorithm::of(stored).map_or("unknown", Algorithm::label);
+        let to = self.0.hasher.policy().algorithm().label();
+        let service = self.clone();
+        tokio::spawn(async move {
+            let upgraded = async {
+                let hash = service.0.hasher.hash(password).await?;
+                service.0.customers.update_password(customer, &hash).await?;
+                Ok::<_, Error>(())
+            };
+            match upgraded.await {
+                Ok(()) => {
+                    service
+                        .0
+                        .metrics
+                        .rehashes
+                        .with_label_values(&[from, to])
+                        .inc();
+                    tracing::info!(customer_id = %customer, from, to, "password hash upgraded");
+                }
+                Err(error) => {
+                    tracing::warn!(customer_id = %customer, %error, "password hash not upgraded")
+                }
+            }
+        });
+    }
+
+    /// Clears the login failures counted for `email` from every address (after a
+    /// password reset).
+    pub async fn clear_login_failures(&self, email: &Email) {
+        let key = LockKey::new("login", &email.as_str().to_ascii_lowercase(), "");
+        self.0
+            .throttle
+            .clear_family(&key, &self.0.abuse.login)
+            .await;
+    }
+
+    /// Whether `password` is the customer's; `AuthenticationFailed` when it is not.
+    async fn check_password(&self, customer: CustomerId, password: Password) -> Result<(), Error> {
+        let personal = self
+            .0
+            .customers
+            .personal_info(customer)
+            .await?
+            .ok_or(Error::CustomerNotFound)?;
+        let credentials = self
+            .0
+            .customers
+            .credentials(&personal.email)
+            .await?
+            .filter(|c| c.id == customer)
+            .ok_or(Error::CustomerNotFound)?;
+        if self
+            .0
+            .hasher
+            .verify(password, credentials.bcrypted_password)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::AuthenticationFailed)
+        }
+    }
+
+    /// Replaces the password; every other session of the customer ends, the caller's stays.
+    pub async fn change_password(
+        &self,
+        caller: Verified,
+        current: Password,
+        new: Password,
+    ) -> Result<(), Error> {
+        self.check_password(caller.customer, current).await?;
+        if self.0.abuse.min_password_score > 0 {
+            let personal = self
+                .0
+                .customers
+                .personal_info(caller.customer)
+                .await?
+                .ok_or(Error::CustomerNotFound)?;
+            self.check_strength(&new, &personal).await?;
+        }
+        let hash = self.0.hasher.hash(new).await?;
+        self.0
+            .customers
+            .update_password(caller.customer, &hash)
+            .await?
+            .ok_or(Error::CustomerNotFound)?;
+        let which = match caller.session {
+            Some(current) => Which::AllExcept(current),
+            None => Which::All,
+        };
+        self.0
+            .sessions
+            .revoke(caller.customer, which, RevokeReason::PasswordChange)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the customer, their sessions (their tokens refused on every replica) and
+    /// every cache entry; the email and phone number can sign up again.
+    pub async fn delete_account(
+        &self,
+        customer: CustomerId,
+        password: Password,
+    ) -> Result<(), Error> {
+        self.check_password(customer, password).await?;
+        self.delete_customer(customer).await
+    }
+
+    /// Account deletion without a password: the operator's.
+    pub async fn delete_customer(&self, customer: CustomerId) -> Result<(), Error> {
+        let now_ms = i64::try_from(self.0.clock.now_millis()).unwrap_or(i64::MAX);
+        let deleted = self
+            .0
+            .customers
+            .delete(customer, now_ms)
+            .await?
+            .ok_or(Error::CustomerNotFound)?;
+        self.0
+            .sessions
+            .announce(RevokeReason::AccountDeleted, &deleted.revocations)
+            .await;
+        tracing::info!(customer_id = %customer, "account deleted");
+        Ok(())
+    }
+
+    /// Allows or refuses a customer's logins and refreshes; deactivation also ends every
+    /// session. Returns the previous state.
+    pub async fn set_active(&self, customer: CustomerId, active: bool) -> Result<bool, Error> {
+        let previous = self
+            .0
+            .customers
+            .set_active(customer, active)
+            .await?
+            .ok_or(Error::CustomerNotFound)?;
+        if !active {
+            self.0
+                .sessions
+                .revoke(customer, Which::All, RevokeReason::Deactivated)
+                .await?;
+        }
+        Ok(previous)
+    }
+}

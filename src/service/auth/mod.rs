@@ -1,0 +1,183 @@
+//! Signup, login, token refresh and verification, logout, password change and account
+//! deletion: everything that involves a password or a token.
+//!
+//! - `credentials`: the flows that check or set a password;
+//! - `sessions`: refresh, logout and the session routes, on the session service;
+//! - `token`: the JWT codec; `password`: the hashing pool; `secret`: a generated secret.
+
+mod credentials;
+mod password;
+mod secret;
+mod sessions;
+mod token;
+
+use std::sync::Arc;
+
+pub use credentials::Signup;
+pub use password::{Algorithm, BCRYPT_COST, HashPolicy, PasswordHasher};
+pub use secret::jwt_secret;
+pub use token::{Claims, TokenCodec, TokenError, TokenKind};
+
+use crate::{
+    domain::clock::Clock,
+    domain::{CustomerId, Error, SessionId},
+    metrics::{Metrics, Transport},
+    service::idgen::IdGenerator,
+    service::session::{Grant, SessionService},
+    service::throttle::{LockoutPolicy, Throttle},
+    storage::store::CustomerStore,
+};
+
+/// A fresh access token and refresh token.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// A valid, unrevoked access token: whose it is and of which session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub customer: CustomerId,
+    /// `None` for a token minted by the Go service.
+    pub session: Option<SessionId>,
+}
+
+/// What the service is built from.
+pub struct AuthDeps {
+    pub customers: Arc<dyn CustomerStore>,
+    pub sessions: SessionService,
+    pub tokens: TokenCodec,
+    pub hasher: PasswordHasher,
+    pub throttle: Throttle,
+    pub abuse: AbusePolicy,
+    pub ids: Arc<IdGenerator>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+}
+
+/// The limits of SPEC section 10.
+#[derive(Debug, Clone)]
+pub struct AbusePolicy {
+    /// Failed logins per (email, client address).
+    pub login: LockoutPolicy,
+    /// Failed logins per client address, any email (`max_failures` 0 = off).
+    pub login_per_ip: LockoutPolicy,
+    /// Signups per client address per hour (0 = off).
+    pub signups_per_ip_per_hour: u32,
+    /// Unknown emails and wrong passwords both answer 401 `authentication failed`.
+    pub uniform_errors: bool,
+    /// zxcvbn score a new password needs (0 = only the length rule).
+    pub min_password_score: u8,
+    /// How long a refusal by a limit waits before it is answered.
+    pub refusal_delay: std::time::Duration,
+}
+
+#[derive(Clone)]
+pub struct AuthService(Arc<AuthDeps>);
+
+fn outcome<T>(result: &Result<T, Error>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(e) => e.label(),
+    }
+}
+
+impl AuthService {
+    pub fn new(deps: AuthDeps) -> Self {
+        // Every limit is a series from the start, so that its first refusal is a rise.
+        for limit in ["email_ip", "ip", "signup_ip"] {
+            deps.metrics.throttled.with_label_values(&[limit]);
+        }
+        for limit in ["email_ip", "ip"] {
+            deps.metrics.lockouts.with_label_values(&[limit]);
+        }
+        // Likewise the outcomes a dashboard or an alert divides by.
+        let common = [
+            "success",
+            "too_many_attempts",
+            "invalid_parameter",
+            "unavailable",
+        ];
+        let m = &deps.metrics;
+        for outcome in common.into_iter().chain(
+            [
+                Error::AuthenticationFailed,
+                Error::CustomerNotFound,
+                Error::CustomerInactive,
+            ]
+            .map(|e| e.label()),
+        ) {
+            m.logins.with_label_values(&[outcome]);
+        }
+        for outcome in common
+            .into_iter()
+            .chain([Error::DuplicateEntry, Error::PasswordTooWeak].map(|e| e.label()))
+        {
+            m.signups.with_label_values(&[outcome]);
+        }
+        for outcome in ["success", "unavailable"].into_iter().chain(
+            [
+                Error::TokenInvalid,
+                Error::TokenExpired,
+                Error::TokenRevoked,
+                Error::CustomerInactive,
+            ]
+            .map(|e| e.label()),
+        ) {
+            m.refreshes.with_label_values(&[outcome]);
+        }
+        for transport in [Transport::Http, Transport::Grpc] {
+            for outcome in [
+                TokenError::Invalid,
+                TokenError::Expired,
+                TokenError::Revoked,
+            ] {
+                m.token_verifications
+                    .with_label_values(&[transport.label(), outcome.label()]);
+            }
+        }
+        for result in ["hit", "miss"] {
+            m.token_cache.with_label_values(&[result]);
+        }
+        for from in [Algorithm::Bcrypt, Algorithm::Argon2id] {
+            for to in [Algorithm::Bcrypt, Algorithm::Argon2id] {
+                m.rehashes.with_label_values(&[from.label(), to.label()]);
+            }
+        }
+        Self(Arc::new(deps))
+    }
+
+    pub fn sessions(&self) -> &SessionService {
+        &self.0.sessions
+    }
+
+    /// The hashing pool (a password reset hashes the new password on it).
+    pub(crate) fn hasher(&self) -> &PasswordHasher {
+        &self.0.hasher
+    }
+
+    /// Pure verification of an access token: the signature, `exp`, and the in-memory
+    /// revocation set; no storage, no cache. The `Auth` RPC and the HTTP extractor call
+    /// this on every request.
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        let now = self.0.clock.now_secs();
+        let claims = self.0.tokens.verify(token, TokenKind::Access, now)?;
+        if let Some(sid) = &claims.sid
+            && self.0.sessions.is_revoked(sid, now)
+        {
+            return Err(TokenError::Revoked);
+        }
+        Ok(Verified {
+            customer: claims.customer,
+            session: claims.sid,
+        })
+    }
+
+    fn mint(&self, grant: &Grant) -> TokenPair {
+        TokenPair {
+            access_token: self.0.tokens.mint(&grant.access),
+            refresh_token: self.0.tokens.mint(&grant.refresh),
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The sender task: claims due outbox rows, makes each mail (and its token), hands it
+//! over, and deletes, reschedules or gives up the row. One per replica; rows are claimed
+//! by compare-and-set, so replicas never send one mail twice.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::StreamExt;
+use lettre::{
+    Message,
+    message::{Mailbox, MultiPart},
+};
+use tokio::{sync::Notify, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+use super::{MailSettings, Mailer, Transport, templates, token};
+use crate::{
+    domain::clock::Clock,
+    domain::{Account, MailKind, TokenPurpose},
+    metrics::Metrics,
+    storage::store::{ClaimedMail, IssuedToken, OutboxStore, RecoveryStore, StoreError},
+    transport::http::ErrorChain,
+};
+
+/// Rows claimed at once.
+const BATCH: u32 = 64;
+/// How often expired tokens are deleted.
+const TOKEN_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Why a mail could not be made or sent this time.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("template: {0}")]
+    Template(#[from] askama::Error),
+    #[error("message: {0}")]
+    Message(#[from] lettre::error::Error),
+    #[error(transparent)]
+    Send(#[from] super::smtp::SendError),
+}
+
+pub struct Sender {
+    outbox: Arc<dyn OutboxStore>,
+    recovery: Arc<dyn RecoveryStore>,
+    transport: Transport,
+    settings: Arc<MailSettings>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    wake: Arc<Notify>,
+}
+
+impl Sender {
+    pub fn new(
+        mailer: &Mailer,
+        recovery: Arc<dyn RecoveryStore>,
+        transport: Transport,
+        settings: Arc<MailSettings>,
+    ) -> Self {
+        Self {
+            outbox: mailer.outbox.clone(),
+            recovery,
+            transport,
+            settings,
+            clock: mailer.clock.clone(),
+            metrics: mailer.metrics.clone(),
+            wake: mailer.wake_handle(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.clock.now_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Runs until `stop`; a batch being sent is finished first.
+    pub fn spawn(self, stop: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut last_sweep: Option<tokio::time::Instant> = None;
+            loop {
+                self.drain(&stop).await;
+                self.report().await;
+                if last_sweep.is_none_or(|t| t.elapsed() >= TOKEN_SWEEP_EVERY) {
+                    last_sweep = Some(tokio::time::Instant::now());
+                    // Kept a day past expiry, so that "expired" is told apart from "unknown"
+                    // in logs while it matters.
+                    let before = self.now_ms().saturating_sub(86_400_000);
+                    if let Err(error) = self.recovery.sweep_tokens(before).await {
+                        tracing::warn!(error = %ErrorChain(&error), "sweeping expired mail tokens");
+                    }
+                }
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(self.settings.poll) => {}
+                }
+            }
+        })
+    }
+
+    /// Sends every due mail.
+    async fn drain(&self, stop: &CancellationToken) {
+        while !stop.is_cancelled() {
+            let now = self.now_ms();
+            let lease = i64::try_from(self.settings.lease().as_millis()).unwrap_or(i64::MAX);
+            let batch = match self
+                .outbox
+                .claim_due(now, now.saturating_add(lease), BATCH)
+                .await
+            {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(error = %ErrorChain(&error), "reading the mail outbox");
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                return;
+            }
+            futures_util::stream::iter(batch)
+                .for_each_concurrent(self.settings.concurrency, |mail| self.deliver(mail))
+                .await;
+        }
+    }
+
+    async fn report(&self) {
+        if let Ok(stats) = self.outbox.stats().await {
+            let m = &self.metrics.mail;
+            m.outbox_depth
+                .set(i64::try_from(stats.depth).unwrap_or(i64::MAX));
+            let age = stats
+                .oldest_created_at
+                .map_or(0, |t| (self.now_ms() - t).max(0) / 1000);
+            m.outbox_oldest_age_seconds.set(age);
+        }
+    }
+
+    async fn deliver(&self, mail: ClaimedMail) {
+        let kind = mail.kind.label();
+        let attempt = async {
+            let Some(message) = self.compose(&mail).await? else {
+                return Ok(false);
+            };
+            let name = format!("{}-{}-{kind}", mail.created_at, mail.id);
+            self.transport.send(message, &name).await?;
+            Ok::<_, AttemptError>(true)
+        };
+        match attempt.await {
+            Ok(sent) => {
+                if let Err(error) = self.outbox.finish(mail.id, mail.attempts).await {
+                    // The mail went out; the lease runs out and it may go again. Rare, and
+                    // better than losing it.
+                    tracing::warn!(id = mail.id, kind, error = %ErrorChain(&error), "sent mail not removed from the outbox");
+                }
+                let m = &self.metrics.mail;
+                if sent {
+                    m.sent.with_label_values(&[kind]).inc();
+                    let delay = (self.now_ms() - mail.created_at).max(0);
+                    #[allow(clippy::cast_precision_loss, reason = "milliseconds as seconds")]
+                    m.delivery_delay
+                        .with_label_values(&[kind])
+                        .observe(delay as f64 / 1000.0);
+                    tracing::info!(id = mail.id, kind, customer_id = ?mail.customer.map(|c| c.0), attempts = mail.attempts, "mail sent");
+                } else {
+                    m.skipped.with_label_values(&[kind]).inc();
+                    tracing::debug!(id = mail.id, kind, "mail skipped: nobody to send it to");
+                }
+            }
+            Err(error) => self.failed(&mail, &error).await,
+        }
+    }
+
+    async fn failed(&self, mail: &ClaimedMail, error: &AttemptError) {
+        let kind = mail.kind.label();
+        let m = &self.metrics.mail;
+        if mail.attempts >= self.settings.max_attempts {
+            m.failed.with_label_values(&[kind]).inc();
+            tracing::error!(id = mail.id, kind, customer_id = ?mail.customer.map(|c| c.0), attempts = mail.attempts, error = %ErrorChain(error), "mail given up");
+            if let Err(e) = self.outbox.finish(mail.id, mail.attempts).await {
+                tracing::warn!(id = mail.id, error = %ErrorChain(&e), "given-up mail not removed from the outbox");
+            }
+            return;
+        }
+        m.retried.with_label_values(&[kind]).inc();
+        let delay = self.settings.backoff(mail.attempts);
+        tracing::warn!(id = mail.id, kind, attempts = mail.attempts, retry_in = ?delay, error = %ErrorChain(error), "mail not sent; will retry");
+        let next = self
+            .now_ms()
+            .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+        if let Err(e) = self
+            .outbox
+            .reschedule(mail.id, mail.attempts, next, &error.to_string())
+            .await
+        {
+            // The lease makes it due again anyway.
+            tracing::warn!(id = mail.id, error = %ErrorChain(&e), "mail retry not scheduled");
+        }
+    }
+
+    /// The message for a row, or `None` when nobody should get it.
+    async fn compose(&self, mail: &ClaimedMail) -> Result<Option<Message>, AttemptError> {
+        let s = &self.settings;
+        let (account, rendered) = match mail.kind {
+            MailKind::PasswordReset => {
+                let Some(account) = self
+                    .recovery
+                    .account_by_email(&mail.email)
+                    .await?
+                    .filter(|a| a.active)
+                else {
+                    return Ok(None);
+                };
+                let token = self
+                    .issue(&account, TokenPurpose::Reset, s.reset_ttl)
+                    .await?;
+                let link = format!("{}/reset-password?token={token}", s.public_base_url);
+                let name = account.personal.first_name.as_str().to_owned();
+                let minutes = s.reset_ttl.as_secs().div_ceil(60);
+                (account, templates::reset(&name, &link, &token, minutes)?)
+            }
+            MailKind::EmailVerification => {
+                let Some(account) = self.account_at(mail).await? else {
+                    return Ok(None);
+                };
+                let token = self
+                    .issue(&account, TokenPurpose::Verify, s.verify_ttl)
+                    .await?;
+                let link = format!("{}/verify-email?token={token}", s.public_base_url);
+                let name = account.personal.first_name.as_str().to_owned();
+                let hours = s.verify_ttl.as_secs().div_ceil(3600);
+                (account, templates::verify(&name, &link, &token, hours)?)
+            }
+            MailKind::PasswordChanged => {
+                let Some(account) = self.account_at(mail).await? else {
+                    return Ok(None);
+                };
+                let name = account.personal.first_name.as_str().to_owned();
+                (account, templates::password_changed(&name)?)
+            }
+        };
+        let Ok(to) = account.personal.email.as_str().parse::<lettre::Address>() else {
+            tracing::warn!(id = mail.id, "stored email is not an address SMTP accepts");
+            return Ok(None);
+        };
+        let message = Message::builder()
+            .from(s.from.clone())
+            .to(Mailbox::new(None, to))
+            .subject(rendered.subject)
+            .message_id(None)
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))?;
+        Ok(Some(message))
+    }
+
+    /// The customer of a row queued for them, if the row's email is still theirs.
+    async fn account_at(&self, mail: &ClaimedMail) -> Result<Option<Account>, StoreError> {
+        let Some(customer) = mail.customer else {
+            return Ok(None);
+        };
+        Ok(self.recovery.account(customer).await?.filter(|a| {
+            a.personal.email.as_str().to_lowercase() == mail.email.as_str().to_lowercase()
+        }))
+    }
+
+    /// A new token, stored hashed; a new reset token voids the older ones.
+    async fn issue(
+        &self,
+        account: &Account,
+        purpose: TokenPurpose,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        let (text, hash) = token::generate();
+        let now = self.now_ms();
+        let issued = IssuedToken {
+            hash,
+            purpose,
+            customer: account.id,
+            email: account.personal.email.clone(),
+            created_at: now,
+            expires_at: now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)),
+        };
+        self.recovery
+            .issue_token(&issued, purpose == TokenPurpose::Reset)
+            .await?;
+        Ok(text)
+    }
+}

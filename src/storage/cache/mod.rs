@@ -1,0 +1,455 @@
+//! The two-tier read-through cache (SPEC section 5): in-process first, then Redis, then the
+//! database, with request coalescing at both levels and invalidation next to the writes.
+//!
+//! `CachedStore` wraps any `CustomerStore` and is one itself, so the services do not know
+//! whether a cache is there.
+
+mod invalidation;
+mod keys;
+mod local;
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+
+pub use keys::{
+    CacheKey, Cacheable, EntryKind, INVALIDATION_CHANNEL, Lookup, credential_keys, lock_key,
+};
+pub use local::LocalCache;
+
+use invalidation::Invalidator;
+
+use crate::{
+    domain::{
+        CheckResult, Credentials, CustomerId, Email, NewCustomer, PersonalInfo, ShippingInfo,
+    },
+    metrics::{Metrics, Tier},
+    storage::redis::{RedisClient, RedisDown},
+    storage::store::{CustomerStore, DeletedCustomer, StoreError, StoreResult},
+};
+
+/// Cache lifetimes and bounds.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub local_ttl: Duration,
+    pub local_max_bytes: u64,
+    pub redis_ttl: Duration,
+    /// Lifetime of "does not exist" entries, in both tiers.
+    pub negative_ttl: Duration,
+}
+
+/// How long a caller waits for another replica's load before loading itself.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+/// How long a loading lock lives if its owner dies (redsync's default in the Go service).
+const LOCK_TTL: Duration = Duration::from_secs(5);
+/// Invalidations are repeated once after this delay, to catch a fill that raced the write.
+const INVALIDATION_REPEAT: Duration = Duration::from_millis(500);
+
+/// The Redis tier: the client, and the invalidations that follow writes.
+struct RedisTier {
+    client: Arc<RedisClient>,
+    invalidator: Arc<Invalidator>,
+}
+
+pub struct CachedStore {
+    inner: Arc<dyn CustomerStore>,
+    local: LocalCache,
+    redis: Option<RedisTier>,
+    settings: CacheSettings,
+    /// Bumped by every invalidation; a load that saw it change may hold a stale value.
+    epoch: AtomicU64,
+    metrics: Metrics,
+}
+
+impl CachedStore {
+    /// Wraps `inner`; with `redis`, follows its invalidation channel (call `redis.start()`
+    /// once every user of the client is registered).
+    pub fn new(
+        inner: Arc<dyn CustomerStore>,
+        settings: CacheSettings,
+        redis: Option<Arc<RedisClient>>,
+        metrics: Metrics,
+    ) -> Self {
+        let local = LocalCache::new(
+            settings.local_max_bytes,
+            settings.local_ttl,
+            settings.negative_ttl,
+        );
+        let redis = redis.map(|client| RedisTier {
+            invalidator: Invalidator::start(client.clone(), local.clone(), metrics.clone()),
+            client,
+        });
+        Self {
+            inner,
+            local,
+            redis,
+            settings,
+            epoch: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    /// The Redis client, when configured.
+    pub fn redis(&self) -> Option<&Arc<RedisClient>> {
+        self.redis.as_ref().map(|r| &r.client)
+    }
+
+    /// Drops every replica's cached credentials of `email` (a password reset wrote the
+    /// table directly, in its own transaction).
+    pub async fn invalidate_credentials(&self, email: &Email) {
+        self.invalidate(credential_keys(email)).await;
+    }
+
+    /// Whether cached entries can be trusted: without Redis always; with it, while the
+    /// invalidation channel is live.
+    pub fn is_coherent(&self) -> bool {
+        self.redis.as_ref().is_none_or(|r| r.client.is_subscribed())
+    }
+
+    /// The one read-through path: local, then Redis, then `load`, filling both tiers.
+    async fn get_or_load<V: Cacheable + Clone>(
+        &self,
+        key: CacheKey,
+        load: impl Future<Output = StoreResult<Option<V>>> + Send,
+    ) -> StoreResult<Option<V>> {
+        if !self.is_coherent() {
+            // Invalidations cannot reach us: neither tier can be trusted.
+            self.metrics.cache_bypassed.inc();
+            return load.await;
+        }
+        match self
+            .local
+            .get(&key)
+            .map_or(Lookup::Miss, |entry| V::from_entry(&entry))
+        {
+            Lookup::Hit(value) => {
+                self.metrics.cache_hit(Tier::Local);
+                return Ok(Some(value));
+            }
+            Lookup::Absent => {
+                self.metrics.cache_hit(Tier::Local);
+                return Ok(None);
+            }
+            Lookup::Miss => {}
+        }
+        self.metrics
+            .cache_misses
+            .with_label_values(&[Tier::Local.label()])
+            .inc();
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let (result, loaded_here) = self
+            .local
+            .get_or_init(key.clone(), async {
+                self.load_shared::<V>(&key.render(), load)
+                    .await
+                    .map(V::into_entry)
+            })
+            .await;
+        if !loaded_here {
+            self.metrics
+                .cache_coalesced
+                .with_label_values(&[Tier::Local.label()])
+                .inc();
+        }
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            // A write happened while loading: what was loaded may predate it.
+            self.local.invalidate(&key);
+        }
+        match V::from_entry(result?.as_ref()) {
+            Lookup::Hit(value) => Ok(Some(value)),
+            Lookup::Absent => Ok(None),
+            Lookup::Miss => Err(StoreError::Other("cache entry of another kind".into())),
+        }
+    }
+
+    /// Redis, then the database under the `mutex:<key>` lock so that one replica loads.
+    async fn load_shared<V: Cacheable + Clone>(
+        &self,
+        key: &str,
+        load: impl Future<Output = StoreResult<Option<V>>>,
+    ) -> StoreResult<Option<V>> {
+        let Some(RedisTier { client: redis, .. }) = &self.redis else {
+            return self.load_from_database(load).await;
+        };
+        let lock = lock_key(key);
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        let mut waited = false;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let found = match redis_lookup::<V>(redis, key).await {
+                Ok(Lookup::Hit(value)) => Some(Some(value)),
+                Ok(Lookup::Absent) => Some(None),
+                Ok(Lookup::Miss) => None,
+                Err(RedisDown) => return self.load_from_database(load).await,
+            };
+            if let Some(value) = found {
+                if waited {
+                    self.metrics
+                        .cache_coalesced
+                        .with_label_values(&[Tier::Redis.label()])
+                        .inc();
+                }
+                self.metrics.cache_hit(Tier::Redis);
+                return Ok(value);
+            }
+            if !waited {
+                self.metrics
+                    .cache_misses
+                    .with_label_values(&[Tier::Redis.label()])
+                    .inc();
+            }
+            match redis.try_lock(&lock, LOCK_TTL).await {
+                Ok(Some(token)) => {
+                    // Another replica may have filled the entry just before we locked.
+                    match redis_lookup::<V>(redis, key).await {
+                        Ok(Lookup::Hit(value)) => {
+                            redis.unlock(&lock, &token).await;
+                            return Ok(Some(value));
+                        }
+                        Ok(Lookup::Absent) => {
+                            redis.unlock(&lock, &token).await;
+                            return Ok(None);
+                        }
+                        Ok(Lookup::Miss) | Err(RedisDown) => {}
+                    }
+                    let result = self.load_from_database(load).await;
+                    if let Ok(value) = &result
+                        && let Some(json) = V::to_redis(value)
+                    {
+                        redis.set(key, json, self.redis_ttl(value.is_none())).await;
+                    }
+                    redis.unlock(&lock, &token).await;
+                    return result;
+                }
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    // Someone else is loading this key: wait for the entry it will write.
+                    waited = true;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Ok(None) | Err(RedisDown) => return self.load_from_database(load).await,
+            }
+        }
+    }
+
+    async fn load_from_database<V>(
+        &self,
+        load: impl Future<Output = StoreResult<V>>,
+    ) -> StoreResult<V> {
+        self.metrics.cache_loads.inc();
+        load.await
+    }
+
+    /// The Redis lifetime plus 0-9 s of jitter, so that keys filled together do not expire together.
+    fn redis_ttl(&self, negative: bool) -> Duration {
+        let base = if negative {
+            self.settings.negative_ttl
+        } else {
+            self.settings.redis_ttl
+        };
+        base + Duration::from_secs(rand::random_range(0..10))
+    }
+
+    /// Drops `keys` here, in Redis and (through the channel) on every replica; once now and
+    /// once more shortly after, to catch a concurrent load that read the old row.
+    async fn invalidate(&self, keys: Vec<CacheKey>) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.local.invalidate_all_of(&keys);
+        self.metrics.invalidations_sent.inc_by(keys.len() as u64);
+        let Some(RedisTier { invalidator, .. }) = &self.redis else {
+            return;
+        };
+        invalidator.invalidate(&keys).await;
+        let invalidator = invalidator.clone();
+        let local = self.local.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(INVALIDATION_REPEAT).await;
+            local.invalidate_all_of(&keys);
+            invalidator.invalidate(&keys).await;
+        });
+    }
+}
+
+impl CachedStore {
+    /// Drops `keys` before `write` and again after it. After alone, a crash between the
+    /// commit and the invalidation would leave the old value in Redis (and in the other
+    /// replicas' memory) until it expires; before as well, only a load racing the write
+    /// itself can put it back.
+    async fn invalidate_around<T>(
+        &self,
+        keys: Vec<CacheKey>,
+        write: impl Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        let (result, keys) = self.invalidate_around_then(keys, write).await?;
+        self.invalidate(keys).await;
+        Ok(result)
+    }
+
+    /// The first half of `invalidate_around`: the caller adds what the write told it and
+    /// invalidates after.
+    async fn invalidate_around_then<T>(
+        &self,
+        keys: Vec<CacheKey>,
+        write: impl Future<Output = StoreResult<T>>,
+    ) -> StoreResult<(T, Vec<CacheKey>)> {
+        self.invalidate_without_repeat(&keys).await;
+        Ok((write.await?, keys))
+    }
+
+    /// As `invalidate`, without the delayed repeat: the invalidation after the write has one.
+    async fn invalidate_without_repeat(&self, keys: &[CacheKey]) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.local.invalidate_all_of(keys);
+        // Not counted: the invalidation after the write counts these keys.
+        if let Some(RedisTier { invalidator, .. }) = &self.redis {
+            invalidator.invalidate(keys).await;
+        }
+    }
+}
+
+async fn redis_lookup<V: Cacheable>(
+    redis: &RedisClient,
+    key: &str,
+) -> Result<Lookup<V>, RedisDown> {
+    Ok(redis
+        .get(key)
+        .await?
+        .map_or(Lookup::Miss, |json| V::from_redis(&json)))
+}
+
+#[async_trait]
+impl CustomerStore for CachedStore {
+    async fn insert(&self, customer: &NewCustomer) -> StoreResult<()> {
+        // A failed login may have cached "no such email".
+        let mut keys = credential_keys(&customer.personal.email);
+        keys.push(CacheKey::Check(customer.id));
+        self.invalidate_around(keys, self.inner.insert(customer))
+            .await
+    }
+
+    async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>> {
+        self.get_or_load(CacheKey::credentials(email), self.inner.credentials(email))
+            .await
+    }
+
+    async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>> {
+        self.get_or_load(CacheKey::Check(id), self.inner.check(id))
+            .await
+    }
+
+    async fn personal_info(&self, id: CustomerId) -> StoreResult<Option<PersonalInfo>> {
+        self.get_or_load(CacheKey::Personal(id), self.inner.personal_info(id))
+            .await
+    }
+
+    async fn shipping_info(&self, id: CustomerId) -> StoreResult<Option<ShippingInfo>> {
+        self.get_or_load(CacheKey::Shipping(id), self.inner.shipping_info(id))
+            .await
+    }
+
+    async fn update_personal_info(
+        &self,
+        id: CustomerId,
+        info: &PersonalInfo,
+    ) -> StoreResult<Option<PersonalInfo>> {
+        let mut keys = vec![CacheKey::Personal(id)];
+        // Fix (SPEC section 5): the old address must stop logging in, the new one start.
+        keys.extend(credential_keys(&info.email));
+        // The address as it is now (read first, for the invalidation before the write).
+        if let Some(current) = self.inner.personal_info(id).await? {
+            keys.extend(credential_keys(&current.email));
+        }
+        let (previous, mut keys) = self
+            .invalidate_around_then(keys, self.inner.update_personal_info(id, info))
+            .await?;
+        if let Some(previous) = &previous {
+            keys.extend(credential_keys(&previous.email));
+        }
+        keys.sort();
+        keys.dedup();
+        self.invalidate(keys).await;
+        Ok(previous)
+    }
+
+    async fn update_shipping_info(
+        &self,
+        id: CustomerId,
+        info: &ShippingInfo,
+    ) -> StoreResult<Option<ShippingInfo>> {
+        self.invalidate_around(
+            vec![CacheKey::Shipping(id)],
+            self.inner.update_shipping_info(id, info),
+        )
+        .await
+    }
+
+    async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>> {
+        let mut keys = vec![CacheKey::Check(id)];
+        if let Some(personal) = self.inner.personal_info(id).await? {
+            keys.extend(credential_keys(&personal.email));
+        }
+        self.invalidate_around(keys, self.inner.set_active(id, active))
+            .await
+    }
+
+    async fn update_password(&self, id: CustomerId, hash: &str) -> StoreResult<Option<Email>> {
+        // Every replica must verify against the new hash from now on.
+        let Some(current) = self.inner.personal_info(id).await? else {
+            return self.inner.update_password(id, hash).await;
+        };
+        let (email, mut keys) = self
+            .invalidate_around_then(
+                credential_keys(&current.email),
+                self.inner.update_password(id, hash),
+            )
+            .await?;
+        if let Some(email) = &email {
+            keys.extend(credential_keys(email));
+            keys.sort();
+            keys.dedup();
+        }
+        self.invalidate(keys).await;
+        Ok(email)
+    }
+
+    async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>> {
+        let mut before = vec![
+            CacheKey::Personal(id),
+            CacheKey::Shipping(id),
+            CacheKey::Check(id),
+        ];
+        if let Some(current) = self.inner.personal_info(id).await? {
+            before.extend(credential_keys(&current.email));
+        }
+        self.invalidate_without_repeat(&before).await;
+        let deleted = self.inner.delete(id, now_ms).await?;
+        if let Some(deleted) = &deleted {
+            let mut keys = vec![
+                CacheKey::Personal(id),
+                CacheKey::Shipping(id),
+                CacheKey::Check(id),
+            ];
+            keys.extend(credential_keys(&deleted.personal.email));
+            self.invalidate(keys).await;
+        }
+        Ok(deleted)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+
+    async fn close(&self) {
+        if let Some(redis) = &self.redis {
+            redis.client.close().await;
+        }
+        self.inner.close().await;
+    }
+}

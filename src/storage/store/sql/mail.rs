@@ -1,0 +1,448 @@
+//! `OutboxStore` and `RecoveryStore` for both SQL stores, written once.
+//!
+//! The outbox claim is a compare-and-set on the row's `attempts` (its version), so two
+//! replicas that read the same due rows never both send one. The reset is one
+//! transaction: the token row is locked (`FOR UPDATE` on MySQL; `BEGIN IMMEDIATE` takes
+//! SQLite's write lock) before it is checked and used up.
+
+use async_trait::async_trait;
+
+use super::{MySqlStore, SqliteStore};
+use crate::{
+    domain::{Account, CustomerId, Email, MailKind, Name, PersonalInfo, TokenPurpose},
+    storage::store::{
+        ClaimedMail, IssuedToken, NewMail, OutboxStats, OutboxStore, RecoveryStore, ResetOutcome,
+        StoreError, StoreResult, TokenRecord,
+    },
+};
+
+/// Longest failure reason kept (the column is `varchar(512)`).
+const MAX_ERROR_CHARS: usize = 500;
+
+/// Emails match as both backends' unique indexes match them: ignoring case.
+fn same_email(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
+fn decode_error(what: &'static str) -> StoreError {
+    StoreError::Other(format!("malformed {what}").into())
+}
+
+type AccountRow<Id> = (
+    Id,
+    String,
+    String,
+    String,
+    Option<bool>,
+    Option<i64>,
+    Option<String>,
+);
+
+fn account_from_row<Id: TryInto<u64>>(row: AccountRow<Id>) -> StoreResult<Account> {
+    let (id, first, last, email, active, created_at, verified) = row;
+    let id = id.try_into().map_err(|_| decode_error("customer id"))?;
+    Ok(Account {
+        id: CustomerId(id),
+        email_verified: verified.is_some_and(|v| same_email(&v, &email)),
+        personal: PersonalInfo {
+            first_name: Name::from_stored(first),
+            last_name: Name::from_stored(last),
+            email: Email::from_stored(email),
+        },
+        active: active.unwrap_or(true),
+        created_at,
+    })
+}
+
+const ACCOUNT_SELECT: &str = "SELECT c.id, c.first_name, c.last_name, c.email, c.active, c.created_at, \
+     v.email FROM customers c LEFT JOIN email_verifications v ON v.customer_id = c.id";
+
+macro_rules! mail_store {
+    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty) => {
+        impl $name {
+            /// Marks `email` as the customer's verified address, inside `tx`.
+            async fn mark_verified_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                customer: $id,
+                email: &str,
+                now_ms: i64,
+            ) -> Result<(), sqlx::Error> {
+                // Delete and insert: the same statements on both backends (no upsert dialect).
+                sqlx::query("DELETE FROM email_verifications WHERE customer_id = ?")
+                    .bind(customer)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO email_verifications (customer_id, email, verified_at) VALUES (?, ?, ?)",
+                )
+                .bind(customer)
+                .bind(email)
+                .bind(now_ms)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl OutboxStore for $name {
+            async fn enqueue(&self, mail: &NewMail, now_ms: i64) -> StoreResult<()> {
+                let customer = mail.customer.and_then(Self::bind_id);
+                self.run(
+                    "outbox_enqueue",
+                    sqlx::query(
+                        "INSERT INTO mail_outbox (kind, customer_id, email, created_at, attempts, next_attempt_at) \
+                         VALUES (?, ?, ?, ?, 0, ?)",
+                    )
+                    .bind(mail.kind.label())
+                    .bind(customer)
+                    .bind(mail.email.as_str())
+                    .bind(now_ms)
+                    .bind(now_ms)
+                    .execute(&self.pool),
+                )
+                .await
+                .map(drop)
+            }
+
+            async fn claim_due(
+                &self,
+                now_ms: i64,
+                lease_until_ms: i64,
+                limit: u32,
+            ) -> StoreResult<Vec<ClaimedMail>> {
+                let due: Vec<(i64, String, Option<$id>, String, i64, i64)> = self
+                    .run(
+                        "outbox_due",
+                        sqlx::query_as(
+                            "SELECT id, kind, customer_id, email, created_at, attempts FROM mail_outbox \
+                             WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+                        )
+                        .bind(now_ms)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool),
+                    )
+                    .await?;
+                let mut claimed = Vec::with_capacity(due.len());
+                for (id, kind, customer, email, created_at, attempts) in due {
+                    // The compare-and-set: only the replica that still sees this version
+                    // and due time moves the row on.
+                    let done = self
+                        .run(
+                            "outbox_claim",
+                            sqlx::query(
+                                "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = ? \
+                                 WHERE id = ? AND attempts = ? AND next_attempt_at <= ?",
+                            )
+                            .bind(lease_until_ms)
+                            .bind(id)
+                            .bind(attempts)
+                            .bind(now_ms)
+                            .execute(&self.pool),
+                        )
+                        .await?;
+                    if done.rows_affected() != 1 {
+                        continue;
+                    }
+                    let Some(kind) = MailKind::parse(&kind) else {
+                        // Written by a newer version: leave it to that version.
+                        tracing::warn!(id, kind, "outbox row of an unknown kind skipped");
+                        continue;
+                    };
+                    let customer = match customer {
+                        Some(c) => Some(CustomerId(
+                            c.try_into().map_err(|_| decode_error("customer id"))?,
+                        )),
+                        None => None,
+                    };
+                    claimed.push(ClaimedMail {
+                        id,
+                        kind,
+                        customer,
+                        email: Email::from_stored(email),
+                        created_at,
+                        attempts: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
+                    });
+                }
+                Ok(claimed)
+            }
+
+            async fn finish(&self, id: i64, attempts: u32) -> StoreResult<bool> {
+                let done = self
+                    .run(
+                        "outbox_finish",
+                        sqlx::query("DELETE FROM mail_outbox WHERE id = ? AND attempts = ?")
+                            .bind(id)
+                            .bind(i64::from(attempts))
+                            .execute(&self.pool),
+                    )
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn reschedule(
+                &self,
+                id: i64,
+                attempts: u32,
+                next_ms: i64,
+                error: &str,
+            ) -> StoreResult<()> {
+                let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+                self.run(
+                    "outbox_reschedule",
+                    sqlx::query(
+                        "UPDATE mail_outbox SET next_attempt_at = ?, last_error = ? \
+                         WHERE id = ? AND attempts = ?",
+                    )
+                    .bind(next_ms)
+                    .bind(error)
+                    .bind(id)
+                    .bind(i64::from(attempts))
+                    .execute(&self.pool),
+                )
+                .await
+                .map(drop)
+            }
+
+            async fn stats(&self) -> StoreResult<OutboxStats> {
+                let (depth, oldest): (i64, Option<i64>) = self
+                    .run(
+                        "outbox_stats",
+                        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM mail_outbox")
+                            .fetch_one(&self.pool),
+                    )
+                    .await?;
+                Ok(OutboxStats {
+                    depth: u64::try_from(depth).unwrap_or(0),
+                    oldest_created_at: oldest,
+                })
+            }
+        }
+
+        #[async_trait]
+        impl RecoveryStore for $name {
+            async fn issue_token(&self, token: &IssuedToken, void_older: bool) -> StoreResult<()> {
+                let Some(customer) = Self::bind_id(token.customer) else {
+                    return Err(StoreError::Other("customer id out of range".into()));
+                };
+                self.run("token_issue", async {
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    if void_older {
+                        sqlx::query(
+                            "UPDATE mail_tokens SET used_at = ? \
+                             WHERE customer_id = ? AND purpose = ? AND used_at IS NULL",
+                        )
+                        .bind(token.created_at)
+                        .bind(customer)
+                        .bind(token.purpose.label())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO mail_tokens (token_hash, purpose, customer_id, email, created_at, expires_at) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(token.hash.as_slice())
+                    .bind(token.purpose.label())
+                    .bind(customer)
+                    .bind(token.email.as_str())
+                    .bind(token.created_at)
+                    .bind(token.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await
+                })
+                .await
+            }
+
+            async fn find_token(
+                &self,
+                hash: &[u8; 32],
+                purpose: TokenPurpose,
+            ) -> StoreResult<Option<TokenRecord>> {
+                let row: Option<($id, String, i64, Option<i64>)> = self
+                    .run(
+                        "token_find",
+                        sqlx::query_as(
+                            "SELECT customer_id, email, expires_at, used_at FROM mail_tokens \
+                             WHERE token_hash = ? AND purpose = ?",
+                        )
+                        .bind(hash.as_slice())
+                        .bind(purpose.label())
+                        .fetch_optional(&self.pool),
+                    )
+                    .await?;
+                row.map(|(customer, email, expires_at, used_at)| {
+                    Ok(TokenRecord {
+                        customer: CustomerId(
+                            customer.try_into().map_err(|_| decode_error("customer id"))?,
+                        ),
+                        email: Email::from_stored(email),
+                        expires_at,
+                        used_at,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn reset_password(
+                &self,
+                hash: &[u8; 32],
+                customer: CustomerId,
+                password_hash: &str,
+                now_ms: i64,
+            ) -> StoreResult<ResetOutcome> {
+                let Some(customer) = Self::bind_id(customer) else {
+                    return Ok(ResetOutcome::Refused);
+                };
+                self.run("token_reset", async {
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let token: Option<($id, String, i64, Option<i64>)> = sqlx::query_as(concat!(
+                        "SELECT customer_id, email, expires_at, used_at FROM mail_tokens \
+                         WHERE token_hash = ? AND purpose = 'reset'",
+                        $lock
+                    ))
+                    .bind(hash.as_slice())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let current: Option<(String, Option<bool>)> = sqlx::query_as(concat!(
+                        "SELECT email, active FROM customers WHERE id = ?",
+                        $lock
+                    ))
+                    .bind(customer)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let usable = match (&token, &current) {
+                        (Some((owner, email, expires_at, None)), Some((current, active))) => {
+                            *owner == customer
+                                && *expires_at > now_ms
+                                && active.unwrap_or(true)
+                                && same_email(email, current)
+                        }
+                        _ => false,
+                    };
+                    let Some((email, _)) = current.filter(|_| usable) else {
+                        tx.rollback().await?;
+                        return Ok(ResetOutcome::Refused);
+                    };
+                    // Uses up this token and voids every other reset token of the customer.
+                    sqlx::query(
+                        "UPDATE mail_tokens SET used_at = ? \
+                         WHERE customer_id = ? AND purpose = 'reset' AND used_at IS NULL",
+                    )
+                    .bind(now_ms)
+                    .bind(customer)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE customers SET bcrypted_password = ?, updated_at = ? WHERE id = ?",
+                    )
+                    .bind(password_hash.as_bytes())
+                    .bind(now_ms)
+                    .bind(customer)
+                    .execute(&mut *tx)
+                    .await?;
+                    // The link reached this address: it is the customer's.
+                    Self::mark_verified_in(&mut tx, customer, &email, now_ms).await?;
+                    tx.commit().await?;
+                    Ok(ResetOutcome::Done(Email::from_stored(email)))
+                })
+                .await
+            }
+
+            async fn verify_email(&self, hash: &[u8; 32], now_ms: i64) -> StoreResult<bool> {
+                self.run("token_verify", async {
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let token: Option<($id, String, i64, Option<i64>)> = sqlx::query_as(concat!(
+                        "SELECT customer_id, email, expires_at, used_at FROM mail_tokens \
+                         WHERE token_hash = ? AND purpose = 'verify'",
+                        $lock
+                    ))
+                    .bind(hash.as_slice())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some((customer, email, _expires_at, used_at)) =
+                        token.filter(|t| t.2 > now_ms)
+                    else {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    };
+                    let current: Option<(String, Option<String>)> = sqlx::query_as(concat!(
+                        "SELECT c.email, v.email FROM customers c LEFT JOIN email_verifications v \
+                         ON v.customer_id = c.id WHERE c.id = ?",
+                        $lock
+                    ))
+                    .bind(customer)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some((current, verified)) = current.filter(|(c, _)| same_email(c, &email))
+                    else {
+                        // The customer is gone or changed their email since the mail.
+                        tx.rollback().await?;
+                        return Ok(false);
+                    };
+                    if used_at.is_some() {
+                        // Idempotent: a second click on the same, unchanged email.
+                        tx.rollback().await?;
+                        return Ok(verified.is_some_and(|v| same_email(&v, &current)));
+                    }
+                    sqlx::query("UPDATE mail_tokens SET used_at = ? WHERE token_hash = ?")
+                        .bind(now_ms)
+                        .bind(hash.as_slice())
+                        .execute(&mut *tx)
+                        .await?;
+                    Self::mark_verified_in(&mut tx, customer, &current, now_ms).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                })
+                .await
+            }
+
+            async fn account(&self, id: CustomerId) -> StoreResult<Option<Account>> {
+                let Some(id) = Self::bind_id(id) else { return Ok(None) };
+                let sql = format!("{ACCOUNT_SELECT} WHERE c.id = ?");
+                let row: Option<AccountRow<$id>> = self
+                    .run("account", sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool))
+                    .await?;
+                row.map(account_from_row).transpose()
+            }
+
+            async fn account_by_email(&self, email: &Email) -> StoreResult<Option<Account>> {
+                let sql = format!("{ACCOUNT_SELECT} WHERE c.email = ?");
+                let row: Option<AccountRow<$id>> = self
+                    .run(
+                        "account_by_email",
+                        sqlx::query_as(&sql).bind(email.as_str()).fetch_optional(&self.pool),
+                    )
+                    .await?;
+                row.map(account_from_row).transpose()
+            }
+
+            async fn forget_verification(&self, id: CustomerId) -> StoreResult<()> {
+                let Some(id) = Self::bind_id(id) else { return Ok(()) };
+                self.run(
+                    "forget_verification",
+                    sqlx::query("DELETE FROM email_verifications WHERE customer_id = ?")
+                        .bind(id)
+                        .execute(&self.pool),
+                )
+                .await
+                .map(drop)
+            }
+
+            async fn sweep_tokens(&self, before_ms: i64) -> StoreResult<u64> {
+                self.run(
+                    "token_sweep",
+                    sqlx::query("DELETE FROM mail_tokens WHERE expires_at < ?")
+                        .bind(before_ms)
+                        .execute(&self.pool),
+                )
+                .await
+                .map(|done| done.rows_affected())
+            }
+        }
+    };
+}
+
+mail_store!(SqliteStore, sqlx::Sqlite, begin: "BEGIN IMMEDIATE", lock: "", id: i64);
+mail_store!(MySqlStore, sqlx::MySql, begin: "BEGIN", lock: " FOR UPDATE", id: u64);

@@ -1,0 +1,5 @@
+//! Transports that only translate: requests to service calls, domain errors to statuses.
+
+pub mod grpc;
+pub mod http;
+pub mod operator;
