@@ -14,6 +14,7 @@ mod redis_harness;
 
 mod abuse;
 mod admin;
+mod architecture;
 mod binary;
 mod cache;
 mod crash;
