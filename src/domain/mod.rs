@@ -9,9 +9,11 @@ mod error;
 mod fields;
 mod mail;
 mod session;
+mod token;
 
 pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalInfo, ShippingInfo};
 pub use error::{Error, InternalError, Invalid, Unavailable};
 pub use fields::{Address, Email, FieldError, Name, Password, PhoneNumber};
 pub use mail::{Account, MailKind, TokenPurpose};
 pub use session::{ClientInfo, RandomId, Revocation, RevokeReason, Session, SessionId, TokenId};
+pub use token::{Claims, TokenError, TokenKind};

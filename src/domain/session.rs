@@ -5,7 +5,7 @@ use std::fmt;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
-use super::CustomerId;
+use super::customer::CustomerId;
 
 /// 128 random bits, written as 22 characters of unpadded base64url. Session ids (`sid`)
 /// and refresh token ids (`jti`) are both of this kind.

@@ -6,13 +6,12 @@ use std::time::Duration;
 use crate::{
     domain::{
         ClientInfo, CustomerId, Email, Error, NewCustomer, Password, PersonalInfo, RevokeReason,
-        ShippingInfo,
     },
     service::throttle::{Attempt, Decision, LockKey, digest},
     storage::store::{StoreError, Which},
 };
 
-use super::{Algorithm, AuthService, TokenPair, Verified, outcome};
+use super::{AuthService, Signup, TokenPair, Verified, outcome, password::Algorithm};
 
 /// The window of `SIGNUP_MAX_PER_IP_PER_HOUR`.
 const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
@@ -27,14 +26,6 @@ fn client_key(client: &ClientInfo) -> String {
 /// Two generators that share a machine id can produce one ID; the primary key catches it
 /// and the insert is retried with a new one.
 const MAX_ID_ATTEMPTS: usize = 5;
-
-/// A validated signup.
-#[derive(Debug, Clone)]
-pub struct Signup {
-    pub password: Password,
-    pub personal: PersonalInfo,
-    pub shipping: ShippingInfo,
-}
 
 impl AuthService {
     pub async fn signup(&self, signup: Signup, client: &ClientInfo) -> Result<TokenPair, Error> {

@@ -13,14 +13,15 @@ mod token;
 
 use std::sync::Arc;
 
-pub use credentials::Signup;
 pub use password::{Algorithm, BCRYPT_COST, HashPolicy, PasswordHasher};
 pub use secret::jwt_secret;
-pub use token::{Claims, TokenCodec, TokenError, TokenKind};
+pub use token::TokenCodec;
+
+pub use crate::domain::{Claims, TokenError, TokenKind};
 
 use crate::{
     domain::clock::Clock,
-    domain::{CustomerId, Error, SessionId},
+    domain::{CustomerId, Error, Password, PersonalInfo, SessionId, ShippingInfo},
     metrics::{Metrics, Transport},
     service::idgen::IdGenerator,
     service::session::{Grant, SessionService},
@@ -41,6 +42,14 @@ pub struct Verified {
     pub customer: CustomerId,
     /// `None` for a token minted by the Go service.
     pub session: Option<SessionId>,
+}
+
+/// A validated signup.
+#[derive(Debug, Clone)]
+pub struct Signup {
+    pub password: Password,
+    pub personal: PersonalInfo,
+    pub shipping: ShippingInfo,
 }
 
 /// What the service is built from.

@@ -15,11 +15,11 @@ pub use revocations::{REVOCATION_CHANNEL, RevocationFeed, RevocationSet, Source}
 use crate::{
     config::LegacyRefreshTokens,
     domain::clock::Clock,
+    domain::{Claims, TokenKind},
     domain::{
         ClientInfo, CustomerId, Error, RandomId, Revocation, RevokeReason, Session, SessionId,
     },
     metrics::Metrics,
-    service::auth::{Claims, TokenKind},
     storage::redis::RedisClient,
     storage::store::{Rotation, SessionStore, Which},
 };

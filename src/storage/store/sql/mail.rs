@@ -7,12 +7,15 @@
 
 use async_trait::async_trait;
 
-use super::{MySqlStore, SqliteStore};
+use super::backend::{MySqlStore, SqliteStore};
 use crate::{
     domain::{Account, CustomerId, Email, MailKind, Name, PersonalInfo, TokenPurpose},
     storage::store::{
-        ClaimedMail, IssuedToken, NewMail, OutboxStats, OutboxStore, RecoveryStore, ResetOutcome,
-        StoreError, StoreResult, TokenRecord,
+        error::{StoreError, StoreResult},
+        mail::{
+            ClaimedMail, IssuedToken, NewMail, OutboxStats, OutboxStore, RecoveryStore,
+            ResetOutcome, TokenRecord,
+        },
     },
 };
 
