@@ -25,7 +25,7 @@ use crate::{
     metrics::{Metrics, Transport},
     service::idgen::IdGenerator,
     service::session::{Grant, SessionService},
-    service::throttle::{LockoutPolicy, Throttle},
+    service::throttle::{LockoutKey, LockoutPolicy, Throttle, WindowKey},
     storage::store::CustomerStore,
 };
 
@@ -95,10 +95,13 @@ fn outcome<T>(result: &Result<T, Error>) -> &'static str {
 impl AuthService {
     pub fn new(deps: AuthDeps) -> Self {
         // Every limit is a series from the start, so that its first refusal is a rise.
-        for limit in ["email_ip", "ip", "signup_ip"] {
+        for limit in LockoutKey::LABELS
+            .into_iter()
+            .chain(WindowKey::SIGNUP_LABELS)
+        {
             deps.metrics.throttled.with_label_values(&[limit]);
         }
-        for limit in ["email_ip", "ip"] {
+        for limit in LockoutKey::LABELS {
             deps.metrics.lockouts.with_label_values(&[limit]);
         }
         // Likewise the outcomes a dashboard or an alert divides by.
