@@ -59,12 +59,12 @@ impl AuthService {
         }
         self.check_strength(&signup.password, &signup.personal)
             .await?;
-        let bcrypted_password = self.0.hasher.hash(signup.password).await?;
+        let password_hash = self.0.hasher.hash(signup.password).await?;
         let mut customer = NewCustomer {
             id: CustomerId(0),
             personal: signup.personal,
             shipping: signup.shipping,
-            bcrypted_password,
+            password_hash,
         };
         for _ in 0..MAX_ID_ATTEMPTS {
             customer.id = CustomerId(self.0.ids.next_id().map_err(Error::internal)?);
@@ -165,11 +165,11 @@ impl AuthService {
                 Error::CustomerNotFound
             });
         };
-        let stored = credentials.bcrypted_password.clone();
+        let stored = credentials.password_hash.clone();
         let right = self
             .0
             .hasher
-            .verify(password.clone(), credentials.bcrypted_password)
+            .verify(password.clone(), credentials.password_hash)
             .await?;
         if right {
             self.0.throttle.clear(&pair, &abuse.login).await;
@@ -249,7 +249,7 @@ impl AuthService {
         if self
             .0
             .hasher
-            .verify(password, credentials.bcrypted_password)
+            .verify(password, credentials.password_hash)
             .await?
         {
             Ok(())

@@ -38,7 +38,7 @@ macro_rules! customer_store {
                     .bind(c.personal.email.as_str())
                     .bind(c.shipping.address.as_str())
                     .bind(c.shipping.phone_number.as_str())
-                    .bind(c.bcrypted_password.as_bytes())
+                    .bind(c.password_hash.as_bytes())
                     .bind(now)
                     .bind(now)
                     .execute(&self.pool),
@@ -60,7 +60,7 @@ macro_rules! customer_store {
                     id: CustomerId(id),
                     active: active.unwrap_or(true),
                     // binary(60) pads shorter values with NULs.
-                    bcrypted_password: String::from_utf8_lossy(&hash).trim_end_matches('\0').to_owned(),
+                    password_hash: String::from_utf8_lossy(&hash).trim_end_matches('\0').to_owned(),
                 }))
             }
 
