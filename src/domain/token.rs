@@ -3,7 +3,7 @@
 
 use super::customer::CustomerId;
 use super::error::Error;
-use super::session::{SessionId, TokenId};
+use super::random_id::{SessionId, TokenId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {

@@ -217,8 +217,8 @@ mod tests {
             kind: TokenKind::Refresh,
             exp: NOW + 10,
             iat: Some(NOW),
-            sid: Some(RandomId::random()),
-            jti: Some(RandomId::random()),
+            sid: Some(RandomId::new(rand::random())),
+            jti: Some(RandomId::new(rand::random())),
             session_end: Some(NOW + 1000),
         };
         let token = c.mint(&claims);

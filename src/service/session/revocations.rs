@@ -307,7 +307,7 @@ mod tests {
 
     fn revocation(until: i64) -> Revocation {
         Revocation {
-            session: RandomId::random(),
+            session: RandomId::new(rand::random()),
             access_until: until,
             revoked_at: 0,
         }
@@ -325,7 +325,7 @@ mod tests {
             !set.contains(&r.session, 101),
             "its tokens have expired anyway"
         );
-        assert!(!set.contains(&RandomId::random(), 50));
+        assert!(!set.contains(&RandomId::new(rand::random()), 50));
         set.insert(&revocation(1_000));
         assert_eq!(set.len(), 2);
         set.purge(101);
