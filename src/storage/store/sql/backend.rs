@@ -68,6 +68,11 @@ fn names_primary_key(message: &str) -> bool {
     false
 }
 
+/// A column that did not hold what it should.
+pub(super) fn decode_error(what: &'static str) -> StoreError {
+    StoreError::Other(format!("malformed {what}").into())
+}
+
 /// Errors that say "try again later" rather than "this request is wrong".
 fn is_transient(code: Option<&str>) -> bool {
     matches!(

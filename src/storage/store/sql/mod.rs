@@ -4,12 +4,13 @@
 //! id is bound.
 //!
 //! - `backend`: the store types, their pools and breaker, opening and migrations;
-//! - `customers`, `sessions`, `mail`, `keys`: one store trait each.
+//! - `customers`, `sessions`, `outbox`, `recovery`, `keys`: one store trait each.
 
 mod backend;
 mod customers;
 mod keys;
-mod mail;
+mod outbox;
+mod recovery;
 mod sessions;
 
 pub use backend::{MySqlStore, PoolLimits, SqliteStore};
