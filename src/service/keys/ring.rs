@@ -199,17 +199,21 @@ impl RingState {
         let key = self.key_of(header)?;
         let mut raw = [0u8; 64];
         let length = B64.decode_slice(signature, &mut raw).ok()?;
-        let signature = &raw[..length];
-        let input = &token.as_bytes()[..header.len() + 1 + payload.len()];
+        let signature = raw.get(..length)?;
+        let input = token.as_bytes().get(..header.len() + 1 + payload.len())?;
         let alg = match key {
-            KeyRef::Hmac(i) => self.hmac[i].verify(input, signature).then_some(Alg::Hs256),
+            KeyRef::Hmac(i) => self
+                .hmac
+                .get(i)?
+                .verify(input, signature)
+                .then_some(Alg::Hs256),
             KeyRef::AnyHmac => self
                 .hmac
                 .iter()
                 .any(|k| k.verify(input, signature))
                 .then_some(Alg::Hs256),
             KeyRef::Public(i) => {
-                let key = &self.public[i].key;
+                let key = &self.public.get(i)?.key;
                 key.verify(input, signature).then(|| key.alg())
             }
         }?;

@@ -128,7 +128,7 @@ impl LockKey {
 /// 64 bits of SHA-256, in hex: collisions are out of reach, and nothing readable is stored.
 fn digest(text: &str) -> String {
     let hash = Sha256::digest(text.as_bytes());
-    hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
