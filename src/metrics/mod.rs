@@ -5,6 +5,9 @@
 //! A leaf module: it knows nothing of the services or transports. Labels that stand for a
 //! closed set of values are typed here (`Tier`, `Transport`) or come from the domain's own
 //! `label()` methods.
+//!
+//! `labels`: those typed labels; `define`: creating and registering one metric; `mail`: the
+//! families of mail, recovery and the operator API.
 
 mod define;
 mod labels;

@@ -6,6 +6,9 @@
 //! A token names its key with the `kid` header. Tokens minted by the Go service have none:
 //! they are tried against every accepted HS256 secret. A header that tries to bring its own
 //! key (`jwk`, `jku`, `x5u`, `x5c`) or names no key we have is refused.
+//!
+//! `ring`: the ring and its immutable states; `material`: the key types and their
+//! encodings; `rotation`: loading, generating and retiring keys in the database.
 
 mod material;
 mod ring;

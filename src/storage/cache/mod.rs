@@ -2,7 +2,9 @@
 //! database, with request coalescing at both levels and invalidation next to the writes.
 //!
 //! `CachedStore` wraps any `CustomerStore` and is one itself, so the services do not know
-//! whether a cache is there.
+//! whether a cache is there. Here: the read path (`get_or_load`) and the invalidation
+//! mechanics; `customers`: the trait's reads and writes; `keys`: the typed keys and the
+//! Redis values; `local`: the in-process tier; `invalidation`: the channel to other replicas.
 
 mod customers;
 mod invalidation;

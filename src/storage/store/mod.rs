@@ -1,6 +1,9 @@
 //! Storage behind traits, so that the cache can wrap the customers and the backend can be
 //! chosen at run time from `DB_DSN`: SQLite (embedded default) or MySQL/MariaDB. Both
 //! drivers are always compiled in; one store value serves every trait.
+//!
+//! The traits, one file per table family (`customers`, `sessions`, `mail`, `keys`), and
+//! `error`; `sql` implements all of them for both backends; `dsn` parses `DB_DSN`.
 
 mod customers;
 mod dsn;
