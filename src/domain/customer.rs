@@ -20,7 +20,8 @@ pub struct NewCustomer {
     pub id: CustomerId,
     pub personal: PersonalInfo,
     pub shipping: ShippingInfo,
-    pub bcrypted_password: String,
+    /// A bcrypt or Argon2id hash (the column keeps the Go service's name, `bcrypted_password`).
+    pub password_hash: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +42,8 @@ pub struct ShippingInfo {
 pub struct Credentials {
     pub id: CustomerId,
     pub active: bool,
-    pub bcrypted_password: String,
+    /// A bcrypt or Argon2id hash, as stored.
+    pub password_hash: String,
 }
 
 impl fmt::Debug for Credentials {

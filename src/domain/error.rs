@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::FieldError;
+use super::fields::FieldError;
 
 /// A cause that must be logged but never shown to a client.
 pub type InternalError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,7 +1,7 @@
 //! Mails the service sends (SPEC section 13) and the account view that shows whether the
 //! email was verified.
 
-use super::{CustomerId, PersonalInfo};
+use super::customer::{CustomerId, PersonalInfo};
 
 /// What a queued mail is for; its template and the token it carries follow from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

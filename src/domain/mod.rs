@@ -8,10 +8,14 @@ mod customer;
 mod error;
 mod fields;
 mod mail;
+mod random_id;
 mod session;
+mod token;
 
 pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalInfo, ShippingInfo};
 pub use error::{Error, InternalError, Invalid, Unavailable};
 pub use fields::{Address, Email, FieldError, Name, Password, PhoneNumber};
 pub use mail::{Account, MailKind, TokenPurpose};
-pub use session::{ClientInfo, RandomId, Revocation, RevokeReason, Session, SessionId, TokenId};
+pub use random_id::{RandomId, SessionId, TokenId};
+pub use session::{ClientInfo, Revocation, RevokeReason, Session};
+pub use token::{Claims, TokenError, TokenKind};

@@ -3,7 +3,7 @@
 
 use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
 
-use super::{counter, counter_vec, gauge, histogram_vec};
+use super::define::{counter, counter_vec, gauge, histogram_vec};
 
 pub struct MailMetrics {
     /// Mails queued in the outbox, by kind.

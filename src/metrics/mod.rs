@@ -5,17 +5,24 @@
 //! A leaf module: it knows nothing of the services or transports. Labels that stand for a
 //! closed set of values are typed here (`Tier`, `Transport`) or come from the domain's own
 //! `label()` methods.
+//!
+//! `labels`: those typed labels; `define`: creating and registering one metric; `mail`: the
+//! families of mail, recovery and the operator API.
 
+mod define;
+mod labels;
 mod mail;
 
+pub use labels::{Dependency, Tier, Transport, UNMATCHED_ROUTE};
 pub use mail::MailMetrics;
 
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
 };
+
+use define::{counter, counter_vec, gauge, gauge_vec, histogram_vec};
 
 /// Handles to every metric; cheap to clone.
 #[derive(Clone)]
@@ -98,111 +105,11 @@ pub struct Inner {
     pub mail: mail::MailMetrics,
 }
 
-/// The label a request that matched no route is counted under.
-pub const UNMATCHED_ROUTE: &str = "unmatched";
-
-/// A cache tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tier {
-    Local,
-    Redis,
-}
-
-impl Tier {
-    pub fn label(self) -> &'static str {
-        match self {
-            Tier::Local => "local",
-            Tier::Redis => "redis",
-        }
-    }
-}
-
-/// Where a token verification came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Http,
-    Grpc,
-}
-
-impl Transport {
-    pub fn label(self) -> &'static str {
-        match self {
-            Transport::Http => "http",
-            Transport::Grpc => "grpc",
-        }
-    }
-}
-
-/// A dependency whose reachability is reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dependency {
-    Database,
-    Redis,
-}
-
-impl Dependency {
-    pub fn label(self) -> &'static str {
-        match self {
-            Dependency::Database => "database",
-            Dependency::Redis => "redis",
-        }
-    }
-}
-
 impl std::ops::Deref for Metrics {
     type Target = Inner;
     fn deref(&self) -> &Inner {
         &self.0
     }
-}
-
-// The definitions below are static: names, help texts and label names are fixed here and
-// every one is exercised by the tests, so their construction cannot fail at run time.
-
-#[expect(clippy::expect_used, reason = "static metric definition")]
-fn counter_vec(registry: &Registry, name: String, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric =
-        IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
-    register(registry, metric)
-}
-
-fn histogram_vec(
-    registry: &Registry,
-    name: String,
-    help: &str,
-    buckets: Vec<f64>,
-    labels: &[&str],
-) -> HistogramVec {
-    #[expect(clippy::expect_used, reason = "static metric definition")]
-    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-        .expect("static metric definition");
-    register(registry, metric)
-}
-
-#[expect(clippy::expect_used, reason = "static metric definition")]
-fn counter(registry: &Registry, name: String, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help).expect("static metric definition");
-    register(registry, metric)
-}
-
-#[expect(clippy::expect_used, reason = "static metric definition")]
-fn gauge(registry: &Registry, name: String, help: &str) -> IntGauge {
-    let metric = IntGauge::new(name, help).expect("static metric definition");
-    register(registry, metric)
-}
-
-#[expect(clippy::expect_used, reason = "static metric definition")]
-fn gauge_vec(registry: &Registry, name: String, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
-    register(registry, metric)
-}
-
-#[expect(clippy::expect_used, reason = "each metric is registered once")]
-fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
 }
 
 impl Metrics {
@@ -460,7 +367,9 @@ impl Metrics {
     /// Counts one access-token verification; `outcome` is `valid` or the error's label.
     pub fn token_verified(&self, transport: Transport, outcome: &'static str) {
         if outcome == "valid" {
-            self.hot.tokens_valid[transport as usize].inc();
+            if let Some(counter) = self.hot.tokens_valid.get(transport as usize) {
+                counter.inc();
+            }
         } else {
             self.token_verifications
                 .with_label_values(&[transport.label(), outcome])
@@ -470,7 +379,9 @@ impl Metrics {
 
     /// Counts one cache lookup answered by `tier`.
     pub fn cache_hit(&self, tier: Tier) {
-        self.hot.cache_hits[tier as usize].inc();
+        if let Some(counter) = self.hot.cache_hits.get(tier as usize) {
+            counter.inc();
+        }
     }
 
     /// The text exposition of every metric.

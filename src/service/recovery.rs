@@ -16,7 +16,7 @@ use crate::{
     metrics::Metrics,
     service::auth::AuthService,
     service::mail::{Mailer, token},
-    service::throttle::{Decision, Throttle, digest},
+    service::throttle::{Decision, Throttle, WindowKey},
     storage::cache::CachedStore,
     storage::store::{CustomerStore, NewMail, RecoveryStore, ResetOutcome, Which},
 };
@@ -54,7 +54,7 @@ fn outcome<T>(result: &Result<T, Error>) -> &'static str {
 
 impl RecoveryService {
     pub fn new(deps: RecoveryDeps) -> Self {
-        for limit in ["email", "ip"] {
+        for limit in WindowKey::MAIL_LABELS {
             deps.metrics.mail.limited.with_label_values(&[limit]);
         }
         for label in [
@@ -79,34 +79,22 @@ impl RecoveryService {
     /// refusal is silent (the caller still gets 202).
     async fn mail_allowed(&self, email: &Email, client: &ClientInfo) -> bool {
         let limits = self.0.limits;
-        if let Some(ip) = client.ip
-            && let Decision::Limited { .. } = self
-                .0
-                .throttle
-                .hit(
-                    &format!("mail-ip:{}", digest(&ip.to_string())),
-                    limits.per_ip_per_hour,
-                    MAIL_WINDOW,
-                )
-                .await
-        {
-            self.0.metrics.mail.limited.with_label_values(&["ip"]).inc();
-            return false;
-        }
-        let key = format!("mail-email:{}", digest(&email.as_str().to_lowercase()));
-        if let Decision::Limited { .. } = self
-            .0
-            .throttle
-            .hit(&key, limits.per_email_per_hour, MAIL_WINDOW)
-            .await
-        {
-            self.0
-                .metrics
-                .mail
-                .limited
-                .with_label_values(&["email"])
-                .inc();
-            return false;
+        let by_address = client.ip.map(WindowKey::MailAddress);
+        let by_email = WindowKey::MailEmail(email.clone());
+        let checks = by_address
+            .map(|key| (key, limits.per_ip_per_hour))
+            .into_iter()
+            .chain([(by_email, limits.per_email_per_hour)]);
+        for (key, limit) in checks {
+            if let Decision::Limited { .. } = self.0.throttle.hit(&key, limit, MAIL_WINDOW).await {
+                self.0
+                    .metrics
+                    .mail
+                    .limited
+                    .with_label_values(&[key.label()])
+                    .inc();
+                return false;
+            }
         }
         true
     }

@@ -6,35 +6,19 @@ use std::time::Duration;
 use crate::{
     domain::{
         ClientInfo, CustomerId, Email, Error, NewCustomer, Password, PersonalInfo, RevokeReason,
-        ShippingInfo,
     },
-    service::throttle::{Attempt, Decision, LockKey, digest},
+    service::throttle::{Attempt, Decision, LockoutKey, WindowKey},
     storage::store::{StoreError, Which},
 };
 
-use super::{Algorithm, AuthService, TokenPair, Verified, outcome};
+use super::{AuthService, Signup, TokenPair, Verified, outcome, password::Algorithm};
 
 /// The window of `SIGNUP_MAX_PER_IP_PER_HOUR`.
 const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
 
-/// What the limits count a client by: its address.
-fn client_key(client: &ClientInfo) -> String {
-    client
-        .ip
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
-}
-
 /// Two generators that share a machine id can produce one ID; the primary key catches it
 /// and the insert is retried with a new one.
 const MAX_ID_ATTEMPTS: usize = 5;
-
-/// A validated signup.
-#[derive(Debug, Clone)]
-pub struct Signup {
-    pub password: Password,
-    pub personal: PersonalInfo,
-    pub shipping: ShippingInfo,
-}
 
 impl AuthService {
     pub async fn signup(&self, signup: Signup, client: &ClientInfo) -> Result<TokenPair, Error> {
@@ -64,23 +48,23 @@ impl AuthService {
 
     async fn try_signup(&self, signup: Signup, client: &ClientInfo) -> Result<TokenPair, Error> {
         // Decided before any hashing: a flood of signups cannot take the pool.
-        let key = format!("signup:{}", digest(&client_key(client)));
+        let key = WindowKey::Signup(client.ip);
         if let Decision::Limited { retry_after } = self
             .0
             .throttle
             .hit(&key, self.0.abuse.signups_per_ip_per_hour, SIGNUP_WINDOW)
             .await
         {
-            return Err(self.refuse("signup_ip", retry_after).await);
+            return Err(self.refuse(key.label(), retry_after).await);
         }
         self.check_strength(&signup.password, &signup.personal)
             .await?;
-        let bcrypted_password = self.0.hasher.hash(signup.password).await?;
+        let password_hash = self.0.hasher.hash(signup.password).await?;
         let mut customer = NewCustomer {
             id: CustomerId(0),
             personal: signup.personal,
             shipping: signup.shipping,
-            bcrypted_password,
+            password_hash,
         };
         for _ in 0..MAX_ID_ATTEMPTS {
             customer.id = CustomerId(self.0.ids.next_id().map_err(Error::internal)?);
@@ -101,7 +85,7 @@ impl AuthService {
         Err(Error::internal("could not allocate a unique customer id"))
     }
 
-    fn count_throttled(&self, limit: &str) {
+    fn count_throttled(&self, limit: &'static str) {
         self.0.metrics.throttled.with_label_values(&[limit]).inc();
     }
 
@@ -129,7 +113,7 @@ impl AuthService {
 
     /// A refusal by a limit: counted, and answered after the refusal delay, so that a
     /// flood of guesses slows down to what costs next to nothing to answer.
-    async fn refuse(&self, limit: &str, retry_after: Duration) -> Error {
+    async fn refuse(&self, limit: &'static str, retry_after: Duration) -> Error {
         self.count_throttled(limit);
         tokio::time::sleep(self.0.abuse.refusal_delay).await;
         Error::TooManyAttempts { retry_after }
@@ -142,25 +126,29 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<TokenPair, Error> {
         let abuse = &self.0.abuse;
-        let address = client_key(client);
-        let ip = LockKey::new("login-ip", &address, "");
-        let pair = LockKey::new("login", &email.as_str().to_ascii_lowercase(), &address);
+        let ip = LockoutKey::Address(client.ip);
+        let pair = LockoutKey::EmailAddress {
+            email: email.clone(),
+            client: client.ip,
+        };
         // Decided before any hashing, every attempt counted as a failure until it turns out
         // right: however many guesses arrive at once, no more than the limit are checked.
         let ip_lockout = match self.0.throttle.attempt(&ip, &abuse.login_per_ip).await {
-            Attempt::Limited { retry_after } => return Err(self.refuse("ip", retry_after).await),
+            Attempt::Limited { retry_after } => {
+                return Err(self.refuse(ip.label(), retry_after).await);
+            }
             Attempt::Allowed { lockout_begun } => lockout_begun,
         };
         let pair_lockout = match self.0.throttle.attempt(&pair, &abuse.login).await {
             Attempt::Limited { retry_after } => {
                 self.0.throttle.succeeded(&ip, &abuse.login_per_ip).await;
-                return Err(self.refuse("email_ip", retry_after).await);
+                return Err(self.refuse(pair.label(), retry_after).await);
             }
             Attempt::Allowed { lockout_begun } => lockout_begun,
         };
         // A lockout begun by an attempt that turns out right is lifted at once: not counted.
         let count_lockouts = || {
-            for (begun, limit) in [(ip_lockout, "ip"), (pair_lockout, "email_ip")] {
+            for (begun, limit) in [(ip_lockout, ip.label()), (pair_lockout, pair.label())] {
                 if begun {
                     self.0.metrics.lockouts.with_label_values(&[limit]).inc();
                 }
@@ -177,11 +165,11 @@ impl AuthService {
                 Error::CustomerNotFound
             });
         };
-        let stored = credentials.bcrypted_password.clone();
+        let stored = credentials.password_hash.clone();
         let right = self
             .0
             .hasher
-            .verify(password.clone(), credentials.bcrypted_password)
+            .verify(password.clone(), credentials.password_hash)
             .await?;
         if right {
             self.0.throttle.clear(&pair, &abuse.login).await;
@@ -236,7 +224,7 @@ impl AuthService {
     /// Clears the login failures counted for `email` from every address (after a
     /// password reset).
     pub async fn clear_login_failures(&self, email: &Email) {
-        let key = LockKey::new("login", &email.as_str().to_ascii_lowercase(), "");
+        let key = LockoutKey::Email(email.clone());
         self.0
             .throttle
             .clear_family(&key, &self.0.abuse.login)
@@ -261,7 +249,7 @@ impl AuthService {
         if self
             .0
             .hasher
-            .verify(password, credentials.bcrypted_password)
+            .verify(password, credentials.password_hash)
             .await?
         {
             Ok(())

@@ -13,18 +13,19 @@ mod token;
 
 use std::sync::Arc;
 
-pub use credentials::Signup;
 pub use password::{Algorithm, BCRYPT_COST, HashPolicy, PasswordHasher};
 pub use secret::jwt_secret;
-pub use token::{Claims, TokenCodec, TokenError, TokenKind};
+pub use token::TokenCodec;
+
+pub use crate::domain::{Claims, TokenError, TokenKind};
 
 use crate::{
     domain::clock::Clock,
-    domain::{CustomerId, Error, SessionId},
+    domain::{CustomerId, Error, Password, PersonalInfo, SessionId, ShippingInfo},
     metrics::{Metrics, Transport},
     service::idgen::IdGenerator,
     service::session::{Grant, SessionService},
-    service::throttle::{LockoutPolicy, Throttle},
+    service::throttle::{LockoutKey, LockoutPolicy, Throttle, WindowKey},
     storage::store::CustomerStore,
 };
 
@@ -41,6 +42,14 @@ pub struct Verified {
     pub customer: CustomerId,
     /// `None` for a token minted by the Go service.
     pub session: Option<SessionId>,
+}
+
+/// A validated signup.
+#[derive(Debug, Clone)]
+pub struct Signup {
+    pub password: Password,
+    pub personal: PersonalInfo,
+    pub shipping: ShippingInfo,
 }
 
 /// What the service is built from.
@@ -86,10 +95,13 @@ fn outcome<T>(result: &Result<T, Error>) -> &'static str {
 impl AuthService {
     pub fn new(deps: AuthDeps) -> Self {
         // Every limit is a series from the start, so that its first refusal is a rise.
-        for limit in ["email_ip", "ip", "signup_ip"] {
+        for limit in LockoutKey::LABELS
+            .into_iter()
+            .chain(WindowKey::SIGNUP_LABELS)
+        {
             deps.metrics.throttled.with_label_values(&[limit]);
         }
-        for limit in ["email_ip", "ip"] {
+        for limit in LockoutKey::LABELS {
             deps.metrics.lockouts.with_label_values(&[limit]);
         }
         // Likewise the outcomes a dashboard or an alert divides by.

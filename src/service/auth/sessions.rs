@@ -3,11 +3,11 @@
 
 use crate::{
     config::LegacyRefreshTokens,
-    domain::{ClientInfo, CustomerId, Error, RandomId, RevokeReason, Session},
+    domain::{ClientInfo, CustomerId, Error, RandomId, RevokeReason, Session, TokenKind},
     storage::store::Which,
 };
 
-use super::{AuthService, TokenKind, TokenPair, Verified, outcome};
+use super::{AuthService, TokenPair, Verified, outcome};
 
 impl AuthService {
     pub async fn refresh(

@@ -14,7 +14,10 @@ use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Alg, HmacKey, KeyPair, KeyRing, Published, RingState, Signer};
+use super::{
+    material::{Alg, HmacKey, KeyPair},
+    ring::{KeyRing, Published, RingState, Signer},
+};
 use crate::{
     config::Secret,
     domain::clock::Clock,

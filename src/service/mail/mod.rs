@@ -1,142 +1,21 @@
 //! Mail (SPEC section 13): the outbox a request writes to, and the sender task that
 //! empties it.
 //!
-//! A request only inserts a row (`Mailer::queue`): what to send to whom, never a token.
+//! A request only inserts a row (`Mailer::queue`, in `outbox`): what to send to whom,
+//! never a token; `settings` holds how mails are made and retried.
 //! The sender (`sender`) claims due rows by compare-and-set, so that one replica sends
 //! each; makes the token when it sends (a retry makes a new one); hands the mail to SMTP
 //! (`smtp`) in plain text and HTML (`templates`); and retries with backoff across
 //! restarts until `MAIL_MAX_ATTEMPTS`, then gives up with a log line and a metric.
 
+mod outbox;
 mod sender;
+mod settings;
 pub mod smtp;
 mod templates;
 pub mod token;
 
-use std::{sync::Arc, time::Duration};
-
-use tokio::sync::Notify;
-
+pub use outbox::Mailer;
 pub use sender::Sender;
+pub use settings::{MAX_RETRY_DELAY, MailSettings};
 pub use smtp::{SmtpTls, SmtpUrl, Transport};
-
-use crate::{
-    domain::clock::Clock,
-    domain::{Error, MailKind},
-    metrics::Metrics,
-    storage::store::{NewMail, OutboxStore},
-};
-
-/// How mails are made and sent.
-#[derive(Debug, Clone)]
-pub struct MailSettings {
-    /// `MAIL_FROM`.
-    pub from: lettre::message::Mailbox,
-    /// `PUBLIC_BASE_URL` without a trailing `/`: links are built from it, never from a
-    /// request's `Host`.
-    pub public_base_url: String,
-    pub reset_ttl: Duration,
-    pub verify_ttl: Duration,
-    /// Attempts before a mail is given up.
-    pub max_attempts: u32,
-    /// Delay before the first retry; each further retry doubles it, up to `MAX_RETRY_DELAY`.
-    pub retry_base: Duration,
-    /// How often the outbox is looked at when nothing woke the sender.
-    pub poll: Duration,
-    /// Longest wait for the SMTP server on one mail.
-    pub send_timeout: Duration,
-    /// Mails sent at once by one replica.
-    pub concurrency: usize,
-}
-
-/// Longest delay between two attempts of one mail.
-pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
-
-impl MailSettings {
-    /// The delay after the `attempts`-th failed attempt.
-    pub fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempts.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.retry_base
-            .checked_mul(factor)
-            .unwrap_or(MAX_RETRY_DELAY)
-            .min(MAX_RETRY_DELAY)
-    }
-
-    /// How long a claimed row stays this replica's: longer than any one attempt can take,
-    /// so that another replica only re-sends a mail whose sender died.
-    pub fn lease(&self) -> Duration {
-        self.send_timeout * 2 + Duration::from_secs(30)
-    }
-}
-
-/// Queues mails; cheap to clone. Wakes this replica's sender, so that a mail goes out at
-/// once rather than at the next poll.
-#[derive(Clone)]
-pub struct Mailer {
-    outbox: Arc<dyn OutboxStore>,
-    wake: Arc<Notify>,
-    clock: Arc<dyn Clock>,
-    metrics: Metrics,
-}
-
-impl Mailer {
-    pub fn new(outbox: Arc<dyn OutboxStore>, clock: Arc<dyn Clock>, metrics: Metrics) -> Self {
-        for kind in MailKind::ALL {
-            let m = &metrics.mail;
-            for counter in [&m.queued, &m.sent, &m.failed, &m.retried, &m.skipped] {
-                counter.with_label_values(&[kind.label()]);
-            }
-            m.delivery_delay.with_label_values(&[kind.label()]);
-        }
-        Self {
-            outbox,
-            wake: Arc::new(Notify::new()),
-            clock,
-            metrics,
-        }
-    }
-
-    /// Inserts the row; that is all a request does.
-    pub async fn queue(&self, mail: NewMail) -> Result<(), Error> {
-        let now = i64::try_from(self.clock.now_millis()).unwrap_or(i64::MAX);
-        self.outbox.enqueue(&mail, now).await?;
-        self.metrics
-            .mail
-            .queued
-            .with_label_values(&[mail.kind.label()])
-            .inc();
-        self.wake.notify_one();
-        Ok(())
-    }
-
-    /// What the sender waits on besides its poll.
-    pub(crate) fn wake_handle(&self) -> Arc<Notify> {
-        self.wake.clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_ceiling() {
-        let settings = MailSettings {
-            from: "noreply@example.com".parse().unwrap(),
-            public_base_url: "http://localhost".into(),
-            reset_ttl: Duration::from_secs(1800),
-            verify_ttl: Duration::from_secs(86400),
-            max_attempts: 10,
-            retry_base: Duration::from_secs(10),
-            poll: Duration::from_secs(1),
-            send_timeout: Duration::from_secs(30),
-            concurrency: 8,
-        };
-        assert_eq!(settings.backoff(1), Duration::from_secs(10));
-        assert_eq!(settings.backoff(2), Duration::from_secs(20));
-        assert_eq!(settings.backoff(4), Duration::from_secs(80));
-        assert_eq!(settings.backoff(40), MAX_RETRY_DELAY);
-        assert!(settings.lease() > settings.send_timeout);
-    }
-}

@@ -12,7 +12,7 @@ use lettre::{
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::{MailSettings, Mailer, Transport, templates, token};
+use super::{outbox::Mailer, settings::MailSettings, smtp::Transport, templates, token};
 use crate::{
     domain::clock::Clock,
     domain::{Account, MailKind, TokenPurpose},

@@ -15,11 +15,11 @@ pub use revocations::{REVOCATION_CHANNEL, RevocationFeed, RevocationSet, Source}
 use crate::{
     config::LegacyRefreshTokens,
     domain::clock::Clock,
+    domain::{Claims, TokenKind},
     domain::{
         ClientInfo, CustomerId, Error, RandomId, Revocation, RevokeReason, Session, SessionId,
     },
     metrics::Metrics,
-    service::auth::{Claims, TokenKind},
     storage::redis::RedisClient,
     storage::store::{Rotation, SessionStore, Which},
 };
@@ -205,12 +205,12 @@ impl SessionService {
         let expires_at = now_ms.saturating_add(max_ms);
         let (access_exp, refresh_exp) = self.expiries(now, expires_at);
         let session = Session {
-            id: RandomId::random(),
+            id: RandomId::new(rand::random()),
             customer,
             created_at: now_ms,
             refreshed_at: now_ms,
             expires_at,
-            refresh_jti: RandomId::random(),
+            refresh_jti: RandomId::new(rand::random()),
             refresh_iat: now,
             refresh_exp,
             previous_jti: None,
@@ -305,7 +305,7 @@ impl SessionService {
             return Ok(self.grant(key, access_exp, presented_jti, now, refresh_exp));
         }
         let rotation = Rotation {
-            new_jti: RandomId::random(),
+            new_jti: RandomId::new(rand::random()),
             iat: now,
             refresh_exp,
             refreshed_at: now_ms,

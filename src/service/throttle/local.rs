@@ -5,7 +5,7 @@ use std::{sync::Mutex, time::Duration};
 
 use quick_cache::sync::Cache;
 
-use super::{LockKey, LockoutPolicy};
+use super::{keys::LockKey, policy::LockoutPolicy};
 
 /// Entries per table: enough for every address that failed a login in a window, bounded.
 const MAX_ENTRIES: usize = 100_000;
@@ -61,7 +61,7 @@ impl LocalCounters {
 
     /// As the script's `attempt`: (-1, remaining ms) while locked, else the attempt is
     /// counted and (failures, lockout begun in ms or 0).
-    pub fn attempt(&self, key: &LockKey, policy: &LockoutPolicy, now: i64) -> (i64, i64) {
+    pub(super) fn attempt(&self, key: &LockKey, policy: &LockoutPolicy, now: i64) -> (i64, i64) {
         let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());
         let mut state = self.state(key, policy, now);
         if state.locked_until > now {
@@ -82,7 +82,7 @@ impl LocalCounters {
     }
 
     /// Takes one counted attempt back.
-    pub fn succeed(&self, key: &LockKey, policy: &LockoutPolicy, now: i64) {
+    pub(super) fn succeed(&self, key: &LockKey, policy: &LockoutPolicy, now: i64) {
         let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());
         let mut state = self.state(key, policy, now);
         if state.failures > 0 {
@@ -91,17 +91,17 @@ impl LocalCounters {
         }
     }
 
-    pub fn clear(&self, key: &LockKey) {
+    pub(super) fn clear(&self, key: &LockKey) {
         self.locks.remove(key);
     }
 
-    pub fn clear_family(&self, key: &LockKey, now: i64) {
+    pub(super) fn clear_family(&self, key: &LockKey, now: i64) {
         self.cleared.insert(key.family.clone(), now);
         self.locks.remove(key);
     }
 
     /// Counts a hit; returns (hits in the window, remaining ms of the window).
-    pub fn hit(&self, key: &str, window: Duration, now: i64) -> (i64, i64) {
+    pub(super) fn hit(&self, key: &str, window: Duration, now: i64) -> (i64, i64) {
         let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());
         let (hits, end) = match self.windows.get(key) {
             Some((hits, end)) if end > now => (hits + 1, end),

@@ -8,18 +8,24 @@
 //!   is locked; each further lockout inside the window doubles, up to a ceiling;
 //! - a **window** counter (signups, mails): at most `limit` hits per window.
 //!
-//! Keys hold SHA-256 digests of what they count, never an email or an address in clear.
+//! What a counter counts is typed (`LockoutKey`, `WindowKey`, in `keys`); the Redis key
+//! names they render are unchanged.
 
+mod keys;
 mod local;
+mod policy;
 
 use std::{sync::Arc, time::Duration};
 
 use fred::types::Value;
-use sha2::{Digest, Sha256};
 
 use crate::{domain::clock::Clock, metrics::Metrics, storage::redis::RedisClient};
 
-pub use local::LocalCounters;
+pub use keys::{LockoutKey, WindowKey};
+pub use policy::LockoutPolicy;
+
+use keys::LockKey;
+use local::LocalCounters;
 
 /// The answer to an attempt on a lockout counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,49 +48,6 @@ pub enum Decision {
     Limited {
         retry_after: Duration,
     },
-}
-
-/// How a lockout counter behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockoutPolicy {
-    /// Failures within the window that lock the key; 0 = never.
-    pub max_failures: u32,
-    pub window: Duration,
-    pub first_lockout: Duration,
-    pub max_lockout: Duration,
-}
-
-/// A lockout counter's key. `family` groups keys that can be cleared together (all the
-/// addresses of one email).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LockKey {
-    family: String,
-    member: String,
-}
-
-impl LockKey {
-    /// `kind` names the limit (`login`, `login-ip`); `family` and `member` are hashed.
-    pub fn new(kind: &str, family: &str, member: &str) -> Self {
-        Self {
-            family: format!("{kind}:{}", digest(family)),
-            member: digest(member),
-        }
-    }
-
-    /// The Redis key of the counter and of its family's "cleared at" mark: one hash tag,
-    /// so that both live on one cluster slot for the script.
-    fn redis_keys(&self) -> [String; 2] {
-        [
-            format!("throttle:{{{}}}:{}", self.family, self.member),
-            format!("throttle:{{{}}}:cleared", self.family),
-        ]
-    }
-}
-
-/// 64 bits of SHA-256, in hex: collisions are out of reach, and nothing readable is stored.
-pub fn digest(text: &str) -> String {
-    let hash = Sha256::digest(text.as_bytes());
-    hash[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A lockout counter in one script. KEYS: counter, family mark. ARGV: op, now (ms),
@@ -201,12 +164,13 @@ impl Throttle {
 
     /// An attempt on `key`: refused while it is locked; otherwise counted as a failure
     /// until `succeeded` takes it back. Tells whether it began a lockout.
-    pub async fn attempt(&self, key: &LockKey, policy: &LockoutPolicy) -> Attempt {
+    pub async fn attempt(&self, key: &LockoutKey, policy: &LockoutPolicy) -> Attempt {
         if policy.max_failures == 0 {
             return Attempt::Allowed {
                 lockout_begun: false,
             };
         }
+        let key = &key.counter();
         let now = self.now_ms();
         let (first, second) = match self.lockout_script("attempt", key, policy, now).await {
             Some(Value::Array(reply)) => (
@@ -227,10 +191,11 @@ impl Throttle {
     }
 
     /// The attempt turned out right: it is not a failure after all.
-    pub async fn succeeded(&self, key: &LockKey, policy: &LockoutPolicy) {
+    pub async fn succeeded(&self, key: &LockoutKey, policy: &LockoutPolicy) {
         if policy.max_failures == 0 {
             return;
         }
+        let key = &key.counter();
         let now = self.now_ms();
         if self
             .lockout_script("succeed", key, policy, now)
@@ -242,7 +207,8 @@ impl Throttle {
     }
 
     /// Forgets the failures of `key` (a successful login).
-    pub async fn clear(&self, key: &LockKey, policy: &LockoutPolicy) {
+    pub async fn clear(&self, key: &LockoutKey, policy: &LockoutPolicy) {
+        let key = &key.counter();
         let now = self.now_ms();
         let _ = self.lockout_script("clear", key, policy, now).await;
         // Whatever this replica counted while Redis was away is forgotten too.
@@ -251,7 +217,8 @@ impl Throttle {
 
     /// Forgets the failures of every key of `key`'s family (a password reset clears every
     /// address's count for its email).
-    pub async fn clear_family(&self, key: &LockKey, policy: &LockoutPolicy) {
+    pub async fn clear_family(&self, key: &LockoutKey, policy: &LockoutPolicy) {
+        let key = &key.counter();
         let now = self.now_ms();
         let _ = self.lockout_script("clear-family", key, policy, now).await;
         self.local.clear_family(key, now);
@@ -259,11 +226,11 @@ impl Throttle {
 
     /// Counts one hit of a window counter; `Limited` once there were more than `limit` in
     /// the window (the refused hits count too, so hammering does not help). `limit` 0 = off.
-    pub async fn hit(&self, key: &str, limit: u32, window: Duration) -> Decision {
+    pub async fn hit(&self, key: &WindowKey, limit: u32, window: Duration) -> Decision {
         if limit == 0 {
             return Decision::Allowed;
         }
-        let key = format!("throttle:{key}");
+        let key = key.render();
         let reply = match &self.redis {
             Some(redis) => redis
                 .eval(
@@ -302,6 +269,17 @@ mod tests {
     use super::*;
     use crate::domain::clock::ManualClock;
 
+    fn pair(address: &str) -> LockoutKey {
+        LockoutKey::EmailAddress {
+            email: crate::domain::Email::parse("a@b.co").unwrap(),
+            client: Some(address.parse().unwrap()),
+        }
+    }
+
+    fn signup(address: &str) -> WindowKey {
+        WindowKey::Signup(Some(address.parse().unwrap()))
+    }
+
     fn policy() -> LockoutPolicy {
         LockoutPolicy {
             max_failures: 3,
@@ -330,7 +308,7 @@ mod tests {
     async fn lockouts_double_inside_the_window_up_to_the_ceiling() {
         let clock = Arc::new(ManualClock::starting_now());
         let throttle = Throttle::new(None, clock.clone(), Metrics::new("test"));
-        let key = LockKey::new("login", "a@b.co", "10.0.0.1");
+        let key = pair("10.0.0.1");
         let policy = policy();
         // An attempt that turns out right is taken back: right ones never add up.
         for _ in 0..5 {
@@ -357,7 +335,7 @@ mod tests {
             "capped"
         );
         // Another address of the same email is counted on its own.
-        let other = LockKey::new("login", "a@b.co", "10.0.0.2");
+        let other = pair("10.0.0.2");
         assert_eq!(throttle.attempt(&other, &policy).await, FREE);
         // A success clears the pair.
         throttle.clear(&key, &policy).await;
@@ -374,9 +352,7 @@ mod tests {
         let clock = Arc::new(ManualClock::starting_now());
         let throttle = Throttle::new(None, clock.clone(), Metrics::new("test"));
         let policy = policy();
-        let keys: Vec<LockKey> = (0..3)
-            .map(|i| LockKey::new("login", "a@b.co", &format!("10.0.0.{i}")))
-            .collect();
+        let keys: Vec<LockoutKey> = (0..3).map(|i| pair(&format!("10.0.0.{i}"))).collect();
         for key in &keys {
             for _ in 0..3 {
                 throttle.attempt(key, &policy).await;
@@ -399,17 +375,26 @@ mod tests {
         let throttle = Throttle::new(None, clock.clone(), Metrics::new("test"));
         let hour = Duration::from_secs(3600);
         for _ in 0..2 {
-            assert_eq!(throttle.hit("signup:x", 2, hour).await, Decision::Allowed);
+            assert_eq!(
+                throttle.hit(&signup("10.0.0.1"), 2, hour).await,
+                Decision::Allowed
+            );
         }
         assert_eq!(
-            throttle.hit("signup:x", 2, hour).await,
+            throttle.hit(&signup("10.0.0.1"), 2, hour).await,
             Decision::Limited { retry_after: hour }
         );
-        assert_eq!(throttle.hit("signup:y", 2, hour).await, Decision::Allowed);
-        clock.advance(hour);
-        assert_eq!(throttle.hit("signup:x", 2, hour).await, Decision::Allowed);
         assert_eq!(
-            throttle.hit("signup:x", 0, hour).await,
+            throttle.hit(&signup("10.0.0.2"), 2, hour).await,
+            Decision::Allowed
+        );
+        clock.advance(hour);
+        assert_eq!(
+            throttle.hit(&signup("10.0.0.1"), 2, hour).await,
+            Decision::Allowed
+        );
+        assert_eq!(
+            throttle.hit(&signup("10.0.0.1"), 0, hour).await,
             Decision::Allowed,
             "0 = off"
         );

@@ -11,7 +11,10 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{CacheKey, INVALIDATION_CHANNEL, LocalCache};
+use super::{
+    keys::{CacheKey, INVALIDATION_CHANNEL},
+    local::LocalCache,
+};
 use crate::{
     metrics::Metrics,
     storage::redis::{ChannelHandler, RedisClient, RedisDown},

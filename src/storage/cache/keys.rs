@@ -136,7 +136,7 @@ impl Entry {
                     + s.phone_number.as_str().len()
             }
             Entry::Credentials(Some(c)) => {
-                ARC + std::mem::size_of::<Credentials>() + TEXT + c.bcrypted_password.len()
+                ARC + std::mem::size_of::<Credentials>() + TEXT + c.password_hash.len()
             }
             _ => 0,
         };
@@ -212,7 +212,9 @@ struct RedisCredentials {
     #[serde(rename = "ID")]
     id: u64,
     active: bool,
-    bcrypted_password: String,
+    /// Named for the Go service's field; it holds bcrypt or Argon2id hashes.
+    #[serde(rename = "BcryptedPassword")]
+    password_hash: String,
 }
 
 impl Cacheable for PersonalInfo {
@@ -281,13 +283,13 @@ impl Cacheable for Credentials {
                 exist: true,
                 id: c.id.0,
                 active: c.active,
-                bcrypted_password: c.bcrypted_password.clone(),
+                password_hash: c.password_hash.clone(),
             },
             None => RedisCredentials {
                 exist: false,
                 id: 0,
                 active: false,
-                bcrypted_password: String::new(),
+                password_hash: String::new(),
             },
         };
         serde_json::to_string(&c).ok()
@@ -297,7 +299,7 @@ impl Cacheable for Credentials {
             Ok(c) if c.exist => Lookup::Hit(Credentials {
                 id: CustomerId(c.id),
                 active: c.active,
-                bcrypted_password: c.bcrypted_password,
+                password_hash: c.password_hash,
             }),
             Ok(_) => Lookup::Absent,
             Err(_) => Lookup::Miss,
@@ -355,7 +357,7 @@ mod tests {
         let creds = Credentials {
             id: CustomerId(7),
             active: true,
-            bcrypted_password: "$2a$10$x".into(),
+            password_hash: "$2a$10$x".into(),
         };
         assert_eq!(
             Credentials::to_redis(&Some(creds.clone())).unwrap(),
@@ -403,7 +405,7 @@ mod tests {
             Lookup::Hit(Credentials {
                 id: CustomerId(9),
                 active: false,
-                bcrypted_password: "h".into()
+                password_hash: "h".into()
             })
         );
         assert_eq!(

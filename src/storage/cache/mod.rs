@@ -2,8 +2,11 @@
 //! database, with request coalescing at both levels and invalidation next to the writes.
 //!
 //! `CachedStore` wraps any `CustomerStore` and is one itself, so the services do not know
-//! whether a cache is there.
+//! whether a cache is there. Here: the read path (`get_or_load`) and the invalidation
+//! mechanics; `customers`: the trait's reads and writes; `keys`: the typed keys and the
+//! Redis values; `local`: the in-process tier; `invalidation`: the channel to other replicas.
 
+mod customers;
 mod invalidation;
 mod keys;
 mod local;
@@ -17,8 +20,6 @@ use std::{
     time::Duration,
 };
 
-use async_trait::async_trait;
-
 pub use keys::{
     CacheKey, Cacheable, EntryKind, INVALIDATION_CHANNEL, Lookup, credential_keys, lock_key,
 };
@@ -27,12 +28,10 @@ pub use local::LocalCache;
 use invalidation::Invalidator;
 
 use crate::{
-    domain::{
-        CheckResult, Credentials, CustomerId, Email, NewCustomer, PersonalInfo, ShippingInfo,
-    },
+    domain::Email,
     metrics::{Metrics, Tier},
     storage::redis::{RedisClient, RedisDown},
-    storage::store::{CustomerStore, DeletedCustomer, StoreError, StoreResult},
+    storage::store::{CustomerStore, StoreError, StoreResult},
 };
 
 /// Cache lifetimes and bounds.
@@ -275,33 +274,6 @@ impl CachedStore {
             invalidator.invalidate(&keys).await;
         });
     }
-}
-
-impl CachedStore {
-    /// Drops `keys` before `write` and again after it. After alone, a crash between the
-    /// commit and the invalidation would leave the old value in Redis (and in the other
-    /// replicas' memory) until it expires; before as well, only a load racing the write
-    /// itself can put it back.
-    async fn invalidate_around<T>(
-        &self,
-        keys: Vec<CacheKey>,
-        write: impl Future<Output = StoreResult<T>>,
-    ) -> StoreResult<T> {
-        let (result, keys) = self.invalidate_around_then(keys, write).await?;
-        self.invalidate(keys).await;
-        Ok(result)
-    }
-
-    /// The first half of `invalidate_around`: the caller adds what the write told it and
-    /// invalidates after.
-    async fn invalidate_around_then<T>(
-        &self,
-        keys: Vec<CacheKey>,
-        write: impl Future<Output = StoreResult<T>>,
-    ) -> StoreResult<(T, Vec<CacheKey>)> {
-        self.invalidate_without_repeat(&keys).await;
-        Ok((write.await?, keys))
-    }
 
     /// As `invalidate`, without the delayed repeat: the invalidation after the write has one.
     async fn invalidate_without_repeat(&self, keys: &[CacheKey]) {
@@ -322,134 +294,4 @@ async fn redis_lookup<V: Cacheable>(
         .get(key)
         .await?
         .map_or(Lookup::Miss, |json| V::from_redis(&json)))
-}
-
-#[async_trait]
-impl CustomerStore for CachedStore {
-    async fn insert(&self, customer: &NewCustomer) -> StoreResult<()> {
-        // A failed login may have cached "no such email".
-        let mut keys = credential_keys(&customer.personal.email);
-        keys.push(CacheKey::Check(customer.id));
-        self.invalidate_around(keys, self.inner.insert(customer))
-            .await
-    }
-
-    async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>> {
-        self.get_or_load(CacheKey::credentials(email), self.inner.credentials(email))
-            .await
-    }
-
-    async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>> {
-        self.get_or_load(CacheKey::Check(id), self.inner.check(id))
-            .await
-    }
-
-    async fn personal_info(&self, id: CustomerId) -> StoreResult<Option<PersonalInfo>> {
-        self.get_or_load(CacheKey::Personal(id), self.inner.personal_info(id))
-            .await
-    }
-
-    async fn shipping_info(&self, id: CustomerId) -> StoreResult<Option<ShippingInfo>> {
-        self.get_or_load(CacheKey::Shipping(id), self.inner.shipping_info(id))
-            .await
-    }
-
-    async fn update_personal_info(
-        &self,
-        id: CustomerId,
-        info: &PersonalInfo,
-    ) -> StoreResult<Option<PersonalInfo>> {
-        let mut keys = vec![CacheKey::Personal(id)];
-        // Fix (SPEC section 5): the old address must stop logging in, the new one start.
-        keys.extend(credential_keys(&info.email));
-        // The address as it is now (read first, for the invalidation before the write).
-        if let Some(current) = self.inner.personal_info(id).await? {
-            keys.extend(credential_keys(&current.email));
-        }
-        let (previous, mut keys) = self
-            .invalidate_around_then(keys, self.inner.update_personal_info(id, info))
-            .await?;
-        if let Some(previous) = &previous {
-            keys.extend(credential_keys(&previous.email));
-        }
-        keys.sort();
-        keys.dedup();
-        self.invalidate(keys).await;
-        Ok(previous)
-    }
-
-    async fn update_shipping_info(
-        &self,
-        id: CustomerId,
-        info: &ShippingInfo,
-    ) -> StoreResult<Option<ShippingInfo>> {
-        self.invalidate_around(
-            vec![CacheKey::Shipping(id)],
-            self.inner.update_shipping_info(id, info),
-        )
-        .await
-    }
-
-    async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>> {
-        let mut keys = vec![CacheKey::Check(id)];
-        if let Some(personal) = self.inner.personal_info(id).await? {
-            keys.extend(credential_keys(&personal.email));
-        }
-        self.invalidate_around(keys, self.inner.set_active(id, active))
-            .await
-    }
-
-    async fn update_password(&self, id: CustomerId, hash: &str) -> StoreResult<Option<Email>> {
-        // Every replica must verify against the new hash from now on.
-        let Some(current) = self.inner.personal_info(id).await? else {
-            return self.inner.update_password(id, hash).await;
-        };
-        let (email, mut keys) = self
-            .invalidate_around_then(
-                credential_keys(&current.email),
-                self.inner.update_password(id, hash),
-            )
-            .await?;
-        if let Some(email) = &email {
-            keys.extend(credential_keys(email));
-            keys.sort();
-            keys.dedup();
-        }
-        self.invalidate(keys).await;
-        Ok(email)
-    }
-
-    async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>> {
-        let mut before = vec![
-            CacheKey::Personal(id),
-            CacheKey::Shipping(id),
-            CacheKey::Check(id),
-        ];
-        if let Some(current) = self.inner.personal_info(id).await? {
-            before.extend(credential_keys(&current.email));
-        }
-        self.invalidate_without_repeat(&before).await;
-        let deleted = self.inner.delete(id, now_ms).await?;
-        if let Some(deleted) = &deleted {
-            let mut keys = vec![
-                CacheKey::Personal(id),
-                CacheKey::Shipping(id),
-                CacheKey::Check(id),
-            ];
-            keys.extend(credential_keys(&deleted.personal.email));
-            self.invalidate(keys).await;
-        }
-        Ok(deleted)
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        self.inner.ping().await
-    }
-
-    async fn close(&self) {
-        if let Some(redis) = &self.redis {
-            redis.client.close().await;
-        }
-        self.inner.close().await;
-    }
 }

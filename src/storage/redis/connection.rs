@@ -54,11 +54,13 @@ impl RedisClient {
 
     async fn connect(&self) -> Result<Connection, fred::error::Error> {
         let servers = parse_addrs(&self.settings.addrs)?;
-        let clustered = servers.len() > 1 || self.probe_cluster(&servers[0]).await?;
+        // `parse_addrs` refuses an empty list.
+        let first = servers.first().cloned().unwrap_or_default();
+        let clustered = servers.len() > 1 || self.probe_cluster(&first).await?;
         let server = if clustered {
             ServerConfig::new_clustered(servers)
         } else {
-            ServerConfig::new_centralized(servers[0].0.clone(), servers[0].1)
+            ServerConfig::new_centralized(first.0, first.1)
         };
         let builder = self.builder(server, clustered);
         let pool = builder.build_pool(self.settings.pool_size.max(1))?;

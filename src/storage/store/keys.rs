@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::StoreResult;
+use super::error::StoreResult;
 
 /// A generated key as stored. Times are Unix milliseconds.
 #[derive(Clone)]

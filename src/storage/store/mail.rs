@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::StoreResult;
+use super::error::StoreResult;
 use crate::domain::{Account, CustomerId, Email, MailKind, TokenPurpose};
 
 /// A mail to queue: what to send to whom. Never a token: that is made when it is sent.

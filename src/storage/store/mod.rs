@@ -1,8 +1,13 @@
 //! Storage behind traits, so that the cache can wrap the customers and the backend can be
 //! chosen at run time from `DB_DSN`: SQLite (embedded default) or MySQL/MariaDB. Both
 //! drivers are always compiled in; one store value serves every trait.
+//!
+//! The traits, one file per table family (`customers`, `sessions`, `mail`, `keys`), and
+//! `error`; `sql` implements all of them for both backends; `dsn` parses `DB_DSN`.
 
+mod customers;
 mod dsn;
+mod error;
 mod keys;
 mod mail;
 mod sessions;
@@ -10,18 +15,13 @@ mod sql;
 
 use std::{sync::Arc, time::Duration};
 
-use async_trait::async_trait;
-
 use crate::{
     domain::clock::{Clock, SystemClock},
     metrics::Metrics,
 };
 
-use crate::domain::{
-    CheckResult, Credentials, CustomerId, Email, Error, InternalError, NewCustomer, PersonalInfo,
-    Revocation, ShippingInfo, Unavailable,
-};
-
+pub use customers::{CustomerStore, DeletedCustomer};
+pub use error::{StoreError, StoreResult};
 pub use keys::{KeyStore, StoredKey};
 pub use mail::{
     ClaimedMail, IssuedToken, NewMail, OutboxStats, OutboxStore, RecoveryStore, ResetOutcome,
@@ -30,76 +30,7 @@ pub use mail::{
 pub use sessions::{Rotation, SessionStore, SweepCounts, Which};
 
 pub use dsn::{DatabaseUrl, DsnError, SqliteTarget};
-pub use sql::{MySqlStore, SqliteStore};
-
-/// What can go wrong in storage, by what the caller does about it.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The email or phone number belongs to another customer.
-    #[error("duplicate entry")]
-    Duplicate,
-    /// The primary key is taken: two generators produced one ID. The caller retries with a new one.
-    #[error("customer id already taken")]
-    IdTaken,
-    /// The database cannot be reached right now.
-    #[error("database unavailable")]
-    Unavailable(#[source] InternalError),
-    #[error("database error")]
-    Other(#[source] InternalError),
-}
-
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Duplicate => Error::DuplicateEntry,
-            StoreError::Unavailable(cause) => Error::Unavailable(Unavailable::Database(cause)),
-            e @ StoreError::IdTaken => Error::internal(e),
-            StoreError::Other(cause) => Error::Internal(cause),
-        }
-    }
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
-
-/// The customer table. Lookups return `None` for an unknown customer; updates return the
-/// previous value (so that a cache knows what became stale) or `None` for an unknown customer.
-#[async_trait]
-pub trait CustomerStore: Send + Sync + 'static {
-    async fn insert(&self, customer: &NewCustomer) -> StoreResult<()>;
-    async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>>;
-    async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>>;
-    async fn personal_info(&self, id: CustomerId) -> StoreResult<Option<PersonalInfo>>;
-    async fn shipping_info(&self, id: CustomerId) -> StoreResult<Option<ShippingInfo>>;
-    async fn update_personal_info(
-        &self,
-        id: CustomerId,
-        info: &PersonalInfo,
-    ) -> StoreResult<Option<PersonalInfo>>;
-    async fn update_shipping_info(
-        &self,
-        id: CustomerId,
-        info: &ShippingInfo,
-    ) -> StoreResult<Option<ShippingInfo>>;
-    /// Sets a customer's `active` flag; returns the previous state, `None` if unknown.
-    async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>>;
-    /// Replaces the password hash; returns the customer's email, `None` if unknown.
-    async fn update_password(&self, id: CustomerId, hash: &str) -> StoreResult<Option<Email>>;
-    /// Removes the customer and their sessions in one transaction; the live sessions'
-    /// revocations are recorded (their access tokens are refused until they expire).
-    /// `None` if unknown.
-    async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>>;
-    /// One round trip to the database, for readiness.
-    async fn ping(&self) -> StoreResult<()>;
-    /// Closes the pool, waiting for connections in use to be returned.
-    async fn close(&self);
-}
-
-/// What an account deletion removed.
-#[derive(Debug, Clone)]
-pub struct DeletedCustomer {
-    pub personal: PersonalInfo,
-    pub revocations: Vec<Revocation>,
-}
+pub use sql::{MySqlStore, PoolLimits, SqliteStore};
 
 /// One database, seen through each of its traits.
 #[derive(Clone)]
@@ -120,6 +51,16 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
 }
 
+impl From<&PoolSettings> for PoolLimits {
+    fn from(settings: &PoolSettings) -> Self {
+        Self {
+            max_open: settings.max_open,
+            max_idle: settings.max_idle,
+            acquire_timeout: settings.acquire_timeout,
+        }
+    }
+}
+
 /// Opens the store that `url` names and brings its schema up to date.
 pub async fn open(
     url: &DatabaseUrl,
@@ -129,7 +70,7 @@ pub async fn open(
 ) -> anyhow::Result<Stores> {
     Ok(match url {
         DatabaseUrl::Sqlite(path) => {
-            let store = Arc::new(SqliteStore::open(path, pool, metrics, clock).await?);
+            let store = Arc::new(SqliteStore::open(path, &pool.into(), metrics, clock).await?);
             Stores {
                 customers: store.clone(),
                 sessions: store.clone(),
@@ -139,8 +80,9 @@ pub async fn open(
             }
         }
         DatabaseUrl::MySql(options) => {
-            let store =
-                Arc::new(MySqlStore::open((**options).clone(), pool, metrics, clock).await?);
+            let store = Arc::new(
+                MySqlStore::open((**options).clone(), &pool.into(), metrics, clock).await?,
+            );
             Stores {
                 customers: store.clone(),
                 sessions: store.clone(),

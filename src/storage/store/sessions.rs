@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::StoreResult;
+use super::error::StoreResult;
 use crate::domain::{CustomerId, Revocation, RevokeReason, Session, SessionId, TokenId};
 
 /// Which of a customer's live sessions a revocation ends.

@@ -2,8 +2,11 @@
 
 use async_trait::async_trait;
 
-use super::{MySqlStore, SqliteStore};
-use crate::storage::store::{KeyStore, StoreError, StoreResult, StoredKey};
+use super::backend::{MySqlStore, SqliteStore};
+use crate::storage::store::{
+    error::{StoreError, StoreResult},
+    keys::{KeyStore, StoredKey},
+};
 
 macro_rules! key_store {
     ($name:ident) => {

@@ -4,10 +4,13 @@
 
 use async_trait::async_trait;
 
-use super::{MySqlStore, SqliteStore};
+use super::backend::{MySqlStore, SqliteStore};
 use crate::{
     domain::{CustomerId, RandomId, Revocation, RevokeReason, Session, SessionId, TokenId},
-    storage::store::{Rotation, SessionStore, StoreError, StoreResult, SweepCounts, Which},
+    storage::store::{
+        error::{StoreError, StoreResult},
+        sessions::{Rotation, SessionStore, SweepCounts, Which},
+    },
 };
 
 /// Every column of `sessions`, in the order `SessionRow` reads them.

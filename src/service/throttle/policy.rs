@@ -1,0 +1,13 @@
+//! How a lockout counter behaves.
+
+use std::time::Duration;
+
+/// How a lockout counter behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failures within the window that lock the key; 0 = never.
+    pub max_failures: u32,
+    pub window: Duration,
+    pub first_lockout: Duration,
+    pub max_lockout: Duration,
+}

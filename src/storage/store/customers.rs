@@ -1,0 +1,49 @@
+//! The customer table's trait, implemented by the SQL stores and wrapped by the cache.
+
+use async_trait::async_trait;
+
+use super::error::StoreResult;
+use crate::domain::{
+    CheckResult, Credentials, CustomerId, Email, NewCustomer, PersonalInfo, Revocation,
+    ShippingInfo,
+};
+
+/// The customer table. Lookups return `None` for an unknown customer; updates return the
+/// previous value (so that a cache knows what became stale) or `None` for an unknown customer.
+#[async_trait]
+pub trait CustomerStore: Send + Sync + 'static {
+    async fn insert(&self, customer: &NewCustomer) -> StoreResult<()>;
+    async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>>;
+    async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>>;
+    async fn personal_info(&self, id: CustomerId) -> StoreResult<Option<PersonalInfo>>;
+    async fn shipping_info(&self, id: CustomerId) -> StoreResult<Option<ShippingInfo>>;
+    async fn update_personal_info(
+        &self,
+        id: CustomerId,
+        info: &PersonalInfo,
+    ) -> StoreResult<Option<PersonalInfo>>;
+    async fn update_shipping_info(
+        &self,
+        id: CustomerId,
+        info: &ShippingInfo,
+    ) -> StoreResult<Option<ShippingInfo>>;
+    /// Sets a customer's `active` flag; returns the previous state, `None` if unknown.
+    async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>>;
+    /// Replaces the password hash; returns the customer's email, `None` if unknown.
+    async fn update_password(&self, id: CustomerId, hash: &str) -> StoreResult<Option<Email>>;
+    /// Removes the customer and their sessions in one transaction; the live sessions'
+    /// revocations are recorded (their access tokens are refused until they expire).
+    /// `None` if unknown.
+    async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>>;
+    /// One round trip to the database, for readiness.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Closes the pool, waiting for connections in use to be returned.
+    async fn close(&self);
+}
+
+/// What an account deletion removed.
+#[derive(Debug, Clone)]
+pub struct DeletedCustomer {
+    pub personal: PersonalInfo,
+    pub revocations: Vec<Revocation>,
+}

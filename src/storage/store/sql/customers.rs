@@ -1,0 +1,253 @@
+//! `CustomerStore` for both SQL stores: the same statements on SQLite and MySQL, written
+//! once. A deletion also removes the customer's sessions (recording their revocations),
+//! mail tokens and verified address, in one transaction.
+
+use async_trait::async_trait;
+
+use super::backend::{MySqlStore, SqliteStore};
+use crate::{
+    domain::{
+        Address, CheckResult, Credentials, CustomerId, Email, Name, NewCustomer, PersonalInfo,
+        PhoneNumber, RandomId, Revocation, ShippingInfo,
+    },
+    storage::store::{
+        customers::{CustomerStore, DeletedCustomer},
+        error::{StoreError, StoreResult},
+    },
+};
+
+macro_rules! customer_store {
+    ($name:ident, begin: $begin:literal, lock: $lock:literal) => {
+        #[async_trait]
+        impl CustomerStore for $name {
+            async fn insert(&self, c: &NewCustomer) -> StoreResult<()> {
+                let Some(id) = Self::bind_id(c.id) else {
+                    return Err(StoreError::Other("customer id out of range".into()));
+                };
+                let now = self.now_millis();
+                self.run(
+                    "insert",
+                    sqlx::query(
+                        "INSERT INTO customers (id, active, first_name, last_name, email, address, \
+                         phone_number, bcrypted_password, updated_at, created_at) \
+                         VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(id)
+                    .bind(c.personal.first_name.as_str())
+                    .bind(c.personal.last_name.as_str())
+                    .bind(c.personal.email.as_str())
+                    .bind(c.shipping.address.as_str())
+                    .bind(c.shipping.phone_number.as_str())
+                    .bind(c.password_hash.as_bytes())
+                    .bind(now)
+                    .bind(now)
+                    .execute(&self.pool),
+                )
+                .await
+                .map(drop)
+            }
+
+            async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>> {
+                let row: Option<(u64, Option<bool>, Vec<u8>)> = self
+                    .run(
+                        "credentials",
+                        sqlx::query_as("SELECT id, active, bcrypted_password FROM customers WHERE email = ?")
+                            .bind(email.as_str())
+                            .fetch_optional(&self.pool),
+                    )
+                    .await?;
+                Ok(row.map(|(id, active, hash)| Credentials {
+                    id: CustomerId(id),
+                    active: active.unwrap_or(true),
+                    // binary(60) pads shorter values with NULs.
+                    password_hash: String::from_utf8_lossy(&hash).trim_end_matches('\0').to_owned(),
+                }))
+            }
+
+            async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>> {
+                let Some(id) = Self::bind_id(id) else { return Ok(None) };
+                let row: Option<(Option<bool>,)> = self
+                    .run(
+                        "check",
+                        sqlx::query_as("SELECT active FROM customers WHERE id = ?")
+                            .bind(id)
+                            .fetch_optional(&self.pool),
+                    )
+                    .await?;
+                Ok(row.map(|(active,)| CheckResult { active: active.unwrap_or(true) }))
+            }
+
+            async fn personal_info(&self, id: CustomerId) -> StoreResult<Option<PersonalInfo>> {
+                let Some(id) = Self::bind_id(id) else { return Ok(None) };
+                let row: Option<(String, String, String)> = self
+                    .run(
+                        "personal_info",
+                        sqlx::query_as("SELECT first_name, last_name, email FROM customers WHERE id = ?")
+                            .bind(id)
+                            .fetch_optional(&self.pool),
+                    )
+                    .await?;
+                Ok(row.map(personal_from_row))
+            }
+
+            async fn shipping_info(&self, id: CustomerId) -> StoreResult<Option<ShippingInfo>> {
+                let Some(id) = Self::bind_id(id) else { return Ok(None) };
+                let row: Option<(String, String)> = self
+                    .run(
+                        "shipping_info",
+                        sqlx::query_as("SELECT address, phone_number FROM customers WHERE id = ?")
+                            .bind(id)
+                            .fetch_optional(&self.pool),
+                    )
+                    .await?;
+                Ok(row.map(shipping_from_row))
+            }
+
+            async fn update_personal_info(
+                &self,
+                id: CustomerId,
+                info: &PersonalInfo,
+            ) -> StoreResult<Option<PersonalInfo>> {
+                let (first, last, email) = (
+                    info.first_name.as_str().to_owned(),
+                    info.last_name.as_str().to_owned(),
+                    info.email.as_str().to_owned(),
+                );
+                self.update_returning_previous(
+                    "update_personal_info",
+                    id,
+                    concat!("SELECT first_name, last_name, email FROM customers WHERE id = ?", $lock),
+                    |row| sqlx::FromRow::from_row(&row).map(personal_from_row),
+                    move |q| q.bind(first).bind(last).bind(email),
+                    "UPDATE customers SET first_name = ?, last_name = ?, email = ?, updated_at = ? WHERE id = ?",
+                )
+                .await
+            }
+
+            async fn update_shipping_info(
+                &self,
+                id: CustomerId,
+                info: &ShippingInfo,
+            ) -> StoreResult<Option<ShippingInfo>> {
+                let (address, phone) =
+                    (info.address.as_str().to_owned(), info.phone_number.as_str().to_owned());
+                self.update_returning_previous(
+                    "update_shipping_info",
+                    id,
+                    concat!("SELECT address, phone_number FROM customers WHERE id = ?", $lock),
+                    |row| sqlx::FromRow::from_row(&row).map(shipping_from_row),
+                    move |q| q.bind(address).bind(phone),
+                    "UPDATE customers SET address = ?, phone_number = ?, updated_at = ? WHERE id = ?",
+                )
+                .await
+            }
+
+            async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>> {
+                self.update_returning_previous(
+                    "set_active",
+                    id,
+                    concat!("SELECT active FROM customers WHERE id = ?", $lock),
+                    |row| {
+                        sqlx::FromRow::from_row(&row).map(|(a,): (Option<bool>,)| a.unwrap_or(true))
+                    },
+                    move |q| q.bind(active),
+                    "UPDATE customers SET active = ?, updated_at = ? WHERE id = ?",
+                )
+                .await
+            }
+
+            async fn update_password(&self, id: CustomerId, hash: &str) -> StoreResult<Option<Email>> {
+                let hash = hash.to_owned();
+                self.update_returning_previous(
+                    "update_password",
+                    id,
+                    concat!("SELECT email FROM customers WHERE id = ?", $lock),
+                    |row| sqlx::FromRow::from_row(&row).map(|(email,): (String,)| Email::from_stored(email)),
+                    move |q| q.bind(hash.into_bytes()),
+                    "UPDATE customers SET bcrypted_password = ?, updated_at = ? WHERE id = ?",
+                )
+                .await
+            }
+
+            async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>> {
+                let Some(bound) = Self::bind_id(id) else { return Ok(None) };
+                self.run("delete_customer", async {
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let row: Option<(String, String, String)> = sqlx::query_as(concat!(
+                        "SELECT first_name, last_name, email FROM customers WHERE id = ?",
+                        $lock
+                    ))
+                    .bind(bound)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = row else {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    };
+                    // The access tokens of its live sessions stay refused until they expire.
+                    let live: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+                        "SELECT id, access_exp FROM sessions WHERE customer_id = ? \
+                         AND revoked_at IS NULL AND access_exp >= ?",
+                    )
+                    .bind(bound)
+                    .bind(now_ms / 1000)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut revocations = Vec::with_capacity(live.len());
+                    for (session, access_exp) in &live {
+                        Self::record_revocation(&mut tx, bound, session, *access_exp, now_ms).await?;
+                        if let Some(session) = RandomId::from_bytes(session) {
+                            revocations.push(Revocation { session, access_until: *access_exp, revoked_at: now_ms });
+                        }
+                    }
+                    sqlx::query("DELETE FROM sessions WHERE customer_id = ?")
+                        .bind(bound)
+                        .execute(&mut *tx)
+                        .await?;
+                    // Their tokens and verified address go with them (SPEC section 13).
+                    sqlx::query("DELETE FROM mail_tokens WHERE customer_id = ?")
+                        .bind(bound)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM email_verifications WHERE customer_id = ?")
+                        .bind(bound)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM customers WHERE id = ?")
+                        .bind(bound)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(Some(DeletedCustomer { personal: personal_from_row(row), revocations }))
+                })
+                .await
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                self.run("ping", sqlx::query("SELECT 1").execute(&self.pool)).await.map(drop)
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+    };
+}
+
+fn personal_from_row((first, last, email): (String, String, String)) -> PersonalInfo {
+    PersonalInfo {
+        first_name: Name::from_stored(first),
+        last_name: Name::from_stored(last),
+        email: Email::from_stored(email),
+    }
+}
+
+fn shipping_from_row((address, phone): (String, String)) -> ShippingInfo {
+    ShippingInfo {
+        address: Address::from_stored(address),
+        phone_number: PhoneNumber::from_stored(phone),
+    }
+}
+
+customer_store!(SqliteStore, begin: "BEGIN IMMEDIATE", lock: "");
+customer_store!(MySqlStore, begin: "BEGIN", lock: " FOR UPDATE");
