@@ -11,7 +11,7 @@ mod mail;
 mod session;
 
 pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalInfo, ShippingInfo};
-pub use error::{Error, InternalError, Invalid, Unavailable};
+pub use error::{Error, ErrorChain, InternalError, Invalid, Unavailable};
 pub use fields::{Address, Email, FieldError, Name, Password, PhoneNumber};
 pub use mail::{Account, MailKind, TokenPurpose};
 pub use session::{ClientInfo, RandomId, Revocation, RevokeReason, Session, SessionId, TokenId};
