@@ -74,11 +74,6 @@ static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| resources
 
 static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| DOCUMENT.to_json().unwrap_or_default());
 
-/// The document, as served.
-pub fn document() -> &'static utoipa::openapi::OpenApi {
-    &DOCUMENT
-}
-
 /// Every route pattern of the API, read from the document (and so the same as the
 /// router's): requests are labelled by these in metrics and spans, anything else as
 /// `unmatched`, so random paths cannot grow the label set.

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use axum::{Router, extract::DefaultBodyLimit, http::StatusCode, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
 
-pub use api::{ROUTES, document};
+pub use api::ROUTES;
 pub use auth::TokenPairBody;
 pub use client::{ClientAddr, client_address};
 pub use error::ApiError;
