@@ -2,9 +2,11 @@
 //! own port. Handlers only translate; the services hold the logic.
 //!
 //! One module per resource (`auth`, `profile`, `sessions`, `recovery`, `health`, `jwks`),
-//! each with its handlers, its bodies and a `routes()` that adds every handler with its
-//! OpenAPI path; `api` merges them into the router and the document. `router` below adds
-//! the fallbacks and the middleware: that is all this file does.
+//! each with its handlers, its bodies and a `routes()` that adds every handler together
+//! with its OpenAPI path; `api` merges them into one router and one document and serves
+//! the document. The shared pieces are files of their own (`state`, `error`, `extract`,
+//! `client`), imported by the resources directly; this file only declares, re-exports and
+//! assembles: `router` adds the fallbacks and the middleware to `api`'s routes.
 
 mod api;
 mod auth;
