@@ -127,3 +127,19 @@ impl Error {
         Error::Internal(cause.into())
     }
 }
+
+/// Displays an error with its sources: "a: b: c". Internal causes are logged with it, once,
+/// where they end (the HTTP edge, the mail sender).
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

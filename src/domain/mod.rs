@@ -13,7 +13,7 @@ mod session;
 mod token;
 
 pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalInfo, ShippingInfo};
-pub use error::{Error, InternalError, Invalid, Unavailable};
+pub use error::{Error, ErrorChain, InternalError, Invalid, Unavailable};
 pub use fields::{Address, Email, FieldError, Name, Password, PhoneNumber};
 pub use mail::{Account, MailKind, TokenPurpose};
 pub use random_id::{RandomId, SessionId, TokenId};

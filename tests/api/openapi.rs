@@ -82,3 +82,62 @@ async fn the_document_names_exactly_the_routes_of_the_router() {
         }
     }
 }
+
+/// The router cannot answer a path the document lacks: in the API's sources routes are
+/// added only with `routes!`, which takes each path and method from the handler's
+/// `#[utoipa::path]`. A plain `.route(...)`, or a plain router nested or merged in, would
+/// serve a path that the document, and so `ROUTES`, never heard of.
+#[test]
+fn the_api_adds_routes_only_with_their_document_paths() {
+    // The metrics port's own router, not the API's.
+    const NOT_THE_API: &str = "scrape.rs";
+    // Where the resources' `OpenApiRouter`s (routes and paths together) are merged.
+    const MERGES: &str = "api.rs";
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/transport/http");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".rs") || name == NOT_THE_API {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        for (number, line) in source.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            let mut bypasses = vec![
+                "route",
+                "route_service",
+                "nest",
+                "nest_service",
+                "fallback_service",
+            ];
+            if name != MERGES {
+                bypasses.push("merge");
+            }
+            for method in bypasses {
+                assert!(
+                    !chained(code, method),
+                    "{name}:{}: `.{method}(` adds routes the document does not see; use `routes!`",
+                    number + 1
+                );
+            }
+            assert!(
+                !code.contains(" Router::new()") && !code.contains("(Router::new()"),
+                "{name}:{}: a plain router; use `OpenApiRouter` and `routes!`",
+                number + 1
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 10, "read {checked} files of {}", dir.display());
+}
+
+/// Whether `code` calls `.method(` in a builder chain: at the start of the line, as rustfmt
+/// lays chains out, or right after a call (`x().method(`).
+fn chained(code: &str, method: &str) -> bool {
+    let call = format!(".{method}(");
+    code.match_indices(&call).any(|(at, _)| {
+        let before = code[..at].trim_end();
+        before.is_empty() || before.ends_with(')')
+    })
+}

@@ -15,10 +15,9 @@ use tokio_util::sync::CancellationToken;
 use super::{outbox::Mailer, settings::MailSettings, smtp::Transport, templates, token};
 use crate::{
     domain::clock::Clock,
-    domain::{Account, MailKind, TokenPurpose},
+    domain::{Account, ErrorChain, MailKind, TokenPurpose},
     metrics::Metrics,
     storage::store::{ClaimedMail, IssuedToken, OutboxStore, RecoveryStore, StoreError},
-    transport::http::ErrorChain,
 };
 
 /// Rows claimed at once.

@@ -8,7 +8,11 @@ use tonic::transport::server::Router;
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::layer::util::{Identity, Stack};
 
-use super::{AuthGrpc, AuthServiceServer, ObserveLayer, pb};
+use super::{
+    auth::AuthGrpc,
+    observe::ObserveLayer,
+    pb::{self, auth_service_server::AuthServiceServer},
+};
 use crate::{metrics::Metrics, service::auth::AuthService};
 
 pub struct GrpcServer {

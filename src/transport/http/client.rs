@@ -9,7 +9,7 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
 };
 
-use super::AppState;
+use super::state::AppState;
 use crate::{config::IpNet, domain::ClientInfo};
 
 /// The client address of a request, put in its extensions by the observing middleware.

@@ -7,7 +7,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::domain::{Error, FieldError, Invalid, Unavailable};
+use crate::domain::{Error, ErrorChain, FieldError, Invalid, Unavailable};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Message {
@@ -103,20 +103,5 @@ impl IntoResponse for ApiError {
             },
         };
         message(status, msg)
-    }
-}
-
-/// Displays an error with its sources: "a: b: c".
-pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
     }
 }

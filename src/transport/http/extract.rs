@@ -1,4 +1,5 @@
-//! Extractors: the JSON body (whatever the `Content-Type` says) and the authenticated customer.
+//! Reading a request: the JSON body (whatever the `Content-Type` says), its required fields,
+//! and the authenticated customer.
 
 use axum::{
     body::Bytes,
@@ -7,9 +8,9 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use super::{AppState, error::ApiError};
+use super::{error::ApiError, state::AppState};
 use crate::{
-    domain::{Error, Invalid},
+    domain::{Error, FieldError, Invalid},
     metrics::Transport,
     service::auth::{TokenError, Verified},
 };
@@ -32,6 +33,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| Invalid::Body(e.to_string()).into())
+    }
+}
+
+/// A required field: absent, `null` and `""` are all "missing".
+pub fn required<T>(
+    field: &'static str,
+    value: Option<String>,
+    parse: impl FnOnce(String) -> Result<T, FieldError>,
+) -> Result<T, ApiError> {
+    match value {
+        Some(v) if !v.is_empty() => Ok(parse(v)?),
+        _ => Err(Invalid::Missing(field).into()),
     }
 }
 
@@ -110,7 +123,7 @@ fn bearer_token(header: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_token;
+    use super::*;
 
     #[test]
     fn header_must_be_exactly_two_words() {

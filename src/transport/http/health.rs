@@ -2,11 +2,20 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::AppState;
+use super::state::AppState;
 use crate::service::readiness::Readiness;
 
-#[derive(Serialize, utoipa::ToSchema)]
+/// The routes, each with its OpenAPI path.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct Alive {
     #[schema(value_type = String)]
     status: &'static str,
@@ -25,14 +34,34 @@ pub async fn healthz() -> Json<Alive> {
     Json(Alive { status: "ok" })
 }
 
+// `Readiness` serialises itself in the service; these describe it.
+/// The body of `/readyz`, for the document only.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "describes a body serialised elsewhere")]
+pub struct ReadinessDoc {
+    /// `ready` or `unready`.
+    status: String,
+    checks: ReadinessChecksDoc,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "describes a body serialised elsewhere")]
+pub struct ReadinessChecksDoc {
+    /// `ok` or `unreachable`.
+    database: String,
+    /// `ok`, `degraded` or `not configured`.
+    redis: String,
+    shutting_down: bool,
+}
+
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "probes",
     summary = "The replica can serve",
     responses(
-        (status = 200, description = "Ready", body = crate::transport::http::openapi::ReadinessDoc),
-        (status = 503, description = "Unready: the database does not answer, or shutdown has begun", body = crate::transport::http::openapi::ReadinessDoc)
+        (status = 200, description = "Ready", body = ReadinessDoc),
+        (status = 503, description = "Unready: the database does not answer, or shutdown has begun", body = ReadinessDoc)
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {

@@ -22,7 +22,7 @@ use axum::{
 use http_body::{Body as _, Frame, SizeHint};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::{
     domain::{Error, Unavailable},
     metrics::Metrics,

@@ -22,36 +22,15 @@ use http_body::Body as _;
 use prometheus::{Histogram, IntGauge};
 use tracing::{Instrument, field::Empty};
 
-use super::client::{ClientAddr, client_address};
+use super::{
+    api::ROUTES,
+    client::{ClientAddr, client_address},
+};
 use crate::{
     config::IpNet,
     metrics::{Metrics, UNMATCHED_ROUTE},
     telemetry,
 };
-
-/// Every route the API serves; anything else is counted as `unmatched`, so random paths
-/// cannot grow the label set.
-pub const ROUTES: &[&str] = &[
-    "/api/account/auth/signup",
-    "/api/account/auth/login",
-    "/api/account/auth/refresh",
-    "/api/account/info/person",
-    "/api/account/info/shipping",
-    "/api/account/auth/logout",
-    "/api/account/auth/logout-all",
-    "/api/account/info/sessions",
-    "/api/account/info/sessions/{id}",
-    "/api/account/info/password",
-    "/api/account/info/account",
-    "/api/account/auth/password/forgot",
-    "/api/account/auth/password/reset",
-    "/api/account/auth/email/verify",
-    "/api/account/info/email/verification",
-    "/healthz",
-    "/readyz",
-    "/.well-known/jwks.json",
-    "/api/account/openapi.json",
-];
 
 /// Status codes whose metric handles are kept; others are looked up per request.
 const KEPT_CODES: [u16; 20] = [

@@ -1,19 +1,14 @@
 //! The routes of SPEC section 13: forgotten password, reset, email verification and the
-//! account view. Their own router, merged into the API's.
+//! account view.
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    AppState,
     error::{ApiError, Message},
-    extract::{Authenticated, JsonBody},
-    handlers::required,
+    extract::{Authenticated, JsonBody, required},
+    state::AppState,
 };
 use crate::{
     domain::clock::rfc3339,
@@ -22,18 +17,15 @@ use crate::{
 
 const OK: Message = Message { msg: "ok" };
 
-/// The routes, with their full paths (as the rest of the API: no nesting).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/account/auth/password/forgot", post(forgot_password))
-        .route("/api/account/auth/password/reset", post(reset_password))
-        .route("/api/account/auth/email/verify", post(verify_email))
-        .route(
-            "/api/account/info/email/verification",
-            post(request_verification),
-        )
+/// The routes, each with its OpenAPI path.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(verify_email))
+        .routes(routes!(request_verification))
         // Merged with the DELETE of the same path (section 9).
-        .route("/api/account/info/account", get(account))
+        .routes(routes!(account))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

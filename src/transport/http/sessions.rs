@@ -7,11 +7,12 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use super::{
-    AppState,
     error::{ApiError, Message},
-    extract::{Authenticated, JsonBody, MaybeAuthenticated, RawBody},
-    handlers::required,
+    extract::{Authenticated, JsonBody, MaybeAuthenticated, RawBody, required},
+    state::AppState,
 };
 use crate::{
     domain::clock::rfc3339,
@@ -19,6 +20,18 @@ use crate::{
 };
 
 const OK: Message = Message { msg: "ok" };
+
+/// The routes, each with its OpenAPI path.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(list_sessions))
+        .routes(routes!(end_session))
+        .routes(routes!(change_password))
+        // The GET of the same path is recovery's (section 13); the two are merged.
+        .routes(routes!(delete_account))
+}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LogoutRequest {
