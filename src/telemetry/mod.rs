@@ -200,9 +200,10 @@ impl TraceIdText {
 
 fn hex_into(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = DIGITS[usize::from(b >> 4)];
-        out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        for (slot, nibble) in pair.iter_mut().zip([b >> 4, b & 0xf]) {
+            *slot = DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0');
+        }
     }
 }
 
