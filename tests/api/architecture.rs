@@ -194,8 +194,10 @@ fn named_paths(source: &Source, externals: &BTreeSet<String>) -> (Vec<ModPath>, 
             _ => None,
         })
         .collect();
-    // Inline modules (`mod tests { .. }`) and the brace depth inside which each is open.
+    // Inline modules (`mod tests { .. }`) and the brace depth inside which each is open;
+    // the crates named inside a `#[cfg(test)]` one are the tests', not the module's.
     let mut inline: Vec<(String, usize)> = Vec::new();
+    let mut test_depth: Option<usize> = None;
     let mut depth = 0usize;
     let absolute = |inline: &[(String, usize)], path: &[String]| -> Option<ModPath> {
         let current: ModPath = source
@@ -242,6 +244,9 @@ fn named_paths(source: &Source, externals: &BTreeSet<String>) -> (Vec<ModPath>, 
                 if inline.last().is_some_and(|(_, d)| *d > depth) {
                     inline.pop();
                 }
+                if test_depth.is_some_and(|d| d > depth) {
+                    test_depth = None;
+                }
                 i += 1;
             }
             Tok::Ident(word) if word == "mod" => {
@@ -250,6 +255,10 @@ fn named_paths(source: &Source, externals: &BTreeSet<String>) -> (Vec<ModPath>, 
                 {
                     depth += 1;
                     inline.push((name.clone(), depth));
+                    if test_depth.is_none() && i >= 7 && toks.get(i - 7..i) == Some(&cfg_test()[..])
+                    {
+                        test_depth = Some(depth);
+                    }
                     i += 3;
                 } else {
                     i += 1;
@@ -263,7 +272,9 @@ fn named_paths(source: &Source, externals: &BTreeSet<String>) -> (Vec<ModPath>, 
                 let mut found = Vec::new();
                 use_tree(toks, &mut i, &[], &mut found);
                 for path in found {
-                    if let Some(first) = path.first().filter(|f| externals.contains(*f)) {
+                    if let Some(first) = path.first().filter(|f| externals.contains(*f))
+                        && test_depth.is_none()
+                    {
                         crates.insert(first.clone());
                     }
                     paths.extend(absolute(&inline, &path));
@@ -281,7 +292,7 @@ fn named_paths(source: &Source, externals: &BTreeSet<String>) -> (Vec<ModPath>, 
                         _ => break,
                     }
                 }
-                if externals.contains(first) {
+                if externals.contains(first) && test_depth.is_none() {
                     crates.insert(first.clone());
                 }
                 if matches!(first.as_str(), "crate" | "self" | "super") {
@@ -293,6 +304,19 @@ fn named_paths(source: &Source, externals: &BTreeSet<String>) -> (Vec<ModPath>, 
         }
     }
     (paths, crates)
+}
+
+/// `#[cfg(test)]` as tokens.
+fn cfg_test() -> [Tok; 7] {
+    [
+        Tok::Punct('#'),
+        Tok::Punct('['),
+        Tok::Ident("cfg".into()),
+        Tok::Punct('('),
+        Tok::Ident("test".into()),
+        Tok::Punct(')'),
+        Tok::Punct(']'),
+    ]
 }
 
 fn sources(root: &Path) -> Vec<(PathBuf, Source)> {
@@ -521,7 +545,9 @@ fn domain_uses_only_std_serde_and_thiserror() {
     let (_, dev_only) = dependencies(&manifest);
     let mut bad = Vec::new();
     for (module, crates) in &g.crates {
-        if module.first().map(String::as_str) != Some("domain") {
+        if module.first().map(String::as_str) != Some("domain")
+            || module.last().is_some_and(|m| m == "tests")
+        {
             continue;
         }
         for c in crates {
