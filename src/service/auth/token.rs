@@ -1,6 +1,6 @@
 //! JWTs with the Go service's claim layout (SPEC section 3):
 //! `{"CustomerID": u64, "Refresh": bool, "exp": unix seconds}`, plus, for tokens of a
-//! session (SPEC section 9), `"iat"`, `"sid"` and, on refresh tokens, `"jti"` and `"sxp"`.
+//! session (SPEC section 9), `"iat"`, `"sid"` and, on refresh tokens, `"jti"`; no others.
 //! The Go service ignores claims it does not know. Signed and verified by the key ring
 //! (HS256, EdDSA or ES256; SPEC section 11).
 //!
@@ -73,9 +73,6 @@ pub struct Claims {
     pub sid: Option<SessionId>,
     /// A refresh token's own id; absent in access tokens and Go-minted tokens.
     pub jti: Option<TokenId>,
-    /// On refresh tokens: when the session ends (Unix seconds, claim `sxp`), so that a
-    /// refresh can cap the new tokens' lifetimes without reading the session first.
-    pub session_end: Option<i64>,
 }
 
 impl Claims {
@@ -88,7 +85,6 @@ impl Claims {
             iat: None,
             sid: None,
             jti: None,
-            session_end: None,
         }
     }
 }
@@ -108,7 +104,6 @@ struct RawClaims<'a> {
     sid: Option<&'a str>,
     #[serde(borrow, default)]
     jti: Option<&'a str>,
-    sxp: Option<i64>,
 }
 
 /// Verified asymmetric tokens kept: a token is presented many times, and an Ed25519 or
@@ -173,9 +168,6 @@ impl TokenCodec {
         if let Some(jti) = claims.jti {
             let _ = write!(payload, r#","jti":"{jti}""#);
         }
-        if let Some(end) = claims.session_end {
-            let _ = write!(payload, r#","sxp":{end}"#);
-        }
         payload.push('}');
         self.ring.load().sign(&B64.encode(payload))
     }
@@ -235,7 +227,6 @@ fn parse_claims(payload: &str) -> Result<Verified, TokenError> {
             iat: raw.iat,
             sid,
             jti,
-            session_end: raw.sxp,
         },
         nbf: raw.nbf,
         keys: 0,
@@ -289,7 +280,6 @@ mod tests {
             iat: Some(NOW),
             sid: Some(RandomId::random()),
             jti: Some(RandomId::random()),
-            session_end: Some(NOW + 1000),
         };
         let token = c.mint(&claims);
         assert_eq!(c.verify(&token, TokenKind::Refresh, NOW), Ok(claims));
@@ -547,22 +537,18 @@ mod tests {
                 proptest::option::of(i64::MIN..=NOW),
                 proptest::option::of(random_id()),
                 proptest::option::of(random_id()),
-                proptest::option::of(any::<i64>()),
             )
-                .prop_map(|(customer, refresh, exp, iat, sid, jti, session_end)| {
-                    Claims {
-                        customer: CustomerId(customer),
-                        kind: if refresh {
-                            TokenKind::Refresh
-                        } else {
-                            TokenKind::Access
-                        },
-                        exp,
-                        iat,
-                        sid,
-                        jti,
-                        session_end,
-                    }
+                .prop_map(|(customer, refresh, exp, iat, sid, jti)| Claims {
+                    customer: CustomerId(customer),
+                    kind: if refresh {
+                        TokenKind::Refresh
+                    } else {
+                        TokenKind::Access
+                    },
+                    exp,
+                    iat,
+                    sid,
+                    jti,
                 })
         }
 

@@ -39,12 +39,12 @@ pub struct SessionSettings {
     pub revocation_poll: Duration,
 }
 
-/// What the tokens of a session name: whose it is, which, and when it ends (Unix seconds).
+/// What the tokens of a session name: whose it is and which. When it ends is known
+/// server-side only (no claim carries it, SPEC 15.11).
 #[derive(Debug, Clone, Copy)]
 struct SessionKey {
     customer: CustomerId,
     sid: SessionId,
-    end: i64,
 }
 
 /// The claims of a new token pair for a session.
@@ -233,7 +233,6 @@ impl SessionService {
         let key = SessionKey {
             customer,
             sid: session.id,
-            end: expires_at / 1000,
         };
         Ok(self.grant(key, access_exp, session.refresh_jti, now, refresh_exp))
     }
@@ -255,7 +254,6 @@ impl SessionService {
                 iat: Some(now),
                 sid: Some(session.sid),
                 jti: None,
-                session_end: None,
             },
             refresh: Claims {
                 customer: session.customer,
@@ -264,7 +262,6 @@ impl SessionService {
                 iat: Some(refresh_iat),
                 sid: Some(session.sid),
                 jti: Some(jti),
-                session_end: Some(session.end),
             },
         }
     }
@@ -281,15 +278,12 @@ impl SessionService {
         let now_ms = self.now_ms();
         let now = now_ms / 1000;
         let customer = presented.customer;
-        // The session's end travels in the refresh token (signed), so the common case is
-        // one statement: a compare-and-set that also checks the session is live.
-        let end = match presented.session_end {
-            Some(end) => end,
-            None => self.live_session(sid, customer, now_ms).await?.expires_at / 1000,
-        };
-        let (access_exp, refresh_exp) = self.expiries(now, end.saturating_mul(1000));
+        // The session's end caps the new tokens' lifetimes: read from the session (it never
+        // changes), since no claim may carry it. The compare-and-set below still decides.
+        let expires_at = self.live_session(sid, customer, now_ms).await?.expires_at;
+        let (access_exp, refresh_exp) = self.expiries(now, expires_at);
         let tokens_exp = access_exp.max(refresh_exp);
-        let key = SessionKey { customer, sid, end };
+        let key = SessionKey { customer, sid };
         let presented_jti = presented.jti.ok_or(Error::TokenInvalid)?;
         if !self.0.settings.rotation {
             // As in the Go service: the token stays usable, only bound to its session.

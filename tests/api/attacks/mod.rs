@@ -2,3 +2,4 @@
 //! replicas racing, the built binary's log read line by line.
 
 mod body_limit;
+mod claims;
