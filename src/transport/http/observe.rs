@@ -227,9 +227,11 @@ pub async fn observe(
         observer.observe(route, &method, status, elapsed.as_secs_f64(), size as f64);
         span.record("http.response.status_code", status.as_u16());
         let duration_ms = (elapsed.as_secs_f64() * 100_000.0).round() / 100.0;
+        // Without query and fragment: a page's URL may carry a reset token (rule 15.9).
         let referrer = referrer
             .as_ref()
             .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(['?', '#']).next().unwrap_or_default())
             .unwrap_or_default();
         let _entered = span.enter();
         if status.is_server_error() {

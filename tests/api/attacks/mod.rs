@@ -3,3 +3,4 @@
 
 mod body_limit;
 mod claims;
+mod logs;
