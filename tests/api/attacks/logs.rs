@@ -1,5 +1,5 @@
-//! Rule 15.9 read off the built binary's log, as an operator reads it: no URL query,
-//! fragment or secret in any line.
+//! Rules 15.9 and 15.11 read off the built binary's log, as an operator reads it: no URL
+//! query, fragment or secret in any line; a short `JWT_SECRET` is warned about at start.
 
 use crate::helpers::*;
 
@@ -54,5 +54,29 @@ async fn no_query_fragment_or_token_of_a_url_reaches_the_log() {
         access.as_str(),
     ] {
         assert!(!log.contains(secret), "the log contains {secret:?}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn a_short_jwt_secret_is_warned_about_at_start() {
+    let warned = |log: &str| {
+        log.lines().any(|l| {
+            l.to_ascii_uppercase().contains("WARN")
+                && l.contains("JWT_SECRET")
+                && l.contains("32 bytes")
+        })
+    };
+    for (secret, short) in [
+        ("0123456789abcdef0123456789abcde", true),
+        ("0123456789abcdef0123456789abcdef", false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut service = ServiceProcess::spawn(dir.path(), &[("JWT_SECRET", secret)]);
+        service.sigterm();
+        let status = service.wait();
+        let log = service.log().join("\n");
+        assert_eq!(status.code(), Some(0), "{log}");
+        assert_eq!(warned(&log), short, "{} bytes:\n{log}", secret.len());
+        assert!(!log.contains(secret), "the secret itself is never logged");
     }
 }
