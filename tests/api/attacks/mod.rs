@@ -4,3 +4,4 @@
 mod body_limit;
 mod claims;
 mod logs;
+mod tokens;
