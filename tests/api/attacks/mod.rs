@@ -4,4 +4,5 @@
 mod body_limit;
 mod claims;
 mod logs;
+mod rehash;
 mod tokens;
