@@ -3,6 +3,7 @@
 
 mod body_limit;
 mod claims;
+mod fields;
 mod logs;
 mod rehash;
 mod tokens;
