@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use super::format::is_format_character;
+
 /// Which field was rejected and why; for logs and test assertions, never for clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -18,42 +20,6 @@ fn reject<T>(field: &'static str, reason: &'static str) -> Result<T, FieldError>
 
 /// What a MySQL `text` column holds.
 const MAX_TEXT_BYTES: usize = 65_535;
-
-/// The Unicode general category Cf ("format": zero-width characters, bidi controls, the
-/// soft hyphen, tags...), Unicode 15.1, as ranges. Invisible or reordering text: two names
-/// or addresses that look alike but compare unequal (SPEC 15.3). A table rather than a
-/// crate: the domain depends on std, serde and thiserror only; a unit test checks it against
-/// the regex engine's `\p{Cf}`.
-const FORMAT_CHARACTERS: [(char, char); 21] = [
-    ('\u{00AD}', '\u{00AD}'),
-    ('\u{0600}', '\u{0605}'),
-    ('\u{061C}', '\u{061C}'),
-    ('\u{06DD}', '\u{06DD}'),
-    ('\u{070F}', '\u{070F}'),
-    ('\u{0890}', '\u{0891}'),
-    ('\u{08E2}', '\u{08E2}'),
-    ('\u{180E}', '\u{180E}'),
-    ('\u{200B}', '\u{200F}'),
-    ('\u{202A}', '\u{202E}'),
-    ('\u{2060}', '\u{2064}'),
-    ('\u{2066}', '\u{206F}'),
-    ('\u{FEFF}', '\u{FEFF}'),
-    ('\u{FFF9}', '\u{FFFB}'),
-    ('\u{110BD}', '\u{110BD}'),
-    ('\u{110CD}', '\u{110CD}'),
-    ('\u{13430}', '\u{1343F}'),
-    ('\u{1BCA0}', '\u{1BCA3}'),
-    ('\u{1D173}', '\u{1D17A}'),
-    ('\u{E0001}', '\u{E0001}'),
-    ('\u{E0020}', '\u{E007F}'),
-];
-
-/// Whether `c` is of category Cf.
-fn is_format_character(c: char) -> bool {
-    FORMAT_CHARACTERS
-        .iter()
-        .any(|&(first, last)| (first..=last).contains(&c))
-}
 
 /// Shared rules for free text: present, not blank, at most `max_chars` characters and no
 /// control characters (except newlines and tabs where `multiline`). Single-line fields
@@ -421,29 +387,6 @@ mod tests {
             max - 1
         ))
         .unwrap()
-    }
-
-    proptest! {
-        #[test]
-        fn the_format_table_is_the_category_cf(
-            format in "\\p{Cf}",
-            other in "[^\\p{Cf}]",
-            name in plain_text(20),
-            email in valid_email(),
-            at in any::<prop::sample::Index>(),
-        ) {
-            let format = format.chars().next().unwrap();
-            prop_assert!(is_format_character(format), "{:?}", format);
-            let other = other.chars().next().unwrap();
-            prop_assert!(!is_format_character(other), "{:?}", other);
-            // Anywhere in a name or an email: refused, and said why.
-            let i = name.char_indices().map(|(i, _)| i).nth(at.index(name.chars().count() + 1)).unwrap_or(name.len());
-            let with_format = format!("{}{format}{}", &name[..i], &name[i..]);
-            prop_assert_eq!(Name::parse(with_format).map_err(|e| e.reason), Err("format character"));
-            let i = email.char_indices().map(|(i, _)| i).nth(at.index(email.chars().count() + 1)).unwrap_or(email.len());
-            let with_format = format!("{}{format}{}", &email[..i], &email[i..]);
-            prop_assert_eq!(Email::parse(with_format).map_err(|e| e.reason), Err("format character"));
-        }
     }
 
     proptest! {

@@ -2,6 +2,8 @@
 //! Cf: zero-width, bidi controls) is `invalid parameter`, at signup and on change: two
 //! addresses that look alike and compare unequal are a way to impersonate a customer.
 
+use proptest::prelude::*;
+use saga_account::domain::{Email, Name};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -77,4 +79,29 @@ async fn format_characters_in_emails_and_names_are_invalid() {
     body["email"] = json!("chén1560@例え.jp");
     app.signup(&body).await;
     app.shutdown().await.unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any format character, anywhere in a name or an email, is refused by the parsers
+    /// every route uses.
+    #[test]
+    fn names_and_emails_refuse_one_anywhere(
+        format in "\\p{Cf}",
+        name in "[A-Za-zé陳]{1,20}",
+        email in "[a-z0-9é]{1,10}(\\.[a-z0-9]{1,5})?@[a-z0-9]{1,10}\\.[a-z]{2,4}",
+        at in any::<prop::sample::Index>(),
+    ) {
+        let insert = |text: &str| {
+            let chars = text.chars().count() + 1;
+            let i = text.char_indices().map(|(i, _)| i).nth(at.index(chars)).unwrap_or(text.len());
+            format!("{}{format}{}", &text[..i], &text[i..])
+        };
+        prop_assert_eq!(Name::parse(insert(&name)).map_err(|e| e.reason), Err("format character"));
+        prop_assert_eq!(Email::parse(insert(&email)).map_err(|e| e.reason), Err("format character"));
+        // Without it, both are fine.
+        prop_assert!(Name::parse(name).is_ok());
+        prop_assert!(Email::parse(email).is_ok());
+    }
 }
