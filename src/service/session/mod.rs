@@ -278,14 +278,46 @@ impl SessionService {
         let now_ms = self.now_ms();
         let now = now_ms / 1000;
         let customer = presented.customer;
-        // The session's end caps the new tokens' lifetimes: read from the session (it never
-        // changes), since no claim may carry it. The compare-and-set below still decides.
-        let expires_at = self.live_session(sid, customer, now_ms).await?.expires_at;
-        let (access_exp, refresh_exp) = self.expiries(now, expires_at);
-        let tokens_exp = access_exp.max(refresh_exp);
         let key = SessionKey { customer, sid };
         let presented_jti = presented.jti.ok_or(Error::TokenInvalid)?;
-        if !self.0.settings.rotation {
+        let rotation = self.0.settings.rotation;
+        // The session's end caps the new tokens but no claim may carry it (SPEC 15.11). The
+        // common case stays one statement: a compare-and-set that also requires the session
+        // to outlive the uncapped tokens (then no cap applies). Only a refresh near the
+        // session's end, or one that loses, reads the session.
+        let (access_exp, refresh_exp) = self.expiries(now, i64::MAX);
+        let tokens_exp = access_exp.max(refresh_exp);
+        let new_jti = RandomId::random();
+        let rotated = |access_exp, refresh_exp, tokens_exp| Rotation {
+            new_jti,
+            iat: now,
+            refresh_exp,
+            refreshed_at: now_ms,
+            access_exp,
+            tokens_exp,
+        };
+        let outlives = tokens_exp.saturating_mul(1000).saturating_sub(1);
+        if rotation
+            && self
+                .0
+                .store
+                .rotate(
+                    sid,
+                    customer,
+                    presented_jti,
+                    &rotated(access_exp, refresh_exp, tokens_exp),
+                    outlives,
+                )
+                .await?
+        {
+            self.0.metrics.sessions_refreshed.inc();
+            return Ok(self.grant(key, access_exp, new_jti, now, refresh_exp));
+        }
+        // Near its end, with rotation off, or not the current token of a live session.
+        let session = self.live_session(sid, customer, now_ms).await?;
+        let (access_exp, refresh_exp) = self.expiries(now, session.expires_at);
+        let tokens_exp = access_exp.max(refresh_exp);
+        if !rotation {
             // As in the Go service: the token stays usable, only bound to its session.
             if !self
                 .0
@@ -298,25 +330,24 @@ impl SessionService {
             self.0.metrics.sessions_refreshed.inc();
             return Ok(self.grant(key, access_exp, presented_jti, now, refresh_exp));
         }
-        let rotation = Rotation {
-            new_jti: RandomId::random(),
-            iat: now,
-            refresh_exp,
-            refreshed_at: now_ms,
-            access_exp,
-            tokens_exp,
-        };
-        if self
-            .0
-            .store
-            .rotate(sid, customer, presented_jti, &rotation, now_ms)
-            .await?
+        // The session ends before the uncapped tokens would: rotate with capped ones.
+        if session.expires_at <= outlives
+            && self
+                .0
+                .store
+                .rotate(
+                    sid,
+                    customer,
+                    presented_jti,
+                    &rotated(access_exp, refresh_exp, tokens_exp),
+                    now_ms,
+                )
+                .await?
         {
             self.0.metrics.sessions_refreshed.inc();
-            return Ok(self.grant(key, access_exp, rotation.new_jti, now, refresh_exp));
+            return Ok(self.grant(key, access_exp, new_jti, now, refresh_exp));
         }
         // Not the current token of a live session: revoked, ended, or used already.
-        let session = self.live_session(sid, customer, now_ms).await?;
         let grace_ms = i64::try_from(self.0.settings.reuse_grace.as_millis()).unwrap_or(0);
         let in_grace = session.previous_jti == Some(presented_jti)
             && session

@@ -47,12 +47,26 @@ async fn tokens_carry_exactly_the_claims_of_the_spec() {
     assert_exact_claims("signup", &signup);
     let login = app.login("ming1501@example.com", "password-123").await;
     assert_exact_claims("login", &login);
+    let statements = |operation: &str| {
+        app.metrics
+            .db_query_duration
+            .with_label_values(&[operation])
+            .get_sample_count()
+    };
+    let reads = statements("session_get");
     let response = app
         .post("/auth/refresh", &json!({"refresh_token": login.1}))
         .await;
     assert_eq!(response.status(), 200);
     let refreshed = tokens_of(response).await;
     assert_exact_claims("refresh", &refreshed);
+    // Without a claim for the session's end, a refresh far from it is still one statement:
+    // the compare-and-set, no read of the session.
+    assert_eq!(
+        statements("session_get"),
+        reads,
+        "a refresh read the session"
+    );
     // And the refreshed pair works: the session is still the one it names.
     assert_eq!(
         app.get_auth("/info/person", &refreshed.0).await.status(),
