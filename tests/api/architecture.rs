@@ -70,9 +70,7 @@ fn tokenize(text: &str) -> Vec<Tok> {
                     i += 1;
                 }
             }
-        } else if c == 'r'
-            && (at(i + 1) == '"' || (at(i + 1) == '#' && matches!(at(i + 2), '"' | '#')))
-        {
+        } else if c == 'r' && (at(i + 1) == '"' || (at(i + 1) == '#' && matches!(at(i + 2), '"' | '#'))) {
             // Raw string: r"..." or r#"..."#.
             let mut j = i + 1;
             let mut hashes = 0;
@@ -198,12 +196,7 @@ fn named_paths(source: &Source, externals: &BTreeSet<String>) -> (Vec<ModPath>, 
     let mut inline: Vec<(String, usize)> = Vec::new();
     let mut depth = 0usize;
     let absolute = |inline: &[(String, usize)], path: &[String]| -> Option<ModPath> {
-        let current: ModPath = source
-            .module
-            .iter()
-            .cloned()
-            .chain(inline.iter().map(|(n, _)| n.clone()))
-            .collect();
+        let current: ModPath = source.module.iter().cloned().chain(inline.iter().map(|(n, _)| n.clone())).collect();
         let (first, rest) = path.split_first()?;
         match first.as_str() {
             "crate" => Some(rest.to_vec()),
@@ -245,9 +238,7 @@ fn named_paths(source: &Source, externals: &BTreeSet<String>) -> (Vec<ModPath>, 
                 i += 1;
             }
             Tok::Ident(word) if word == "mod" => {
-                if let (Some(Tok::Ident(name)), Some(Tok::Punct('{'))) =
-                    (toks.get(i + 1), toks.get(i + 2))
-                {
+                if let (Some(Tok::Ident(name)), Some(Tok::Punct('{'))) = (toks.get(i + 1), toks.get(i + 2)) {
                     depth += 1;
                     inline.push((name.clone(), depth));
                     i += 3;
@@ -314,10 +305,7 @@ fn sources(root: &Path) -> Vec<(PathBuf, Source)> {
         .filter(|p| !p.ends_with("main.rs"))
         .map(|path| {
             let rel = path.strip_prefix(root).unwrap().with_extension("");
-            let mut module: ModPath = rel
-                .iter()
-                .map(|s| s.to_string_lossy().into_owned())
-                .collect();
+            let mut module: ModPath = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
             let is_dir_module = matches!(module.last().map(String::as_str), Some("mod" | "lib"));
             if is_dir_module {
                 module.pop();
@@ -339,9 +327,7 @@ fn dependencies(manifest: &str) -> (BTreeSet<String>, BTreeSet<String>) {
             section = line.trim_matches(['[', ']']).to_owned();
             continue;
         }
-        let Some((name, _)) = line.split_once('=') else {
-            continue;
-        };
+        let Some((name, _)) = line.split_once('=') else { continue };
         let name = name.trim().replace('-', "_");
         if name.is_empty() || name.starts_with('#') {
             continue;
@@ -373,30 +359,18 @@ fn graph() -> Graph {
     let (externals, _) = dependencies(&manifest);
     let sources = sources(&root.join("src"));
     let modules: BTreeSet<ModPath> = sources.iter().map(|(_, s)| s.module.clone()).collect();
-    let mut graph = Graph {
-        edges: BTreeMap::new(),
-        crates: BTreeMap::new(),
-        lines: BTreeMap::new(),
-    };
+    let mut graph = Graph { edges: BTreeMap::new(), crates: BTreeMap::new(), lines: BTreeMap::new() };
     for (path, source) in &sources {
         let (paths, crates) = named_paths(source, &externals);
         let targets = paths
             .iter()
-            .filter_map(|p| {
-                (1..=p.len())
-                    .rev()
-                    .map(|n| p[..n].to_vec())
-                    .find(|m| modules.contains(m))
-            })
+            .filter_map(|p| (1..=p.len()).rev().map(|n| p[..n].to_vec()).find(|m| modules.contains(m)))
             .filter(|m| *m != source.module && !m.is_empty())
             .collect();
         graph.edges.insert(source.module.clone(), targets);
         graph.crates.insert(source.module.clone(), crates);
         let lines = std::fs::read_to_string(path).unwrap().lines().count();
-        graph.lines.insert(
-            source.module.clone(),
-            (path.strip_prefix(root).unwrap().to_path_buf(), lines),
-        );
+        graph.lines.insert(source.module.clone(), (path.strip_prefix(root).unwrap().to_path_buf(), lines));
     }
     graph
 }
@@ -477,11 +451,7 @@ fn no_import_circle_in_src() {
         .iter()
         .map(|c| c.iter().map(name).collect::<Vec<_>>().join(" <-> "))
         .collect();
-    assert!(
-        found.is_empty(),
-        "import circles in src/:\n{}",
-        found.join("\n")
-    );
+    assert!(found.is_empty(), "import circles in src/:\n{}", found.join("\n"));
 }
 
 #[test]
@@ -491,11 +461,7 @@ fn every_import_runs_down_the_layers() {
     for (from, targets) in &g.edges {
         let Some(r_from) = rank(from) else {
             // lib.rs declares the layers.
-            assert!(
-                from.is_empty(),
-                "{} is in no layer: add its folder to LAYERS",
-                name(from)
-            );
+            assert!(from.is_empty(), "{} is in no layer: add its folder to LAYERS", name(from));
             continue;
         };
         for to in targets {
@@ -506,18 +472,13 @@ fn every_import_runs_down_the_layers() {
             }
         }
     }
-    assert!(
-        upward.is_empty(),
-        "imports that do not run down a layer:\n{}",
-        upward.join("\n")
-    );
+    assert!(upward.is_empty(), "imports that do not run down a layer:\n{}", upward.join("\n"));
 }
 
 #[test]
 fn domain_uses_only_std_serde_and_thiserror() {
     let g = graph();
-    let manifest =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
     let (_, dev_only) = dependencies(&manifest);
     let mut bad = Vec::new();
     for (module, crates) in &g.crates {
@@ -530,11 +491,7 @@ fn domain_uses_only_std_serde_and_thiserror() {
             }
         }
     }
-    assert!(
-        bad.is_empty(),
-        "domain must use std, serde and thiserror only:\n{}",
-        bad.join("\n")
-    );
+    assert!(bad.is_empty(), "domain must use std, serde and thiserror only:\n{}", bad.join("\n"));
 }
 
 #[test]
@@ -546,11 +503,7 @@ fn no_source_file_over_450_lines() {
         .filter(|(_, n)| *n > MAX_LINES)
         .map(|(p, n)| format!("{} ({n})", p.display()))
         .collect();
-    assert!(
-        big.is_empty(),
-        "source files over {MAX_LINES} lines:\n{}",
-        big.join("\n")
-    );
+    assert!(big.is_empty(), "source files over {MAX_LINES} lines:\n{}", big.join("\n"));
 }
 
 /// The checker itself: a circle and an upward import are found where they are.
@@ -575,19 +528,10 @@ fn the_checker_finds_a_circle_and_resolves_relative_paths() {
         "service::session::start",
         "service::auth::Grant",
     ] {
-        assert!(
-            names.contains(expected),
-            "{expected} not found in {names:?}"
-        );
+        assert!(names.contains(expected), "{expected} not found in {names:?}");
     }
-    assert!(
-        !names.iter().any(|n| n.starts_with("app")),
-        "paths in strings and comments count: {names:?}"
-    );
-    assert!(
-        !names.contains("service::auth::tests::token::Fake"),
-        "{names:?}"
-    );
+    assert!(!names.iter().any(|n| n.starts_with("app")), "paths in strings and comments count: {names:?}");
+    assert!(!names.contains("service::auth::tests::token::Fake"), "{names:?}");
     let a: ModPath = vec!["a".into()];
     let b: ModPath = vec!["b".into()];
     let c: ModPath = vec!["c".into()];
