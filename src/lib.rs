@@ -12,6 +12,10 @@
 //! - [`domain`]: customers, sessions, validated fields, the one error type, the clock; std,
 //!   serde and thiserror only.
 
+// The library, unlike the tools and tests of the workspace, must not panic on an index or
+// hold a lock across an await (kanidm's lib denies the same).
+#![deny(clippy::indexing_slicing, clippy::await_holding_lock)]
+
 pub mod app;
 pub mod config;
 pub mod domain;

@@ -91,6 +91,7 @@ impl Core {
             .await
             .context("opening the database")?;
         tracing::info!(backend = url.backend(), "database ready");
+        RedisClient::declare_metrics(&metrics);
         let redis = (!settings.redis_addrs.is_empty()).then(|| {
             RedisClient::new(
                 RedisSettings {

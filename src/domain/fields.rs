@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use super::format::is_format_character;
+
 /// Which field was rejected and why; for logs and test assertions, never for clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -20,7 +22,9 @@ fn reject<T>(field: &'static str, reason: &'static str) -> Result<T, FieldError>
 const MAX_TEXT_BYTES: usize = 65_535;
 
 /// Shared rules for free text: present, not blank, at most `max_chars` characters and no
-/// control characters (except newlines and tabs where `multiline`).
+/// control characters (except newlines and tabs where `multiline`). Single-line fields
+/// (names, phone numbers) refuse format characters too; a multi-line address keeps them
+/// (the marks of right-to-left text belong there).
 fn check_text(
     field: &'static str,
     value: &str,
@@ -37,6 +41,9 @@ fn check_text(
     let allowed_control = |c: char| multiline && (c == '\n' || c == '\r' || c == '\t');
     if value.chars().any(|c| c.is_control() && !allowed_control(c)) {
         return reject(field, "control character");
+    }
+    if !multiline && value.chars().any(is_format_character) {
+        return reject(field, "format character");
     }
     Ok(())
 }
@@ -105,6 +112,9 @@ impl Email {
         }
         if value.chars().count() > MAX_EMAIL_CHARS {
             return reject("email", "too long");
+        }
+        if value.chars().any(is_format_character) {
+            return reject("email", "format character");
         }
         let Some((local, domain)) = value.split_once('@') else {
             return reject("email", "no @");
@@ -370,10 +380,13 @@ mod tests {
             })
     }
 
-    /// Text without control characters that is not blank.
+    /// Text without control or format characters that is not blank.
     fn plain_text(max: usize) -> impl Strategy<Value = String> {
-        proptest::string::string_regex(&format!("[^\\p{{Cc}}]{{0,{}}}[^\\p{{Cc}}\\s]", max - 1))
-            .unwrap()
+        proptest::string::string_regex(&format!(
+            "[^\\p{{Cc}}\\p{{Cf}}]{{0,{}}}[^\\p{{Cc}}\\p{{Cf}}\\s]",
+            max - 1
+        ))
+        .unwrap()
     }
 
     proptest! {

@@ -7,6 +7,7 @@ pub mod clock;
 mod customer;
 mod error;
 mod fields;
+mod format;
 mod mail;
 mod random_id;
 mod session;

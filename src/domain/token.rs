@@ -55,9 +55,6 @@ pub struct Claims {
     pub sid: Option<SessionId>,
     /// A refresh token's own id; absent in access tokens and Go-minted tokens.
     pub jti: Option<TokenId>,
-    /// On refresh tokens: when the session ends (Unix seconds, claim `sxp`), so that a
-    /// refresh can cap the new tokens' lifetimes without reading the session first.
-    pub session_end: Option<i64>,
 }
 
 impl Claims {
@@ -70,7 +67,6 @@ impl Claims {
             iat: None,
             sid: None,
             jti: None,
-            session_end: None,
         }
     }
 }

@@ -592,7 +592,7 @@ fn the_checker_finds_a_circle_and_resolves_relative_paths() {
     };
     let externals = BTreeSet::new();
     let (paths, _) = named_paths(&src, &externals);
-    let names: BTreeSet<String> = paths.iter().map(|p| name(p)).collect();
+    let names: BTreeSet<String> = paths.iter().map(name).collect();
     for expected in [
         "service::auth::token::Claims",
         "storage::cache::X",

@@ -15,6 +15,7 @@ mod redis_harness;
 mod abuse;
 mod admin;
 mod architecture;
+mod attacks;
 mod binary;
 mod cache;
 mod crash;

@@ -193,19 +193,24 @@ impl AuthService {
     }
 
     /// Replaces a stored hash that is not of the configured kind and parameters, after the
-    /// login has been answered; every replica's cached credentials follow.
+    /// login has been answered; every replica's cached credentials follow. Only while the
+    /// stored hash is still the one verified: a password changed meanwhile stays changed.
     fn upgrade_hash(&self, customer: CustomerId, password: Password, stored: &str) {
         let from = Algorithm::of(stored).map_or("unknown", Algorithm::label);
         let to = self.0.hasher.policy().algorithm().label();
         let service = self.clone();
+        let verified = stored.to_owned();
         tokio::spawn(async move {
             let upgraded = async {
                 let hash = service.0.hasher.hash(password).await?;
-                service.0.customers.update_password(customer, &hash).await?;
-                Ok::<_, Error>(())
+                let store = &service.0.customers;
+                Ok::<_, Error>(store.upgrade_password(customer, &verified, &hash).await?)
             };
             match upgraded.await {
-                Ok(()) => {
+                Ok(false) => {
+                    tracing::info!(customer_id = %customer, "password hash not upgraded: it changed since the login");
+                }
+                Ok(true) => {
                     service
                         .0
                         .metrics

@@ -177,7 +177,10 @@ fn argon2id_into(
         if memory.len() < blocks {
             memory.resize(blocks, Block::new());
         }
-        hasher.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+        let memory = memory
+            .get_mut(..blocks)
+            .ok_or(argon2::Error::MemoryTooLittle)?;
+        hasher.hash_password_into_with_memory(password, salt, out, memory)
     })
 }
 

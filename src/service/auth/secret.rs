@@ -11,6 +11,9 @@ use crate::config::Secret;
 /// The generated secret's file inside `DATA_DIR`.
 const JWT_SECRET_FILE: &str = "jwt_secret";
 
+/// Below this, a configured secret is warned about at start (HS256's own output length).
+const MIN_SECRET_BYTES: usize = 32;
+
 /// `configured`, or a generated secret; kept in `data_dir` when `keep` (embedded SQLite).
 pub fn jwt_secret(
     configured: Option<&Secret>,
@@ -18,6 +21,14 @@ pub fn jwt_secret(
     keep: bool,
 ) -> anyhow::Result<Secret> {
     if let Some(secret) = configured {
+        if secret.expose().len() < MIN_SECRET_BYTES {
+            // Rule 15.11: HS256 with fewer bytes than its hash is guessable offline from
+            // any one token; the Go service's secrets may be short, so warn, not refuse.
+            tracing::warn!(
+                bytes = secret.expose().len(),
+                "JWT_SECRET is shorter than 32 bytes: a token lets anyone try to guess it offline; set at least 32 random bytes"
+            );
+        }
         return Ok(secret.clone());
     }
     if keep {

@@ -1,6 +1,6 @@
 //! JWTs with the Go service's claim layout (SPEC section 3):
 //! `{"CustomerID": u64, "Refresh": bool, "exp": unix seconds}`, plus, for tokens of a
-//! session (SPEC section 9), `"iat"`, `"sid"` and, on refresh tokens, `"jti"` and `"sxp"`.
+//! session (SPEC section 9), `"iat"`, `"sid"` and, on refresh tokens, `"jti"`; no others.
 //! The Go service ignores claims it does not know. Signed and verified by the key ring
 //! (HS256, EdDSA or ES256; SPEC section 11).
 //!
@@ -38,7 +38,6 @@ struct RawClaims<'a> {
     sid: Option<&'a str>,
     #[serde(borrow, default)]
     jti: Option<&'a str>,
-    sxp: Option<i64>,
 }
 
 /// Verified asymmetric tokens kept: a token is presented many times, and an Ed25519 or
@@ -103,9 +102,6 @@ impl TokenCodec {
         if let Some(jti) = claims.jti {
             let _ = write!(payload, r#","jti":"{jti}""#);
         }
-        if let Some(end) = claims.session_end {
-            let _ = write!(payload, r#","sxp":{end}"#);
-        }
         payload.push('}');
         self.ring.load().sign(&B64.encode(payload))
     }
@@ -165,7 +161,6 @@ fn parse_claims(payload: &str) -> Result<Verified, TokenError> {
             iat: raw.iat,
             sid,
             jti,
-            session_end: raw.sxp,
         },
         nbf: raw.nbf,
         keys: 0,

@@ -170,7 +170,12 @@ impl KeyPair {
             KeyPair::Ed25519(key) => ed25519_dalek::Signer::sign(key, input).to_bytes().to_vec(),
             KeyPair::Es256(key) => {
                 let signature: p256::ecdsa::Signature = key.sign(input);
-                signature.to_bytes().to_vec()
+                // Low S only: the one spelling `verify` accepts.
+                signature
+                    .normalize_s()
+                    .unwrap_or(signature)
+                    .to_bytes()
+                    .to_vec()
             }
         }
     }
@@ -202,8 +207,10 @@ impl PublicKey {
         match self {
             PublicKey::Ed25519(key) => ed25519_dalek::Signature::from_slice(signature)
                 .is_ok_and(|s| key.verify_strict(input, &s).is_ok()),
+            // A high S (`normalize_s` answers only for one) is the mirror of a valid
+            // signature: refused, so that a token has one spelling (rule 15.11).
             PublicKey::Es256(key) => p256::ecdsa::Signature::from_slice(signature)
-                .is_ok_and(|s| key.verify(input, &s).is_ok()),
+                .is_ok_and(|s| s.normalize_s().is_none() && key.verify(input, &s).is_ok()),
         }
     }
 

@@ -14,12 +14,13 @@ use serde_json::{Value, json};
 
 use super::material::{Alg, HmacKey, KeyPair, PublicKey};
 
-/// Unpadded on output, as jwt-go writes; padding tolerated on input, as jwt-go reads.
+/// Unpadded on output, as jwt-go writes, and on input: a padded segment is refused, so that
+/// a token has one spelling (rule 15.11; jwt-go never writes padding).
 pub const B64: GeneralPurpose = GeneralPurpose::new(
     &URL_SAFE,
     GeneralPurposeConfig::new()
         .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
 );
 
 /// `{"alg":"HS256","typ":"JWT"}`, the header jwt-go writes: no `kid`.

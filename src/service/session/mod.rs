@@ -39,12 +39,12 @@ pub struct SessionSettings {
     pub revocation_poll: Duration,
 }
 
-/// What the tokens of a session name: whose it is, which, and when it ends (Unix seconds).
+/// What the tokens of a session name: whose it is and which. When it ends is known
+/// server-side only (no claim carries it, SPEC 15.11).
 #[derive(Debug, Clone, Copy)]
 struct SessionKey {
     customer: CustomerId,
     sid: SessionId,
-    end: i64,
 }
 
 /// The claims of a new token pair for a session.
@@ -233,7 +233,6 @@ impl SessionService {
         let key = SessionKey {
             customer,
             sid: session.id,
-            end: expires_at / 1000,
         };
         Ok(self.grant(key, access_exp, session.refresh_jti, now, refresh_exp))
     }
@@ -255,7 +254,6 @@ impl SessionService {
                 iat: Some(now),
                 sid: Some(session.sid),
                 jti: None,
-                session_end: None,
             },
             refresh: Claims {
                 customer: session.customer,
@@ -264,7 +262,6 @@ impl SessionService {
                 iat: Some(refresh_iat),
                 sid: Some(session.sid),
                 jti: Some(jti),
-                session_end: Some(session.end),
             },
         }
     }
@@ -281,17 +278,46 @@ impl SessionService {
         let now_ms = self.now_ms();
         let now = now_ms / 1000;
         let customer = presented.customer;
-        // The session's end travels in the refresh token (signed), so the common case is
-        // one statement: a compare-and-set that also checks the session is live.
-        let end = match presented.session_end {
-            Some(end) => end,
-            None => self.live_session(sid, customer, now_ms).await?.expires_at / 1000,
-        };
-        let (access_exp, refresh_exp) = self.expiries(now, end.saturating_mul(1000));
-        let tokens_exp = access_exp.max(refresh_exp);
-        let key = SessionKey { customer, sid, end };
+        let key = SessionKey { customer, sid };
         let presented_jti = presented.jti.ok_or(Error::TokenInvalid)?;
-        if !self.0.settings.rotation {
+        let rotation = self.0.settings.rotation;
+        // The session's end caps the new tokens but no claim may carry it (SPEC 15.11). The
+        // common case stays one statement: a compare-and-set that also requires the session
+        // to outlive the uncapped tokens (then no cap applies). Only a refresh near the
+        // session's end, or one that loses, reads the session.
+        let (access_exp, refresh_exp) = self.expiries(now, i64::MAX);
+        let tokens_exp = access_exp.max(refresh_exp);
+        let new_jti = RandomId::new(rand::random());
+        let rotated = |access_exp, refresh_exp, tokens_exp| Rotation {
+            new_jti,
+            iat: now,
+            refresh_exp,
+            refreshed_at: now_ms,
+            access_exp,
+            tokens_exp,
+        };
+        let outlives = tokens_exp.saturating_mul(1000).saturating_sub(1);
+        if rotation
+            && self
+                .0
+                .store
+                .rotate(
+                    sid,
+                    customer,
+                    presented_jti,
+                    &rotated(access_exp, refresh_exp, tokens_exp),
+                    outlives,
+                )
+                .await?
+        {
+            self.0.metrics.sessions_refreshed.inc();
+            return Ok(self.grant(key, access_exp, new_jti, now, refresh_exp));
+        }
+        // Near its end, with rotation off, or not the current token of a live session.
+        let session = self.live_session(sid, customer, now_ms).await?;
+        let (access_exp, refresh_exp) = self.expiries(now, session.expires_at);
+        let tokens_exp = access_exp.max(refresh_exp);
+        if !rotation {
             // As in the Go service: the token stays usable, only bound to its session.
             if !self
                 .0
@@ -304,25 +330,24 @@ impl SessionService {
             self.0.metrics.sessions_refreshed.inc();
             return Ok(self.grant(key, access_exp, presented_jti, now, refresh_exp));
         }
-        let rotation = Rotation {
-            new_jti: RandomId::new(rand::random()),
-            iat: now,
-            refresh_exp,
-            refreshed_at: now_ms,
-            access_exp,
-            tokens_exp,
-        };
-        if self
-            .0
-            .store
-            .rotate(sid, customer, presented_jti, &rotation, now_ms)
-            .await?
+        // The session ends before the uncapped tokens would: rotate with capped ones.
+        if session.expires_at <= outlives
+            && self
+                .0
+                .store
+                .rotate(
+                    sid,
+                    customer,
+                    presented_jti,
+                    &rotated(access_exp, refresh_exp, tokens_exp),
+                    now_ms,
+                )
+                .await?
         {
             self.0.metrics.sessions_refreshed.inc();
-            return Ok(self.grant(key, access_exp, rotation.new_jti, now, refresh_exp));
+            return Ok(self.grant(key, access_exp, new_jti, now, refresh_exp));
         }
         // Not the current token of a live session: revoked, ended, or used already.
-        let session = self.live_session(sid, customer, now_ms).await?;
         let grace_ms = i64::try_from(self.0.settings.reuse_grace.as_millis()).unwrap_or(0);
         let in_grace = session.previous_jti == Some(presented_jti)
             && session

@@ -136,6 +136,22 @@ impl CustomerStore for CachedStore {
         Ok(email)
     }
 
+    async fn upgrade_password(
+        &self,
+        id: CustomerId,
+        verified: &str,
+        hash: &str,
+    ) -> StoreResult<bool> {
+        let Some(current) = self.inner.personal_info(id).await? else {
+            return Ok(false);
+        };
+        self.invalidate_around(
+            credential_keys(&current.email),
+            self.inner.upgrade_password(id, verified, hash),
+        )
+        .await
+    }
+
     async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>> {
         let mut before = vec![
             CacheKey::Personal(id),

@@ -75,11 +75,18 @@ pub struct RedisClient {
 }
 
 impl RedisClient {
-    /// A client that is not connected yet: register handlers, then `start`.
-    pub fn new(settings: RedisSettings, metrics: Metrics) -> Arc<Self> {
+    /// Declares the Redis families at 0, with or without Redis, so that the dashboard's
+    /// and the alerts' queries find them on every replica (0 errors, not "no data"); that
+    /// Redis is not configured shows as the absence of `account_dependency_up{dependency="redis"}`.
+    pub fn declare_metrics(metrics: &Metrics) {
         for operation in ["get", "set", "lock", "unlock", "del", "publish"] {
             metrics.redis_errors.with_label_values(&[operation]);
         }
+    }
+
+    /// A client that is not connected yet: register handlers, then `start`.
+    pub fn new(settings: RedisSettings, metrics: Metrics) -> Arc<Self> {
+        Self::declare_metrics(&metrics);
         Arc::new(Self {
             settings,
             conn: OnceLock::new(),

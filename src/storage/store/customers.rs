@@ -31,6 +31,14 @@ pub trait CustomerStore: Send + Sync + 'static {
     async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>>;
     /// Replaces the password hash; returns the customer's email, `None` if unknown.
     async fn update_password(&self, id: CustomerId, hash: &str) -> StoreResult<Option<Email>>;
+    /// The transparent upgrade: replaces the hash only while it is still `verified`
+    /// (compare-and-set), so that it never restores an older password. Whether it wrote.
+    async fn upgrade_password(
+        &self,
+        id: CustomerId,
+        verified: &str,
+        hash: &str,
+    ) -> StoreResult<bool>;
     /// Removes the customer and their sessions in one transaction; the live sessions'
     /// revocations are recorded (their access tokens are refused until they expire).
     /// `None` if unknown.

@@ -66,6 +66,7 @@ pub struct SignupRequest {
         (status = 400, description = "`duplicate entry` (email or phone number taken) or `password too weak`", body = Message),
         (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
         (status = 429, description = "A limit was reached: `too many attempts`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "An unexpected failure: `server error`", body = Message),
         (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
     ),
 )]
@@ -111,6 +112,7 @@ pub struct LoginRequest {
         (status = 404, description = "`customer not found` (unknown email, unless `LOGIN_UNIFORM_ERRORS`)", body = Message),
         (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
         (status = 429, description = "A limit was reached: `too many attempts`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "An unexpected failure: `server error`", body = Message),
         (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
     ),
 )]

@@ -1,5 +1,6 @@
-//! Per-request limits of SPEC section 12 and the load shedder, as one layer:
-//! `Connection: close` when the request body was left unread, the request timeout (503), and a bounded queue in front of
+//! Per-request limits of SPEC section 12 and the load shedder, as one layer: a body
+//! announced over the limit refused at once (413, rule 15.8), `Connection: close` when the
+//! request body was left unread, the request timeout (503), and a bounded queue in front of
 //! the API routes (503 with `Retry-After` at once beyond it; the probes are never queued).
 
 use std::{
@@ -33,6 +34,15 @@ use crate::{
 /// A response that leaves the body unread says `Connection: close`: the connection cannot
 /// carry another request.
 pub async fn guard(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
+    // A body announced over the limit is refused before a byte of it is read (hyper sends
+    // `100 Continue` only once the body is polled, so an `Expect` gets this 413 instead).
+    if announced_length(&request).is_some_and(|length| length > limits.body_limit) {
+        let mut response = ApiError::BodyTooLarge.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     let (parts, body) = request.into_parts();
     let finished = (!body.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
     let body = match &finished {
@@ -55,11 +65,25 @@ pub async fn guard(State(limits): State<RequestLimits>, request: Request, next: 
     response
 }
 
-/// The shedder and the request timeout (`HTTP_REQUEST_TIMEOUT_SECONDS`).
+/// The `Content-Length` a request announces; `None` without one (or an unreadable one,
+/// which hyper has refused already).
+fn announced_length(request: &Request) -> Option<usize> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The shedder, the request timeout (`HTTP_REQUEST_TIMEOUT_SECONDS`) and the body limit
+/// (`HTTP_BODY_LIMIT_BYTES`) checked against the announced length.
 #[derive(Clone)]
 pub struct RequestLimits {
     pub shedder: Shedder,
     pub timeout: Duration,
+    pub body_limit: usize,
 }
 
 impl RequestLimits {

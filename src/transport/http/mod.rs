@@ -72,6 +72,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
                     state.metrics.clone(),
                 ),
                 timeout: settings.request_timeout,
+                body_limit: settings.body_limit,
             },
             limits::guard,
         ))

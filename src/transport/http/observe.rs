@@ -61,41 +61,43 @@ pub struct Observer {
     metrics: Metrics,
     trusted_proxies: Vec<IpNet>,
     routes: matchit::Router<usize>,
-    /// One per route of `ROUTES`, then `unmatched`.
+    /// One per route of `ROUTES`.
     handles: Vec<RouteMetrics>,
+    unmatched: RouteMetrics,
 }
 
 impl Observer {
     pub fn new(metrics: Metrics, trusted_proxies: Vec<IpNet>) -> Self {
         let mut routes = matchit::Router::new();
+        let handles_of = |label| RouteMetrics {
+            label,
+            inflight: metrics.http_inflight.with_label_values(&[label]),
+            by_outcome: (0..KEPT_METHODS.len() * KEPT_CODES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+        };
         let mut handles = Vec::new();
-        for (i, label) in ROUTES.iter().copied().chain([UNMATCHED_ROUTE]).enumerate() {
-            if i < ROUTES.len() {
-                // ROUTES are fixed, distinct patterns; a clash would only lose a label.
-                let _ = routes.insert(label, i);
-            }
-            handles.push(RouteMetrics {
-                label,
-                inflight: metrics.http_inflight.with_label_values(&[label]),
-                by_outcome: (0..KEPT_METHODS.len() * KEPT_CODES.len())
-                    .map(|_| OnceLock::new())
-                    .collect(),
-            });
+        for (i, label) in ROUTES.iter().copied().enumerate() {
+            // ROUTES are fixed, distinct patterns; a clash would only lose a label.
+            let _ = routes.insert(label, i);
+            handles.push(handles_of(label));
         }
+        let unmatched = handles_of(UNMATCHED_ROUTE);
         Self {
             metrics,
             trusted_proxies,
             routes,
             handles,
+            unmatched,
         }
     }
 
     fn route(&self, path: &str) -> &RouteMetrics {
-        let index = self
-            .routes
+        self.routes
             .at(path)
-            .map_or(ROUTES.len(), |matched| *matched.value);
-        &self.handles[index.min(self.handles.len() - 1)]
+            .ok()
+            .and_then(|matched| self.handles.get(*matched.value))
+            .unwrap_or(&self.unmatched)
     }
 
     fn observe(
@@ -206,9 +208,11 @@ pub async fn observe(
         observer.observe(route, &method, status, elapsed.as_secs_f64(), size as f64);
         span.record("http.response.status_code", status.as_u16());
         let duration_ms = (elapsed.as_secs_f64() * 100_000.0).round() / 100.0;
+        // Without query and fragment: a page's URL may carry a reset token (rule 15.9).
         let referrer = referrer
             .as_ref()
             .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(['?', '#']).next().unwrap_or_default())
             .unwrap_or_default();
         let _entered = span.enter();
         if status.is_server_error() {

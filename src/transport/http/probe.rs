@@ -66,7 +66,7 @@ async fn status_of(addr: SocketAddr, path: &str) -> Result<u16, ProbeError> {
         if n == 0 {
             break;
         }
-        head.extend_from_slice(&buf[..n]);
+        head.extend_from_slice(buf.get(..n).unwrap_or_default());
     }
     let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
     std::str::from_utf8(line)

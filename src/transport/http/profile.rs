@@ -83,6 +83,7 @@ pub async fn get_personal_info(
         (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
         (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
         (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 500, description = "An unexpected failure: `server error`", body = Message),
         (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
     ),
     security(("bearer" = [])),
@@ -146,6 +147,7 @@ pub async fn get_shipping_info(
         (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
         (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
         (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 500, description = "An unexpected failure: `server error`", body = Message),
         (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
     ),
     security(("bearer" = [])),

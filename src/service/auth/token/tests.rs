@@ -30,7 +30,6 @@ fn session_claims_round_trip_and_stay_after_the_go_ones() {
         iat: Some(NOW),
         sid: Some(RandomId::new(rand::random())),
         jti: Some(RandomId::new(rand::random())),
-        session_end: Some(NOW + 1000),
     };
     let token = c.mint(&claims);
     assert_eq!(c.verify(&token, TokenKind::Refresh, NOW), Ok(claims));
@@ -284,23 +283,19 @@ mod properties {
             proptest::option::of(i64::MIN..=NOW),
             proptest::option::of(random_id()),
             proptest::option::of(random_id()),
-            proptest::option::of(any::<i64>()),
         )
-            .prop_map(
-                |(customer, refresh, exp, iat, sid, jti, session_end)| Claims {
-                    customer: CustomerId(customer),
-                    kind: if refresh {
-                        TokenKind::Refresh
-                    } else {
-                        TokenKind::Access
-                    },
-                    exp,
-                    iat,
-                    sid,
-                    jti,
-                    session_end,
+            .prop_map(|(customer, refresh, exp, iat, sid, jti)| Claims {
+                customer: CustomerId(customer),
+                kind: if refresh {
+                    TokenKind::Refresh
+                } else {
+                    TokenKind::Access
                 },
-            )
+                exp,
+                iat,
+                sid,
+                jti,
+            })
     }
 
     /// Strings shaped like tokens: up to four dot-separated segments of base64 of junk,

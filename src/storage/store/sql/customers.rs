@@ -169,6 +169,25 @@ macro_rules! customer_store {
                 .await
             }
 
+            async fn upgrade_password(&self, id: CustomerId, verified: &str, hash: &str) -> StoreResult<bool> {
+                let Some(bound) = Self::bind_id(id) else { return Ok(false) };
+                let done = self
+                    .run(
+                        "upgrade_password",
+                        sqlx::query(
+                            "UPDATE customers SET bcrypted_password = ?, updated_at = ? \
+                             WHERE id = ? AND bcrypted_password = ?",
+                        )
+                        .bind(hash.as_bytes())
+                        .bind(self.now_millis())
+                        .bind(bound)
+                        .bind(verified.as_bytes())
+                        .execute(&self.pool),
+                    )
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>> {
                 let Some(bound) = Self::bind_id(id) else { return Ok(None) };
                 self.run("delete_customer", async {
