@@ -8,10 +8,14 @@ mod customer;
 mod error;
 mod fields;
 mod mail;
+pub mod net;
+pub mod secret;
 mod session;
 
 pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalInfo, ShippingInfo};
 pub use error::{Error, InternalError, Invalid, Unavailable};
 pub use fields::{Address, Email, FieldError, Name, Password, PhoneNumber};
 pub use mail::{Account, MailKind, TokenPurpose};
+pub use net::IpNet;
+pub use secret::Secret;
 pub use session::{ClientInfo, RandomId, Revocation, RevokeReason, Session, SessionId, TokenId};

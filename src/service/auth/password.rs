@@ -21,7 +21,6 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, oneshot};
 
 use crate::{
-    config::{Argon2Params, PasswordHashKind},
     domain::{Error, Password, Unavailable},
     metrics::Metrics,
 };
@@ -37,7 +36,47 @@ const HASH_THREAD_NICENESS: i32 = 10;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// A kind of stored hash.
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// The hash of new passwords and the pool that computes them, as configured.
+#[derive(Debug, Clone)]
+pub struct PasswordSettings {
+    /// The hash given to new passwords (both kinds always verify).
+    pub hash: Algorithm,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Hashing threads; 0 = one per CPU.
+    pub threads: usize,
+    /// Jobs that may wait; beyond it login and signup answer 503.
+    pub queue: usize,
+}
+
+impl PasswordSettings {
+    pub fn argon2(&self) -> Argon2Params {
+        Argon2Params {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        }
+    }
+
+    /// The number of hashing threads (0 resolved to one per CPU).
+    pub fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// A kind of stored hash, and the hash given to new passwords.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     Bcrypt,
@@ -75,10 +114,10 @@ pub enum HashPolicy {
 }
 
 impl HashPolicy {
-    pub fn new(kind: PasswordHashKind, argon2: Argon2Params) -> Result<Self, argon2::Error> {
+    pub fn new(kind: Algorithm, argon2: Argon2Params) -> Result<Self, argon2::Error> {
         Ok(match kind {
-            PasswordHashKind::Bcrypt => HashPolicy::Bcrypt { cost: BCRYPT_COST },
-            PasswordHashKind::Argon2id => HashPolicy::Argon2id(Params::new(
+            Algorithm::Bcrypt => HashPolicy::Bcrypt { cost: BCRYPT_COST },
+            Algorithm::Argon2id => HashPolicy::Argon2id(Params::new(
                 argon2.memory_kib,
                 argon2.iterations,
                 argon2.parallelism,

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub use material::{Alg, HmacKey, KeyError, KeyPair, PublicKey};
-pub use rotation::{KeyManager, KeySettings, KeySource};
+pub use rotation::{KeyManager, KeySettings, KeySource, SigningSettings};
 
 /// Unpadded on output, as jwt-go writes; padding tolerated on input, as jwt-go reads.
 pub const B64: GeneralPurpose = GeneralPurpose::new(

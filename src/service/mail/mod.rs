@@ -29,6 +29,8 @@ use crate::{
 /// How mails are made and sent.
 #[derive(Debug, Clone)]
 pub struct MailSettings {
+    /// SPEC section 13; `None` = `.eml` files under `DATA_DIR/mail/`.
+    pub smtp_url: Option<SmtpUrl>,
     /// `MAIL_FROM`.
     pub from: lettre::message::Mailbox,
     /// `PUBLIC_BASE_URL` without a trailing `/`: links are built from it, never from a
@@ -123,6 +125,7 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_ceiling() {
         let settings = MailSettings {
+            smtp_url: None,
             from: "noreply@example.com".parse().unwrap(),
             public_base_url: "http://localhost".into(),
             reset_ttl: Duration::from_secs(1800),

@@ -27,7 +27,7 @@ use fred::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{config::Secret, metrics::Metrics, storage::breaker::Breaker};
+use crate::{domain::Secret, metrics::Metrics, storage::breaker::Breaker};
 
 /// Releases a lock only if it is still ours (redsync's script, so Go replicas agree).
 const UNLOCK_SCRIPT: &str = "if redis.call(\"get\", KEYS[1]) == ARGV[1] then return redis.call(\"del\", KEYS[1]) else return 0 end";

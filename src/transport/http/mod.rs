@@ -35,7 +35,7 @@ pub use observe::ROUTES;
 pub use sessions::SessionsBody;
 
 use crate::{
-    config::IpNet, metrics::Metrics, service::account::AccountService, service::auth::AuthService,
+    domain::IpNet, metrics::Metrics, service::account::AccountService, service::auth::AuthService,
     service::keys::KeyRing, service::readiness::Health, service::recovery::RecoveryService,
 };
 

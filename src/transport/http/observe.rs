@@ -24,7 +24,7 @@ use tracing::{Instrument, field::Empty};
 
 use super::client::{ClientAddr, client_address};
 use crate::{
-    config::IpNet,
+    domain::IpNet,
     metrics::{Metrics, UNMATCHED_ROUTE},
     telemetry,
 };
