@@ -21,6 +21,7 @@ use crate::{
     service::operator::ApiKeys,
     service::readiness::Health,
     storage::cache::CachedStore,
+    transport::ShutdownSettings,
     transport::grpc,
     transport::http::{self, AppState, HttpSettings, Services},
 };
@@ -57,8 +58,7 @@ pub struct Application {
     admin_keys: Arc<ApiKeys>,
     state: AppState,
     core: Core,
-    shutdown_timeout: Duration,
-    shutdown_delay: Duration,
+    shutdown: ShutdownSettings,
     http_settings: HttpSettings,
     connection_limits: http::server::ConnectionLimits,
 }
@@ -100,8 +100,7 @@ impl Application {
             admin_keys: Arc::new(ApiKeys::new(&operator.api_keys)),
             state,
             core,
-            shutdown_timeout: settings.shutdown.timeout,
-            shutdown_delay: settings.shutdown.delay,
+            shutdown: settings.shutdown.clone(),
             http_settings: settings.http.api(),
             connection_limits: settings.http.connections(),
         })
@@ -213,42 +212,64 @@ impl Application {
         let result = match result {
             Some(joined) => joined.context("server task")?,
             None => {
-                self.state.health.start_shutdown();
-                grpc::set_not_serving(&grpc_health).await;
-                if !self.shutdown_delay.is_zero() {
-                    tracing::info!(delay = ?self.shutdown_delay, "shutting down: unready, still serving while load balancers drain");
-                    tokio::time::sleep(self.shutdown_delay).await;
-                }
-                tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: finishing requests in flight");
-                stop.cancel();
-                match tokio::time::timeout(self.shutdown_timeout, &mut servers).await {
-                    Ok(joined) => joined.context("server task")?,
-                    Err(_) => {
-                        tracing::warn!(
-                            "requests still in flight after the shutdown timeout; closing them"
-                        );
-                        servers.abort();
-                        Ok(())
-                    }
-                }
+                drain(
+                    &self.state.health,
+                    &grpc_health,
+                    &self.shutdown,
+                    &stop,
+                    &mut servers,
+                )
+                .await
             }
         };
-        if let Some(mut admin_server) = admin_server {
+        if let Some(admin_server) = admin_server {
             stop.cancel();
-            match tokio::time::timeout(self.shutdown_timeout, &mut admin_server).await {
-                Ok(Err(e)) => tracing::warn!(error = %e, "operator API server task"),
-                Ok(Ok(())) => {}
-                Err(_) => {
-                    tracing::warn!(
-                        "operator API calls still in flight after the shutdown timeout; closing them"
-                    );
-                    // Dropping the handle would leave them running past the pools' close.
-                    admin_server.abort();
-                }
-            }
+            stop_admin(admin_server, self.shutdown.timeout).await;
         }
         self.core.close().await;
         tracing::info!("stopped");
         result
+    }
+}
+
+/// After the shutdown signal: unready, a pause while load balancers drain, then the
+/// listeners close and requests in flight get up to the shutdown timeout.
+async fn drain(
+    health: &Health,
+    grpc_health: &tonic_health::server::HealthReporter,
+    shutdown: &ShutdownSettings,
+    stop: &CancellationToken,
+    servers: &mut tokio::task::JoinHandle<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    health.start_shutdown();
+    grpc::set_not_serving(grpc_health).await;
+    if !shutdown.delay.is_zero() {
+        tracing::info!(delay = ?shutdown.delay, "shutting down: unready, still serving while load balancers drain");
+        tokio::time::sleep(shutdown.delay).await;
+    }
+    tracing::info!(timeout = ?shutdown.timeout, "shutting down: finishing requests in flight");
+    stop.cancel();
+    match tokio::time::timeout(shutdown.timeout, &mut *servers).await {
+        Ok(joined) => joined.context("server task")?,
+        Err(_) => {
+            tracing::warn!("requests still in flight after the shutdown timeout; closing them");
+            servers.abort();
+            Ok(())
+        }
+    }
+}
+
+/// Waits for the operator API's calls in flight, up to `timeout`.
+async fn stop_admin(mut admin_server: tokio::task::JoinHandle<()>, timeout: Duration) {
+    match tokio::time::timeout(timeout, &mut admin_server).await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "operator API server task"),
+        Ok(Ok(())) => {}
+        Err(_) => {
+            tracing::warn!(
+                "operator API calls still in flight after the shutdown timeout; closing them"
+            );
+            // Dropping the handle would leave them running past the pools' close.
+            admin_server.abort();
+        }
     }
 }
