@@ -39,7 +39,7 @@ pub struct Core {
     pub recovery: RecoveryService,
     /// What the operator API and the `customer` commands call (SPEC section 14).
     pub admin: AdminService,
-    /// The background tasks (revocation poll, sweep, key reload, mail sender).
+    /// The background tasks (revocation poll, sweep, key reload, mail sender, Redis listener).
     tasks: Tasks,
     /// How long the background tasks get to finish at close.
     shutdown_timeout: Duration,
@@ -119,12 +119,16 @@ impl Core {
         })
     }
 
-    /// Stops the background tasks and closes Redis and the database pool.
+    /// Stops the background tasks, closes the shared Redis client (once, here: the cache,
+    /// the sessions and the throttle all use it), waits for the tasks, then closes the
+    /// database pool.
     pub async fn close(&self) {
-        self.tasks.stop(self.shutdown_timeout).await;
+        self.tasks.cancel();
         if let Some(redis) = &self.redis {
+            // Ends its listener task (and the cache's invalidation retries).
             redis.close().await;
         }
+        self.tasks.join(self.shutdown_timeout).await;
         self.cache.close().await;
     }
 }
@@ -143,7 +147,7 @@ async fn open_sessions(
     );
     // Every user of the client has registered its channels.
     if let Some(redis) = &common.redis {
-        redis.start();
+        common.tasks.add(redis.start());
     }
     if common.serving() {
         let handles = sessions

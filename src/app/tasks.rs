@@ -1,4 +1,5 @@
-//! The background tasks (revocation poll and sweep, key reload, mail sender): started,
+//! The background tasks (revocation poll and sweep, key reload, mail sender, the Redis
+//! listener that feeds the cache invalidations and revocations): started,
 //! stopped and awaited through one mechanism.
 
 use std::{sync::Mutex, time::Duration};
@@ -26,11 +27,15 @@ impl Tasks {
         }
     }
 
-    /// Signals every task to stop and waits up to `timeout` for all of them; those still
-    /// running then are aborted (a mail being handed over is finished first; one stuck
-    /// longer is retried elsewhere when its lease runs out).
-    pub async fn stop(&self, timeout: Duration) {
+    /// Signals every task to stop.
+    pub fn cancel(&self) {
         self.stop.cancel();
+    }
+
+    /// Waits up to `timeout` for every task; those still running then are aborted (a mail
+    /// being handed over is finished first; one stuck longer is retried elsewhere when its
+    /// lease runs out).
+    pub async fn join(&self, timeout: Duration) {
         let handles = self
             .handles
             .lock()

@@ -106,9 +106,10 @@ impl RedisClient {
             .clone()
     }
 
-    /// Starts connecting in the background and returns at once.
-    pub fn start(self: &Arc<Self>) {
-        tokio::spawn(self.clone().connect_and_listen());
+    /// Starts connecting and listening in the background and returns at once; the task
+    /// ends when the client is closed.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.clone().connect_and_listen())
     }
 
     /// Whether every channel is subscribed, so that its messages arrive.
