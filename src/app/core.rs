@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 
-use super::{Role, tasks::Tasks};
+use super::tasks::Tasks;
 use crate::{
     config::Settings,
     domain::{Secret, clock::Clock},
@@ -23,6 +23,13 @@ use crate::{
     storage::redis::RedisClient,
     storage::store::{self, CustomerStore, DatabaseUrl, SqliteTarget},
 };
+
+/// Whether the services are built to serve, or for one command of the CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Server,
+    Command,
+}
 
 /// Everything the service is made of, before any listener: the stores behind their cache,
 /// Redis, and the services. `serve` and the CLI commands build the same one, so that an

@@ -13,7 +13,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use self::core::Core;
+pub use self::core::{Core, Role};
 use crate::{
     config::Settings,
     domain::clock::{Clock, SystemClock},
@@ -40,13 +40,6 @@ async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<Bound> {
         .local_addr()
         .with_context(|| format!("reading the address of {setting}"))?;
     Ok(Bound { listener, addr })
-}
-
-/// Whether the services are built to serve, or for one command of the CLI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Server,
-    Command,
 }
 
 pub struct Application {
