@@ -130,8 +130,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }) = &cli.command
     {
         let addr = saga_account::transport::http::probe::probe_address(
-            settings.bind_address,
-            settings.http_port,
+            settings.listen.bind_address,
+            settings.listen.http_port,
         );
         saga_account::transport::http::probe::probe(
             addr,
@@ -142,7 +142,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{path} at {addr}: 200");
         return Ok(());
     }
-    let telemetry = telemetry::init(&settings)?;
+    let telemetry = telemetry::init(&settings.telemetry)?;
     let result = execute(cli.command, settings).await;
     telemetry.shutdown();
     result
@@ -151,12 +151,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result<()> {
     match command.unwrap_or(Command::Serve) {
         Command::Migrate => {
-            let url = DatabaseUrl::parse(settings.db_dsn.expose(), &settings.data_dir)?;
+            let url =
+                DatabaseUrl::parse(settings.database.dsn.expose(), &settings.database.data_dir)?;
             let pool = PoolSettings {
                 max_open: 1,
                 max_idle: 0,
                 acquire_timeout: settings
-                    .db_acquire_timeout
+                    .pool
+                    .acquire_timeout
                     .max(std::time::Duration::from_secs(10)),
             };
             store::migrate(&url, &pool).await?;

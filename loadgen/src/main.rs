@@ -161,12 +161,12 @@ fn spawn_service() -> anyhow::Result<Target> {
         .build()?;
     let dir = tempfile_dir()?;
     let mut settings = saga_account::config::Settings::defaults();
-    settings.http_port = 0;
-    settings.grpc_port = 0;
-    settings.prom_port = 0;
-    settings.bind_address = [127, 0, 0, 1].into();
-    settings.data_dir = dir.clone();
-    settings.jwt_secret = Some(saga_account::config::Secret::new("loadgen-secret"));
+    settings.listen.http_port = 0;
+    settings.listen.grpc_port = 0;
+    settings.listen.prom_port = 0;
+    settings.listen.bind_address = [127, 0, 0, 1].into();
+    settings.database.data_dir = dir.clone();
+    settings.signing.secret = Some(saga_account::domain::Secret::new("loadgen-secret"));
     let app = runtime.block_on(saga_account::app::Application::build(settings))?;
     let target = Target {
         http: app.http_addr(),

@@ -9,7 +9,9 @@ mod error;
 mod fields;
 mod format;
 mod mail;
+pub mod net;
 mod random_id;
+pub mod secret;
 mod session;
 mod token;
 
@@ -17,6 +19,8 @@ pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalIn
 pub use error::{Error, ErrorChain, InternalError, Invalid, Unavailable};
 pub use fields::{Address, Email, FieldError, Name, Password, PhoneNumber};
 pub use mail::{Account, MailKind, TokenPurpose};
+pub use net::IpNet;
 pub use random_id::{RandomId, SessionId, TokenId};
+pub use secret::Secret;
 pub use session::{ClientInfo, Revocation, RevokeReason, Session};
 pub use token::{Claims, TokenError, TokenKind};

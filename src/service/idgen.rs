@@ -134,6 +134,13 @@ fn private_ipv4_addresses() -> Vec<std::net::Ipv4Addr> {
     Vec::new()
 }
 
+/// This replica's Sonyflake machine id, as configured.
+#[derive(Debug, Clone)]
+pub struct IdSettings {
+    /// `None` = the low 16 bits of the private IPv4 address.
+    pub machine_id: Option<u16>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,10 @@
 //! taken from callers' W3C `traceparent` and Jaeger `uber-trace-id` headers.
 
 mod log;
+mod settings;
 mod writer;
+
+pub use settings::{LogFormat, TelemetrySettings};
 
 use opentelemetry::{
     Context,
@@ -25,8 +28,6 @@ use tracing_subscriber::{
     prelude::*,
 };
 
-use crate::config::{LogFormat, Settings};
-
 /// Keeps the trace exporter alive; `shutdown` flushes what is still batched.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
@@ -45,7 +46,7 @@ impl Telemetry {
 }
 
 /// The collector to export to: `JAEGER_URL`, else `OTEL_EXPORTER_OTLP_ENDPOINT`.
-pub fn collector_endpoint(settings: &Settings) -> Option<String> {
+pub fn collector_endpoint(settings: &TelemetrySettings) -> Option<String> {
     let configured = settings.jaeger_url.clone().or_else(|| {
         std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
             .ok()
@@ -68,7 +69,7 @@ fn otlp_endpoint(url: &str) -> String {
 
 /// Installs the global subscriber and propagator. Fails, naming the setting, when the log
 /// filter or the collector endpoint is invalid.
-pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
+pub fn init(settings: &TelemetrySettings) -> anyhow::Result<Telemetry> {
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
         Box::new(TraceContextPropagator::new()),
         Box::new(opentelemetry_jaeger_propagator::Propagator::new()),

@@ -3,3 +3,6 @@
 pub mod grpc;
 pub mod http;
 pub mod operator;
+pub mod settings;
+
+pub use settings::{HttpServerSettings, ListenSettings, OperatorSettings, ShutdownSettings};

@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use reqwest::Method;
-use saga_account::{config::PasswordHashKind, domain::clock::ManualClock};
+use saga_account::{domain::clock::ManualClock, service::auth::Algorithm};
 use serde_json::json;
 
 use crate::{backend_tests, helpers::*, redis_harness::RedisTarget};
@@ -127,7 +127,7 @@ async fn lockouts_begin_at_the_limit_and_double(backend: Backend) {
 
     // Outside tests a refusal waits before it is answered: a flood of guesses slows down.
     let app = spawn_app_with(&backend, |s| {
-        s.throttle_refusal_delay = Duration::from_millis(300)
+        s.abuse.refusal_delay = Duration::from_millis(300)
     })
     .await;
     app.signup(&customer(400)).await;
@@ -168,9 +168,9 @@ async fn a_bcrypt_row_is_upgraded_to_argon2id_on_login(backend: Backend) {
     assert!(stored().await.starts_with("$2a$10$"));
 
     let app = spawn_app_on(&database, |s| {
-        s.password_hash = PasswordHashKind::Argon2id;
-        s.argon2.memory_kib = 1024;
-        s.argon2.iterations = 1;
+        s.password.hash = Algorithm::Argon2id;
+        s.password.argon2_memory_kib = 1024;
+        s.password.argon2_iterations = 1;
     })
     .await;
     app.login("ming410@example.com", "password-123").await;
@@ -274,7 +274,7 @@ async fn replicas_share_counts_through_redis_and_fall_back_without_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_addresses_count_only_behind_trusted_proxies() {
     let trusting = spawn_app_with(&Backend::Sqlite, |s| {
-        s.trusted_proxies = vec![saga_account::config::IpNet::parse("127.0.0.1/32").unwrap()];
+        s.http.trusted_proxies = vec![saga_account::domain::IpNet::parse("127.0.0.1/32").unwrap()];
     })
     .await;
     trusting.signup(&customer(400)).await;
@@ -336,7 +336,7 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
 /// also answer alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_emails_look_like_wrong_passwords() {
-    let app = spawn_app_with(&Backend::Sqlite, |s| s.login_uniform_errors = true).await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| s.abuse.uniform_errors = true).await;
     app.signup(&customer(430)).await;
     let before = verifications(&app, "bcrypt");
     assert_msg(
@@ -379,8 +379,8 @@ async fn unknown_emails_look_like_wrong_passwords() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_limit_and_password_strength() {
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.signup_max_per_ip_per_hour = 3;
-        s.password_min_score = 3;
+        s.abuse.signup_max_per_ip_per_hour = 3;
+        s.abuse.min_password_score = 3;
     })
     .await;
     let weak = customer(440);

@@ -42,9 +42,9 @@ async fn the_operator_api_is_off_by_default() {
 async fn the_operator_port_has_the_http_hygiene_of_the_api() {
     let port = SmtpSink::free_addr().await.port();
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.admin_port = port;
-        s.admin_api_keys = saga_account::service::operator::keys::parse(OPS).unwrap();
-        s.http_header_read_timeout = Duration::from_secs(1);
+        s.operator.port = port;
+        s.operator.api_keys = saga_account::service::operator::keys::parse(OPS).unwrap();
+        s.http.header_read_timeout = Duration::from_secs(1);
     })
     .await;
     let addr = app.admin_addr.unwrap();
@@ -103,10 +103,10 @@ async fn every_operator_route_with_good_wrong_and_missing_keys(backend: Backend)
     let url = sink.url();
     let port = SmtpSink::free_addr().await.port();
     let app = spawn_app_with(&backend, |s| {
-        s.admin_port = port;
-        s.admin_api_keys =
+        s.operator.port = port;
+        s.operator.api_keys =
             saga_account::service::operator::keys::parse(&format!("{OPS},{NEXT}")).unwrap();
-        s.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
+        s.mail.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
     })
     .await;
     assert_eq!(
@@ -340,7 +340,7 @@ async fn cli_commands_go_through_the_same_code() {
     let sink = SmtpSink::start().await;
     let url = sink.url();
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
+        s.mail.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
     })
     .await;
     let body = customer(601);

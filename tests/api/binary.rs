@@ -12,7 +12,7 @@ fn help_lists_commands_and_every_setting() {
     for word in ["serve", "migrate", "--config"] {
         assert!(help.contains(word), "{word} missing from --help");
     }
-    for setting in saga_account::config::SETTINGS {
+    for setting in saga_account::config::settings() {
         assert!(
             help.contains(setting.env),
             "{} missing from --help",

@@ -77,7 +77,7 @@ const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
 
 #[tokio::test]
 async fn an_unread_body_closes_the_connection_and_a_read_one_keeps_it() {
-    let app = spawn_app_with(&Backend::Sqlite, |s| s.http_body_limit = 1024).await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| s.http.body_limit = 1024).await;
     // Over the limit: 413, and the client is told the connection ends.
     let mut stream = connect(&app).await;
     let body = json!({"email": "x@example.com", "password": "p".repeat(4000)}).to_string();
@@ -146,8 +146,8 @@ async fn an_oversized_head_gets_431() {
 #[tokio::test]
 async fn slow_heads_are_cut_off_and_idle_connections_live_until_the_idle_timeout() {
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.http_header_read_timeout = Duration::from_secs(1);
-        s.http_idle_timeout = Duration::from_secs(3);
+        s.http.header_read_timeout = Duration::from_secs(1);
+        s.http.idle_timeout = Duration::from_secs(3);
     })
     .await;
     // Nothing sent: closed after the head timeout.
@@ -216,7 +216,7 @@ async fn stalled_upload(app: &TestApp) -> TcpStream {
 #[tokio::test]
 async fn a_request_longer_than_the_timeout_gets_503() {
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.http_request_timeout = Duration::from_secs(1);
+        s.http.request_timeout = Duration::from_secs(1);
     })
     .await;
     let mut stream = stalled_upload(&app).await;
@@ -230,7 +230,7 @@ async fn a_request_longer_than_the_timeout_gets_503() {
 
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_until_one_closes() {
-    let app = spawn_app_with(&Backend::Sqlite, |s| s.max_connections = 2).await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| s.http.max_connections = 2).await;
     let mut first = connect(&app).await;
     let mut second = connect(&app).await;
     for stream in [&mut first, &mut second] {
@@ -254,8 +254,8 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
 #[tokio::test]
 async fn beyond_the_queue_requests_are_shed_at_once_and_probes_still_answer() {
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.http_max_concurrent_requests = 1;
-        s.http_max_queued_requests = 0;
+        s.http.max_concurrent_requests = 1;
+        s.http.max_queued_requests = 0;
     })
     .await;
     // One running (its body never comes) and no room to wait: the next is refused at once.

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use saga_account::{
-    config::{JwtAlg, Secret},
+    domain::Secret,
     domain::clock::ManualClock,
     service::auth::{Claims, TokenCodec, TokenKind},
     service::keys::{Alg, HmacKey, KeyPair},
@@ -115,8 +115,8 @@ async fn accepted(app: &TestApp, token: &str) -> bool {
 
 #[tokio::test]
 async fn tokens_of_every_algorithm_verify_against_the_served_jwks() {
-    for alg in [JwtAlg::Hs256, JwtAlg::EdDsa, JwtAlg::Es256] {
-        let app = spawn_app_with(&Backend::Sqlite, |s| s.jwt_alg = alg).await;
+    for alg in [Alg::Hs256, Alg::EdDsa, Alg::Es256] {
+        let app = spawn_app_with(&Backend::Sqlite, |s| s.signing.alg = alg).await;
         let (access, refresh) = app.signup(&customer(1)).await;
         let customer = app.customer_of(&access);
         let (set, headers) = jwks(&app).await;
@@ -125,7 +125,7 @@ async fn tokens_of_every_algorithm_verify_against_the_served_jwks() {
         let header = header_of(&access);
         let kid = kid_of(&access);
         assert_eq!(kid, kid_of(&refresh));
-        if alg == JwtAlg::Hs256 {
+        if alg == Alg::Hs256 {
             assert!(set.keys.is_empty(), "HS256 publishes nothing");
             assert_eq!(header["alg"], "HS256");
             // The kid names the secret without revealing it.
@@ -185,7 +185,7 @@ async fn tokens_of_every_algorithm_verify_against_the_served_jwks() {
 async fn previous_secrets_still_verify_and_others_do_not() {
     let database = TestDatabase::fresh(&Backend::Sqlite).await;
     let old = spawn_app_on(&database, |s| {
-        s.jwt_secret = Some(Secret::new("the-old-secret"))
+        s.signing.secret = Some(Secret::new("the-old-secret"))
     })
     .await;
     let (old_access, old_refresh) = old.signup(&customer(1)).await;
@@ -204,8 +204,8 @@ async fn previous_secrets_still_verify_and_others_do_not() {
     };
 
     let rotated = spawn_app_on(&database, |s| {
-        s.jwt_secret = Some(Secret::new("the-new-secret"));
-        s.jwt_previous_secrets = vec![Secret::new("the-old-secret")];
+        s.signing.secret = Some(Secret::new("the-new-secret"));
+        s.signing.previous_secrets = vec![Secret::new("the-old-secret")];
     })
     .await;
     assert!(accepted(&rotated, &old_access).await);
@@ -225,7 +225,7 @@ async fn previous_secrets_still_verify_and_others_do_not() {
 
     // Once the old secret is dropped, its tokens are refused.
     let dropped = spawn_app_on(&database, |s| {
-        s.jwt_secret = Some(Secret::new("the-new-secret"))
+        s.signing.secret = Some(Secret::new("the-new-secret"))
     })
     .await;
     assert!(!accepted(&dropped, &old_access).await);
@@ -241,7 +241,7 @@ async fn previous_secrets_still_verify_and_others_do_not() {
 
 #[tokio::test]
 async fn alg_confusion_and_foreign_keys_are_refused() {
-    let app = spawn_app_with(&Backend::Sqlite, |s| s.jwt_alg = JwtAlg::EdDsa).await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| s.signing.alg = Alg::EdDsa).await;
     let (access, _) = app.signup(&customer(1)).await;
     assert!(accepted(&app, &access).await);
     let customer = app.customer_of(&access);
@@ -313,8 +313,8 @@ async fn alg_confusion_and_foreign_keys_are_refused() {
     ));
     assert!(accepted(&app, &hs256).await);
     let strict = spawn_app_on(&app.database, |s| {
-        s.jwt_alg = JwtAlg::EdDsa;
-        s.jwt_accept_hs256 = false;
+        s.signing.alg = Alg::EdDsa;
+        s.signing.accept_hs256 = false;
     })
     .await;
     assert!(!accepted(&strict, &hs256).await);
@@ -334,8 +334,8 @@ async fn a_key_file_signs_and_is_published() {
     std::fs::write(&path, pem.as_bytes()).unwrap();
 
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.jwt_alg = JwtAlg::EdDsa;
-        s.jwt_private_key_file = Some(path.clone());
+        s.signing.alg = Alg::EdDsa;
+        s.signing.private_key_file = Some(path.clone());
     })
     .await;
     let (access, _) = app.signup(&customer(1)).await;
@@ -355,8 +355,8 @@ async fn a_key_file_signs_and_is_published() {
     // A key of another algorithm than JWT_ALG is a start-up error that says so.
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
-    settings.jwt_alg = JwtAlg::Es256;
-    settings.jwt_private_key_file = Some(path);
+    settings.signing.alg = Alg::Es256;
+    settings.signing.private_key_file = Some(path);
     let error = match saga_account::app::Application::build(settings).await {
         Ok(_) => panic!("an Ed25519 key with JWT_ALG=ES256 must not start"),
         Err(e) => format!("{e:#}"),
@@ -372,10 +372,10 @@ async fn rotation_on_two_replicas_publishes_one_key_and_retires_the_old_one(back
     let database = TestDatabase::fresh(&backend).await;
     let clock = Arc::new(ManualClock::starting_now());
     let configure = |s: &mut saga_account::config::Settings| {
-        s.jwt_alg = JwtAlg::EdDsa;
-        s.jwt_key_rotation = Duration::from_secs(30 * 86_400);
-        s.access_token_expire_secs = 900;
-        s.refresh_token_expire_secs = 1800;
+        s.signing.alg = Alg::EdDsa;
+        s.signing.rotation = Duration::from_secs(30 * 86_400);
+        s.session.access_ttl_secs = 900;
+        s.session.refresh_ttl_secs = 1800;
     };
     let a = spawn_app_at_time(&database, clock.clone(), configure).await;
     let b = spawn_app_at_time(&database, clock.clone(), configure).await;
@@ -473,7 +473,7 @@ async fn a_fleet_moves_from_hs256_to_eddsa_without_a_refused_token(backend: Back
     assert_eq!(kids.len(), 1, "the HS256 replica publishes the coming key");
 
     // A replica switched to EdDSA before the key's time signs HS256 still.
-    let new = spawn_app_at_time(&database, clock.clone(), |s| s.jwt_alg = JwtAlg::EdDsa).await;
+    let new = spawn_app_at_time(&database, clock.clone(), |s| s.signing.alg = Alg::EdDsa).await;
     let (early, _) = new.login(&email, "password-123").await;
     assert_eq!(header_of(&early)["alg"], "HS256");
     assert!(accepted(&old, &early).await);

@@ -39,8 +39,8 @@ async fn mail_bench_forgot_latency_known_vs_unknown() {
     let sink = SmtpSink::start().await;
     let url = sink.url();
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
-        s.mail_max_per_email_per_hour = 0;
+        s.mail.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
+        s.mail_limits.per_email_per_hour = 0;
     })
     .await;
     let known: Vec<String> = {
@@ -95,10 +95,10 @@ async fn mail_bench_outbox_throughput() {
     let url = sink.url();
     let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
     let app = spawn_app_on(&database, |s| {
-        s.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
-        s.mail_max_per_email_per_hour = 0;
+        s.mail.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
+        s.mail_limits.per_email_per_hour = 0;
         // Mails queued while the sender is asleep: the throughput of draining a backlog.
-        s.mail_poll = Duration::from_secs(3600);
+        s.mail.poll = Duration::from_secs(3600);
     })
     .await;
     let mut tokens = Vec::new();

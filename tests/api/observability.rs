@@ -225,7 +225,7 @@ async fn metrics_move_with_traffic_and_labels_stay_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_say_what_they_check() {
     let mut app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.shutdown_delay = Duration::from_millis(600)
+        s.shutdown.delay = Duration::from_millis(600)
     })
     .await;
     let alive: Value = app

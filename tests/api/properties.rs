@@ -13,7 +13,7 @@ use proptest::{
     prelude::*,
     test_runner::{Config, TestCaseError, TestRunner},
 };
-use saga_account::{app::Application, config::Secret};
+use saga_account::{app::Application, domain::Secret};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -357,7 +357,7 @@ fn the_router_never_answers_5xx_to_anything() {
         let database = TestDatabase::fresh(&Backend::Sqlite).await;
         let dir = tempfile::tempdir().unwrap();
         let mut settings = test_settings(dir.path());
-        settings.db_dsn = Secret::new(database.dsn.clone());
+        settings.database.dsn = Secret::new(database.dsn.clone());
         let app = Application::build(settings).await.expect("app builds");
         let router = app.http_router();
         // A real customer, so that valid tokens reach the handlers behind authentication.

@@ -32,8 +32,8 @@ const VERIFY: &str = "verify-email";
 fn with_smtp(sink: &SmtpSink) -> impl FnOnce(&mut Settings) + use<> {
     let url = sink.url();
     move |s: &mut Settings| {
-        s.smtp_url = Some(saga_account::service::mail::SmtpUrl::parse(&url).unwrap());
-        s.public_base_url = "https://shop.example".into();
+        s.mail.smtp_url = Some(saga_account::service::mail::SmtpUrl::parse(&url).unwrap());
+        s.mail.public_base_url = "https://shop.example".into();
     }
 }
 
@@ -198,8 +198,8 @@ async fn eml_files(app: &TestApp) -> Vec<ReceivedMail> {
 /// finishes the reset; an unknown email writes nothing.
 async fn without_smtp_mails_are_eml_files_that_finish_a_reset(backend: Backend) {
     let app = spawn_app_with(&backend, |s| {
-        assert!(s.smtp_url.is_none(), "no SMTP by default");
-        s.public_base_url = "https://shop.example".into();
+        assert!(s.mail.smtp_url.is_none(), "no SMTP by default");
+        s.mail.public_base_url = "https://shop.example".into();
     })
     .await;
     let email = email_of(310);
@@ -257,7 +257,7 @@ async fn reset_tokens_are_single_use_and_expire(backend: Backend) {
     let clock = Arc::new(ManualClock::starting_now());
     let app = spawn_app_at_time(&database, clock.clone(), |s| {
         with_smtp(&sink)(s);
-        s.password_min_score = 3;
+        s.abuse.min_password_score = 3;
     })
     .await;
     let email = email_of(301);
@@ -499,8 +499,8 @@ async fn mail_limits_answer_the_same_and_send_nothing(backend: Backend) {
     let sink = SmtpSink::start().await;
     let app = spawn_app_with(&backend, |s| {
         with_smtp(&sink)(s);
-        s.mail_max_per_email_per_hour = 2;
-        s.mail_max_per_ip_per_hour = 3;
+        s.mail_limits.per_email_per_hour = 2;
+        s.mail_limits.per_ip_per_hour = 3;
     })
     .await;
     app.signup(&customer(307)).await;
@@ -529,8 +529,8 @@ async fn the_outbox_survives_a_restart_with_smtp_down_at_first(backend: Backend)
     let addr = SmtpSink::free_addr().await;
     let url = format!("smtp://{addr}?tls=none");
     let configure = |s: &mut Settings| {
-        s.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
-        s.mail_send_timeout = Duration::from_secs(2);
+        s.mail.smtp_url = saga_account::service::mail::SmtpUrl::parse(&url);
+        s.mail.send_timeout = Duration::from_secs(2);
     };
     let first = spawn_app_at_time(&database, clock.clone(), configure).await;
     let email = email_of(309);
@@ -762,7 +762,7 @@ async fn two_replicas_on_mariadb_and_redis_cluster_share_limits_and_resets() {
     let configure = |s: &mut Settings| {
         with_smtp(&sink)(s);
         redis.apply(s);
-        s.mail_max_per_email_per_hour = 2;
+        s.mail_limits.per_email_per_hour = 2;
     };
     let one = spawn_app_on(&database, configure).await;
     let two = spawn_app_on(&database, configure).await;

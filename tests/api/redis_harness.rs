@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use saga_account::config::{Secret, Settings};
+use saga_account::{config::Settings, domain::Secret};
 
 fn require_services() -> bool {
     std::env::var("TEST_REQUIRE_SERVICES").is_ok()
@@ -31,8 +31,8 @@ pub struct RedisTarget {
 
 impl RedisTarget {
     pub fn apply(&self, settings: &mut Settings) {
-        settings.redis_addrs = self.addrs.clone();
-        settings.redis_password = self.password.clone().map(Secret::new);
+        settings.redis.addrs = self.addrs.clone();
+        settings.redis.password = self.password.clone().map(Secret::new);
     }
 
     /// The single node CI started, else a server of our own, else skip.

@@ -6,9 +6,9 @@ use std::{sync::Arc, time::Duration};
 
 use reqwest::Method;
 use saga_account::{
-    config::LegacyRefreshTokens,
     domain::clock::ManualClock,
     service::auth::{Claims, TokenKind},
+    service::session::LegacyRefreshTokens,
     transport::grpc::pb::AuthPayload,
 };
 use serde_json::{Value, json};
@@ -296,7 +296,7 @@ async fn rotation_grace_window_and_reuse_detection(backend: Backend) {
     app.shutdown().await.unwrap();
 
     // With rotation off, a refresh token can be used again and again, as in the Go service.
-    let app = spawn_app_with(&backend, |s| s.refresh_rotation = false).await;
+    let app = spawn_app_with(&backend, |s| s.session.rotation = false).await;
     let (_, token) = app.signup(&customer(211)).await;
     for _ in 0..3 {
         let (access, _) = tokens_of(refresh(&app, &token).await).await;
@@ -510,9 +510,9 @@ async fn sessions_end_with_their_lifetime_and_are_swept(backend: Backend) {
     let database = TestDatabase::fresh(&backend).await;
     let clock = Arc::new(ManualClock::starting_now());
     let app = spawn_app_at_time(&database, clock.clone(), |s| {
-        s.session_max = Duration::from_secs(1_000);
-        s.access_token_expire_secs = 300;
-        s.refresh_token_expire_secs = 900;
+        s.session.session_max = Duration::from_secs(1_000);
+        s.session.access_ttl_secs = 300;
+        s.session.refresh_ttl_secs = 900;
     })
     .await;
     let (access, mut refresh_token) = app.signup(&customer(250)).await;
@@ -560,7 +560,7 @@ async fn sessions_end_with_their_lifetime_and_are_swept(backend: Backend) {
 }
 
 async fn a_new_session_beyond_the_limit_evicts_the_least_recently_refreshed(backend: Backend) {
-    let app = spawn_app_with(&backend, |s| s.max_sessions_per_customer = 2).await;
+    let app = spawn_app_with(&backend, |s| s.session.max_per_customer = 2).await;
     let (_, first_refresh) = app.signup(&customer(260)).await;
     let (second, _) = app.login("ming260@example.com", "password-123").await;
     // Refreshing the first makes the second the least recently refreshed.
@@ -621,7 +621,7 @@ async fn legacy_tokens_keep_working() {
     app.shutdown().await.unwrap();
 
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.legacy_refresh_tokens = LegacyRefreshTokens::Reject
+        s.session.legacy_refresh_tokens = LegacyRefreshTokens::Reject
     })
     .await;
     let (access, _) = app.signup(&customer(271)).await;
@@ -718,7 +718,7 @@ async fn revocation_reaches_another_replica_within_a_second() {
     let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
     let slow_poll = |s: &mut saga_account::config::Settings| {
         redis.apply(s);
-        s.revocation_poll = Duration::from_secs(30);
+        s.session.revocation_poll = Duration::from_secs(30);
     };
     let a = spawn_app_on(&database, slow_poll).await;
     let b = spawn_app_on(&database, slow_poll).await;
@@ -773,7 +773,10 @@ async fn a_replica_starting_later_knows_earlier_revocations() {
             .status(),
         200
     );
-    let b = spawn_app_on(&database, |s| s.revocation_poll = Duration::from_secs(3600)).await;
+    let b = spawn_app_on(&database, |s| {
+        s.session.revocation_poll = Duration::from_secs(3600)
+    })
+    .await;
     assert_msg(
         b.get_auth("/info/person", &access).await,
         401,

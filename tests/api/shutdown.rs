@@ -9,8 +9,8 @@ async fn requests_in_flight_finish_on_shutdown() {
     // Many logins of one customer at once: the lockout counter (which counts attempts in
     // progress) is off, so that they all reach the hashing pool.
     let mut app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.hash_threads = 1;
-        s.login_max_failures = 0;
+        s.password.threads = 1;
+        s.abuse.login_max_failures = 0;
     })
     .await;
     app.signup(&customer(60)).await;
@@ -53,9 +53,9 @@ async fn requests_in_flight_finish_on_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_hash_queue_answers_503_fast() {
     let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.login_max_failures = 0;
-        s.hash_threads = 1;
-        s.hash_queue = 1;
+        s.abuse.login_max_failures = 0;
+        s.password.threads = 1;
+        s.password.queue = 1;
     })
     .await;
     app.signup(&customer(61)).await;

@@ -13,7 +13,9 @@ mod token;
 
 use std::sync::Arc;
 
-pub use password::{Algorithm, BCRYPT_COST, HashPolicy, PasswordHasher};
+pub use password::{
+    Algorithm, Argon2Params, BCRYPT_COST, HashPolicy, PasswordHasher, PasswordSettings,
+};
 pub use secret::jwt_secret;
 pub use token::TokenCodec;
 
@@ -63,6 +65,40 @@ pub struct AuthDeps {
     pub ids: Arc<IdGenerator>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
+}
+
+/// The limits of SPEC section 10, as configured.
+#[derive(Debug, Clone)]
+pub struct AbuseSettings {
+    pub login_max_failures: u32,
+    pub login_failure_window: std::time::Duration,
+    pub login_lockout: std::time::Duration,
+    pub login_max_lockout: std::time::Duration,
+    pub login_max_failures_per_ip: u32,
+    pub signup_max_per_ip_per_hour: u32,
+    pub refusal_delay: std::time::Duration,
+    pub uniform_errors: bool,
+    pub min_password_score: u8,
+}
+
+impl AbuseSettings {
+    /// The two lockout counters share the window and the lockout lengths.
+    pub fn policy(&self) -> AbusePolicy {
+        let lockout = |max_failures| LockoutPolicy {
+            max_failures,
+            window: self.login_failure_window,
+            first_lockout: self.login_lockout,
+            max_lockout: self.login_max_lockout,
+        };
+        AbusePolicy {
+            login: lockout(self.login_max_failures),
+            login_per_ip: lockout(self.login_max_failures_per_ip),
+            signups_per_ip_per_hour: self.signup_max_per_ip_per_hour,
+            uniform_errors: self.uniform_errors,
+            min_password_score: self.min_password_score,
+            refusal_delay: self.refusal_delay,
+        }
+    }
 }
 
 /// The limits of SPEC section 10.

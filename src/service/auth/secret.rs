@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::config::Secret;
+use crate::domain::Secret;
 
 /// The generated secret's file inside `DATA_DIR`.
 const JWT_SECRET_FILE: &str = "jwt_secret";

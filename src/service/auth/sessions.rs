@@ -2,8 +2,8 @@
 //! service.
 
 use crate::{
-    config::LegacyRefreshTokens,
     domain::{ClientInfo, CustomerId, Error, RandomId, RevokeReason, Session, TokenKind},
+    service::session::LegacyRefreshTokens,
     storage::store::Which,
 };
 

@@ -16,4 +16,4 @@ mod rotation;
 
 pub use material::{Alg, HmacKey, KeyError, KeyPair, PublicKey};
 pub use ring::{B64, KeyRing, Published, RingState, Signer};
-pub use rotation::{KeyManager, KeySettings, KeySource};
+pub use rotation::{KeyManager, KeySettings, KeySource, SigningSettings};

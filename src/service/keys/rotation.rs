@@ -19,7 +19,7 @@ use super::{
     ring::{KeyRing, Published, RingState, Signer},
 };
 use crate::{
-    config::Secret,
+    domain::Secret,
     domain::clock::Clock,
     metrics::Metrics,
     storage::store::{KeyStore, StoreError, StoredKey},
@@ -38,6 +38,22 @@ const RETIRE_MARGIN: Duration = Duration::from_secs(120);
 pub enum KeySource {
     File(Box<KeyPair>),
     Database,
+}
+
+/// The signing settings as configured (`JWT_*`); `KeySettings` adds what the start decides.
+#[derive(Debug, Clone)]
+pub struct SigningSettings {
+    /// `JWT_SECRET`; `None` = generated.
+    pub secret: Option<Secret>,
+    pub previous_secrets: Vec<Secret>,
+    /// The algorithm new tokens are signed with.
+    pub alg: Alg,
+    /// PKCS#8 key for EdDSA/ES256; `None` = generated and kept in the database.
+    pub private_key_file: Option<std::path::PathBuf>,
+    /// Age at which a generated key is replaced.
+    pub rotation: Duration,
+    /// Whether HS256 tokens verify when another algorithm signs.
+    pub accept_hs256: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -135,13 +151,13 @@ impl KeyManager {
     }
 
     /// Re-reads the keys every 30 s until `stop`.
-    pub fn spawn(&self, stop: CancellationToken) {
+    pub fn spawn(&self, stop: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
         // A key file is the whole ring; everything else follows the database.
         if matches!(self.settings.source, KeySource::File(_)) && self.settings.alg != Alg::Hs256 {
-            return;
+            return None;
         }
         let manager = self.clone();
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(RELOAD_EVERY) => {}
@@ -151,7 +167,7 @@ impl KeyManager {
                     tracing::warn!(%error, "reading the signing keys");
                 }
             }
-        });
+        }))
     }
 
     /// Reads the keys, adds the next one when it is due, forgets the expired ones, and

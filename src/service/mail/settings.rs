@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
+use super::smtp::SmtpUrl;
+
 /// How mails are made and sent.
 #[derive(Debug, Clone)]
 pub struct MailSettings {
+    /// SPEC section 13; `None` = `.eml` files under `DATA_DIR/mail/`.
+    pub smtp_url: Option<SmtpUrl>,
     /// `MAIL_FROM`.
     pub from: lettre::message::Mailbox,
     /// `PUBLIC_BASE_URL` without a trailing `/`: links are built from it, never from a
@@ -53,6 +57,7 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_ceiling() {
         let settings = MailSettings {
+            smtp_url: None,
             from: "noreply@example.com".parse().unwrap(),
             public_base_url: "http://localhost".into(),
             reset_ttl: Duration::from_secs(1800),

@@ -11,7 +11,7 @@ use lettre::{
     },
 };
 
-use crate::config::Secret;
+use crate::domain::Secret;
 
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

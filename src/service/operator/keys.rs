@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
+use crate::domain::Secret;
 
 /// Shortest secret accepted.
 pub const MIN_SECRET_CHARS: usize = 32;

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 pub use revocations::{REVOCATION_CHANNEL, RevocationFeed, RevocationSet, Source};
 
 use crate::{
-    config::LegacyRefreshTokens,
     domain::clock::Clock,
     domain::{Claims, TokenKind},
     domain::{
@@ -26,6 +25,15 @@ use crate::{
 
 /// How often revocations whose tokens have expired are forgotten and dead sessions swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// What to do with a refresh token that belongs to no session (minted by the Go service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyRefreshTokens {
+    /// Accept it and start a session.
+    Accept,
+    /// 401 `invalid token`.
+    Reject,
+}
 
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
@@ -113,12 +121,12 @@ impl SessionService {
     pub async fn start_background(
         &self,
         stop: CancellationToken,
-    ) -> crate::storage::store::StoreResult<()> {
+    ) -> crate::storage::store::StoreResult<[tokio::task::JoinHandle<()>; 2]> {
         let loaded = self.0.feed.load().await?;
         tracing::info!(revocations = loaded, "revoked sessions loaded");
         let poller = self.clone();
         let poll_stop = stop.clone();
-        tokio::spawn(async move {
+        let poll = tokio::spawn(async move {
             let mut tick = tokio::time::interval(poller.0.settings.revocation_poll);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -132,7 +140,7 @@ impl SessionService {
             }
         });
         let sweeper = self.clone();
-        tokio::spawn(async move {
+        let sweep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
             loop {
                 tokio::select! {
@@ -142,7 +150,7 @@ impl SessionService {
                 sweeper.sweep().await;
             }
         });
-        Ok(())
+        Ok([poll, sweep])
     }
 
     /// Forgets expired revocations and deletes sessions no token of which can be presented.

@@ -179,10 +179,9 @@ impl CustomerStore for CachedStore {
         self.inner.ping().await
     }
 
+    /// Closes the database pool. The Redis client is shared (sessions, throttle) and
+    /// closed by its owner.
     async fn close(&self) {
-        if let Some(redis) = &self.redis {
-            redis.client.close().await;
-        }
         self.inner.close().await;
     }
 }

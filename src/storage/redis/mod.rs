@@ -27,7 +27,7 @@ use fred::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{config::Secret, metrics::Metrics, storage::breaker::Breaker};
+use crate::{domain::Secret, metrics::Metrics, storage::breaker::Breaker};
 
 /// Releases a lock only if it is still ours (redsync's script, so Go replicas agree).
 const UNLOCK_SCRIPT: &str = "if redis.call(\"get\", KEYS[1]) == ARGV[1] then return redis.call(\"del\", KEYS[1]) else return 0 end";
@@ -113,9 +113,10 @@ impl RedisClient {
             .clone()
     }
 
-    /// Starts connecting in the background and returns at once.
-    pub fn start(self: &Arc<Self>) {
-        tokio::spawn(self.clone().connect_and_listen());
+    /// Starts connecting and listening in the background and returns at once; the task
+    /// ends when the client is closed.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.clone().connect_and_listen())
     }
 
     /// Whether every channel is subscribed, so that its messages arrive.

@@ -42,6 +42,15 @@ pub struct Stores {
     pub recovery: Arc<dyn RecoveryStore>,
 }
 
+/// Where the data lives, as configured.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `DB_DSN`: empty = SQLite in `data_dir`.
+    pub dsn: crate::domain::Secret,
+    /// The embedded SQLite database, the generated JWT secret and `mail/`.
+    pub data_dir: std::path::PathBuf,
+}
+
 /// Pool settings taken from the configuration.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {

@@ -10,7 +10,7 @@ use axum::{
 };
 
 use super::state::AppState;
-use crate::{config::IpNet, domain::ClientInfo};
+use crate::domain::{ClientInfo, IpNet};
 
 /// The client address of a request, put in its extensions by the observing middleware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

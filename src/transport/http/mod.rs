@@ -39,7 +39,7 @@ pub use scrape::metrics_router;
 pub use sessions::SessionsBody;
 pub use state::{AppState, Services};
 
-use crate::config::IpNet;
+use crate::domain::IpNet;
 
 /// How the HTTP server treats requests.
 #[derive(Debug, Clone)]

@@ -27,7 +27,7 @@ use super::{
     client::{ClientAddr, client_address},
 };
 use crate::{
-    config::IpNet,
+    domain::IpNet,
     metrics::{Metrics, UNMATCHED_ROUTE},
     telemetry,
 };

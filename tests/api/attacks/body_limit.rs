@@ -16,7 +16,7 @@ const AT_ONCE: Duration = Duration::from_secs(2);
 
 #[tokio::test]
 async fn an_announced_oversized_body_is_refused_before_it_is_sent() {
-    let app = spawn_app_with(&Backend::Sqlite, |s| s.http_body_limit = 1024).await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| s.http.body_limit = 1024).await;
     let address = app.base.trim_start_matches("http://").to_owned();
     for (route, expect) in [
         ("POST /api/account/auth/signup", ""),

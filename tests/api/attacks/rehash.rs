@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use saga_account::config::PasswordHashKind;
+use saga_account::service::auth::Algorithm;
 use serde_json::json;
 
 use crate::{backend_tests, helpers::*};
@@ -26,9 +26,9 @@ async fn a_hash_upgrade_racing_a_password_change_never_restores_the_old_password
     let database = TestDatabase::fresh(&backend).await;
     let b = spawn_app_on(&database, |_| {}).await;
     let a = spawn_app_on(&database, |s| {
-        s.password_hash = PasswordHashKind::Argon2id;
-        s.argon2.memory_kib = 32 * 1024;
-        s.argon2.iterations = 40;
+        s.password.hash = Algorithm::Argon2id;
+        s.password.argon2_memory_kib = 32 * 1024;
+        s.password.argon2_iterations = 40;
     })
     .await;
     let mut raced = 0;

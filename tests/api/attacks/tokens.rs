@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use saga_account::{config::JwtAlg, transport::grpc::pb::AuthPayload};
+use saga_account::{service::keys::Alg, transport::grpc::pb::AuthPayload};
 use sha2::Sha256;
 
 use crate::helpers::*;
@@ -57,7 +57,7 @@ fn both_s_forms(token: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn es256_tokens_with_a_high_s_are_refused() {
-    let app = spawn_app_with(&Backend::Sqlite, |s| s.jwt_alg = JwtAlg::Es256).await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| s.signing.alg = Alg::Es256).await;
     // Several tokens: whichever S each signature happened to get.
     for n in 0..8 {
         let (access, _) = app.signup(&customer(1510 + n)).await;
@@ -124,7 +124,7 @@ async fn padded_base64url_is_refused_in_every_segment() {
     app.shutdown().await.unwrap();
 
     // ES256: the signature (64 bytes, 86 characters) padded.
-    let app = spawn_app_with(&Backend::Sqlite, |s| s.jwt_alg = JwtAlg::Es256).await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| s.signing.alg = Alg::Es256).await;
     let (access, _) = app.signup(&customer(1521)).await;
     let (input, signature) = access.rsplit_once('.').unwrap();
     assert!(accepted(&app, &access).await);

@@ -5,8 +5,9 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use reqwest::{Client, Response};
 use saga_account::{
     app::Application,
-    config::{Secret, Settings},
+    config::Settings,
     domain::CustomerId,
+    domain::Secret,
     domain::clock::{Clock, SystemClock},
     metrics::Metrics,
     service::auth::{AuthService, Claims, TokenCodec, TokenKind},
@@ -48,19 +49,19 @@ pub struct TestApp {
 /// Settings of a test app: random ports on loopback, a temporary data directory.
 pub fn test_settings(dir: &std::path::Path) -> Settings {
     let mut s = Settings::defaults();
-    s.http_port = 0;
-    s.grpc_port = 0;
-    s.prom_port = 0;
-    s.bind_address = [127, 0, 0, 1].into();
-    s.data_dir = dir.to_path_buf();
-    s.jwt_secret = Some(Secret::new(SECRET));
-    s.machine_id = Some(rand::random());
-    s.hash_threads = 2;
-    s.shutdown_timeout = Duration::from_secs(5);
+    s.listen.http_port = 0;
+    s.listen.grpc_port = 0;
+    s.listen.prom_port = 0;
+    s.listen.bind_address = [127, 0, 0, 1].into();
+    s.database.data_dir = dir.to_path_buf();
+    s.signing.secret = Some(Secret::new(SECRET));
+    s.ids.machine_id = Some(rand::random());
+    s.password.threads = 2;
+    s.shutdown.timeout = Duration::from_secs(5);
     // Refusals are answered at once in tests (the pause has a test of its own).
-    s.throttle_refusal_delay = Duration::ZERO;
+    s.abuse.refusal_delay = Duration::ZERO;
     // Another replica's mails are found soon after they are queued.
-    s.mail_poll = Duration::from_millis(50);
+    s.mail.poll = Duration::from_millis(50);
     s
 }
 
@@ -88,9 +89,9 @@ pub async fn spawn_app_at_time(
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings(dir.path());
-    settings.db_dsn = Secret::new(database.dsn.clone());
+    settings.database.dsn = Secret::new(database.dsn.clone());
     configure(&mut settings);
-    let data_dir = settings.data_dir.clone();
+    let data_dir = settings.database.data_dir.clone();
     let app = Application::build_with_clock(settings, clock.clone())
         .await
         .expect("app builds");
