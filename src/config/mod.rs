@@ -5,6 +5,7 @@
 //! Each module owns its settings struct; this module only reads and validates them
 //! (`sections.rs` holds the table: one row per setting, grouped by owner).
 
+mod error;
 mod read;
 mod sections;
 mod table;
@@ -13,7 +14,8 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use table::{SettingSpec, help_table};
+pub use error::ConfigError;
+pub use read::SettingSpec;
 
 use crate::{
     service::auth::{AbuseSettings, PasswordSettings},
@@ -29,28 +31,6 @@ use crate::{
     transport::{HttpServerSettings, ListenSettings, OperatorSettings, ShutdownSettings},
 };
 use read::Raw;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("invalid value for {key}: {value:?} ({expected})")]
-    Invalid {
-        key: &'static str,
-        value: String,
-        expected: &'static str,
-    },
-    #[error("cannot read config file {path}: {source}")]
-    File {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid YAML: {source}")]
-    Yaml {
-        path: PathBuf,
-        source: serde_yaml_ng::Error,
-    },
-    #[error("config file {path}: {key} must be a plain value, not a list or map")]
-    YamlShape { path: PathBuf, key: &'static str },
-}
 
 /// Every module's settings, as configured.
 #[derive(Debug, Clone)]
@@ -74,8 +54,13 @@ pub struct Settings {
 }
 
 /// Every setting the service reads, in the order `--help` lists them.
-pub fn settings() -> impl Iterator<Item = &'static SettingSpec> {
+pub fn settings() -> impl Iterator<Item = &'static SettingSpec> + Clone {
     sections::SECTIONS.iter().flat_map(|rows| rows.iter())
+}
+
+/// The settings table for `--help`.
+pub fn help_table() -> String {
+    table::help_table(settings())
 }
 
 /// The config file read when no path is given, if it exists.
@@ -92,13 +77,13 @@ impl Settings {
         explicit_file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut raw = Raw::defaults();
+        let mut raw = Raw::defaults(settings());
         let file = match explicit_file {
             Some(path) => Some(path.to_path_buf()),
             None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
         };
         if let Some(path) = file {
-            read::read_yaml(&path, &mut raw)?;
+            read::read_yaml(&path, &mut raw, settings())?;
         }
         for spec in settings() {
             if let Some(value) = env(spec.env).filter(|v| !v.is_empty()) {
@@ -114,7 +99,7 @@ impl Settings {
             clippy::expect_used,
             reason = "the built-in defaults are valid (tested)"
         )]
-        Self::from_raw(&Raw::defaults()).expect("built-in defaults are valid")
+        Self::from_raw(&Raw::defaults(settings())).expect("built-in defaults are valid")
     }
 
     fn from_raw(raw: &Raw) -> Result<Self, ConfigError> {

@@ -5,7 +5,17 @@ use std::{collections::HashMap, path::Path, str::FromStr, time::Duration};
 
 use serde_yaml_ng::Value;
 
-use super::ConfigError;
+use super::error::ConfigError;
+
+/// One setting: its environment name, its key in `config.yml`, its default and what it does.
+#[derive(Debug)]
+pub struct SettingSpec {
+    pub env: &'static str,
+    pub yaml: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
 use crate::domain::Secret;
 
 /// The raw text of every setting, by environment name.
@@ -13,12 +23,8 @@ pub struct Raw(pub(super) HashMap<&'static str, String>);
 
 impl Raw {
     /// The defaults of every setting.
-    pub(super) fn defaults() -> Self {
-        Self(
-            super::settings()
-                .map(|s| (s.env, s.default.to_owned()))
-                .collect(),
-        )
+    pub(super) fn defaults<'a>(settings: impl Iterator<Item = &'a SettingSpec>) -> Self {
+        Self(settings.map(|s| (s.env, s.default.to_owned())).collect())
     }
 
     /// The trimmed text of `env`.
@@ -228,7 +234,11 @@ pub fn one_of<T: Copy + 'static>(
 }
 
 /// Reads the settings' keys from a `config.yml` into `raw`.
-pub(super) fn read_yaml(path: &Path, raw: &mut Raw) -> Result<(), ConfigError> {
+pub(super) fn read_yaml<'a>(
+    path: &Path,
+    raw: &mut Raw,
+    settings: impl Iterator<Item = &'a SettingSpec>,
+) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
         path: path.into(),
         source,
@@ -237,7 +247,7 @@ pub(super) fn read_yaml(path: &Path, raw: &mut Raw) -> Result<(), ConfigError> {
         path: path.into(),
         source,
     })?;
-    for spec in super::settings() {
+    for spec in settings {
         let mut node = Some(&doc);
         for part in spec.yaml.split('.') {
             node = node.and_then(|n| n.get(part));

@@ -322,7 +322,7 @@ section! {
 }
 
 /// Every section, in the order `--help` lists them.
-pub const SECTIONS: &[&[super::table::SettingSpec]] = &[
+pub const SECTIONS: &[&[super::read::SettingSpec]] = &[
     TELEMETRY,
     LISTEN,
     SIGNING,

@@ -6,14 +6,7 @@
 //! values. The struct literal it writes names every field, so a field without a row, or a
 //! row without a field, is a compile error.
 
-/// One setting: its environment name, its key in `config.yml`, its default and what it does.
-#[derive(Debug)]
-pub struct SettingSpec {
-    pub env: &'static str,
-    pub yaml: &'static str,
-    pub default: &'static str,
-    pub help: &'static str,
-}
+use super::read::SettingSpec;
 
 macro_rules! section {
     ($(
@@ -24,8 +17,8 @@ macro_rules! section {
     )*) => {
         $(
             $(#[$doc])*
-            pub const $rows: &[$crate::config::table::SettingSpec] = &[$(
-                $crate::config::table::SettingSpec {
+            pub const $rows: &[$crate::config::read::SettingSpec] = &[$(
+                $crate::config::read::SettingSpec {
                     env: stringify!($env),
                     yaml: $yaml,
                     default: $default,
@@ -35,7 +28,7 @@ macro_rules! section {
 
             pub fn $read(
                 raw: &$crate::config::read::Raw,
-            ) -> Result<$owner, $crate::config::ConfigError> {
+            ) -> Result<$owner, $crate::config::error::ConfigError> {
                 Ok($owner {
                     $($field: raw.read(stringify!($env), $parser)?,)*
                 })
@@ -47,10 +40,10 @@ macro_rules! section {
 pub(crate) use section;
 
 /// The settings table for `--help`.
-pub fn help_table() -> String {
+pub fn help_table<'a>(settings: impl Iterator<Item = &'a SettingSpec>) -> String {
     let mut out =
         String::from("Settings (environment variable / config.yml key; the environment wins):\n");
-    for s in super::settings() {
+    for s in settings {
         let default = if s.default.is_empty() {
             String::new()
         } else {

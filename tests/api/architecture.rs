@@ -152,6 +152,10 @@ fn use_tree(tokens: &[Tok], i: &mut usize, prefix: &[String], out: &mut Vec<ModP
                 if tokens.get(*i) == Some(&Tok::PathSep) {
                     *i += 1;
                 } else {
+                    // `name as alias`: the alias names nothing new.
+                    if matches!(tokens.get(*i), Some(Tok::Ident(w)) if w == "as") {
+                        *i += 2;
+                    }
                     out.push(path);
                     return;
                 }
@@ -586,6 +590,7 @@ fn the_checker_finds_a_circle_and_resolves_relative_paths() {
         module: vec!["service".into(), "auth".into()],
         tokens: tokenize(
             "mod token; use token::Claims; use crate::{storage::{cache::X, store}, domain::Email};
+             use super::{session as s, keys::Ring};
              fn f() { super::session::start(); let s = \"crate::app::fake\"; } // crate::app
              mod tests { use super::Grant; use token::Fake; }",
         ),
@@ -600,6 +605,8 @@ fn the_checker_finds_a_circle_and_resolves_relative_paths() {
         "domain::Email",
         "service::session::start",
         "service::auth::Grant",
+        "service::session",
+        "service::keys::Ring",
     ] {
         assert!(
             names.contains(expected),
