@@ -30,6 +30,7 @@ mod observability;
 mod openapi;
 mod prometheus;
 mod properties;
+mod races;
 mod recovery;
 mod refresh;
 mod sessions;

@@ -21,7 +21,7 @@ use crate::{
     },
     metrics::Metrics,
     storage::redis::RedisClient,
-    storage::store::{Rotation, SessionStore, Which},
+    storage::store::{Rotation, SessionStore, StartRefused, Which},
 };
 
 /// How often revocations whose tokens have expired are forgotten and dead sessions swept.
@@ -197,8 +197,15 @@ impl SessionService {
         )
     }
 
-    /// Starts a session for a signup or login.
-    pub async fn start(&self, customer: CustomerId, client: &ClientInfo) -> Result<Grant, Error> {
+    /// Starts a session for a signup or login. `generation`: the credential generation the
+    /// login read with the password it verified; the session starts only while it is still
+    /// the customer's (SPEC rule 15.1), and only for a customer who exists and is active.
+    pub async fn start(
+        &self,
+        customer: CustomerId,
+        generation: Option<i64>,
+        client: &ClientInfo,
+    ) -> Result<Grant, Error> {
         let now_ms = self.now_ms();
         let now = now_ms / 1000;
         let max_ms = i64::try_from(self.0.settings.session_max.as_millis()).unwrap_or(i64::MAX);
@@ -225,8 +232,13 @@ impl SessionService {
         let evicted = self
             .0
             .store
-            .start(&session, self.0.settings.max_per_customer)
-            .await?;
+            .start(&session, self.0.settings.max_per_customer, generation)
+            .await?
+            .map_err(|refused| match refused {
+                StartRefused::CustomerGone => Error::CustomerNotFound,
+                StartRefused::Inactive => Error::CustomerInactive,
+                StartRefused::CredentialsChanged => Error::AuthenticationFailed,
+            })?;
         self.0.metrics.sessions_started.inc();
         self.count_revoked(RevokeReason::Evicted, evicted.len() as u64);
         self.0.feed.announce(&evicted).await;

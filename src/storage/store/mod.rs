@@ -27,7 +27,7 @@ pub use mail::{
     ClaimedMail, IssuedToken, NewMail, OutboxStats, OutboxStore, RecoveryStore, ResetOutcome,
     TokenRecord,
 };
-pub use sessions::{Rotation, SessionStore, SweepCounts, Which};
+pub use sessions::{Rotation, SessionStore, StartRefused, SweepCounts, Which};
 
 pub use dsn::{DatabaseUrl, DsnError, SqliteTarget};
 pub use sql::{MySqlStore, PoolLimits, SqliteStore};

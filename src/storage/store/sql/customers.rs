@@ -48,19 +48,20 @@ macro_rules! customer_store {
             }
 
             async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>> {
-                let row: Option<(u64, Option<bool>, Vec<u8>)> = self
+                let row: Option<(u64, Option<bool>, Vec<u8>, i64)> = self
                     .run(
                         "credentials",
-                        sqlx::query_as("SELECT id, active, bcrypted_password FROM customers WHERE email = ?")
+                        sqlx::query_as("SELECT id, active, bcrypted_password, credential_generation FROM customers WHERE email = ?")
                             .bind(email.as_str())
                             .fetch_optional(&self.pool),
                     )
                     .await?;
-                Ok(row.map(|(id, active, hash)| Credentials {
+                Ok(row.map(|(id, active, hash, generation)| Credentials {
                     id: CustomerId(id),
                     active: active.unwrap_or(true),
                     // binary(60) pads shorter values with NULs.
                     password_hash: String::from_utf8_lossy(&hash).trim_end_matches('\0').to_owned(),
+                    generation,
                 }))
             }
 
@@ -151,7 +152,8 @@ macro_rules! customer_store {
                         sqlx::FromRow::from_row(&row).map(|(a,): (Option<bool>,)| a.unwrap_or(true))
                     },
                     move |q| q.bind(active),
-                    "UPDATE customers SET active = ?, updated_at = ? WHERE id = ?",
+                    "UPDATE customers SET active = ?, credential_generation = credential_generation + 1, \
+                     updated_at = ? WHERE id = ?",
                 )
                 .await
             }
@@ -164,7 +166,21 @@ macro_rules! customer_store {
                     concat!("SELECT email FROM customers WHERE id = ?", $lock),
                     |row| sqlx::FromRow::from_row(&row).map(|(email,): (String,)| Email::from_stored(email)),
                     move |q| q.bind(hash.into_bytes()),
-                    "UPDATE customers SET bcrypted_password = ?, updated_at = ? WHERE id = ?",
+                    "UPDATE customers SET bcrypted_password = ?, \
+                     credential_generation = credential_generation + 1, updated_at = ? WHERE id = ?",
+                )
+                .await
+            }
+
+            async fn bump_generation(&self, id: CustomerId) -> StoreResult<Option<Email>> {
+                self.update_returning_previous(
+                    "bump_generation",
+                    id,
+                    concat!("SELECT email FROM customers WHERE id = ?", $lock),
+                    |row| sqlx::FromRow::from_row(&row).map(|(email,): (String,)| Email::from_stored(email)),
+                    |q| q,
+                    "UPDATE customers SET credential_generation = credential_generation + 1, updated_at = ? \
+                     WHERE id = ?",
                 )
                 .await
             }

@@ -192,7 +192,8 @@ macro_rules! recovery_store {
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(
-                        "UPDATE customers SET bcrypted_password = ?, updated_at = ? WHERE id = ?",
+                        "UPDATE customers SET bcrypted_password = ?, \
+                         credential_generation = credential_generation + 1, updated_at = ? WHERE id = ?",
                     )
                     .bind(password_hash.as_bytes())
                     .bind(now_ms)

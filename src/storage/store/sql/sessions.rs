@@ -9,7 +9,7 @@ use crate::{
     domain::{CustomerId, RandomId, Revocation, RevokeReason, Session, SessionId, TokenId},
     storage::store::{
         error::{StoreError, StoreResult},
-        sessions::{Rotation, SessionStore, SweepCounts, Which},
+        sessions::{Rotation, SessionStore, StartRefused, SweepCounts, Which},
     },
 };
 
@@ -201,12 +201,38 @@ macro_rules! session_store {
 
         #[async_trait]
         impl SessionStore for $name {
-            async fn start(&self, session: &Session, max_live: u32) -> StoreResult<Vec<Revocation>> {
+            async fn start(
+                &self,
+                session: &Session,
+                max_live: u32,
+                generation: Option<i64>,
+            ) -> StoreResult<Result<Vec<Revocation>, StartRefused>> {
                 let Some(customer) = Self::bind_id(session.customer) else {
                     return Err(StoreError::Other("customer id out of range".into()));
                 };
                 self.run("session_start", async {
                     let mut tx = self.pool.begin_with($begin).await?;
+                    // The customer's row, locked: a credential change commits before this
+                    // read (and is seen) or after this session exists (and revokes it).
+                    let row: Option<(Option<bool>, i64)> = sqlx::query_as(concat!(
+                        "SELECT active, credential_generation FROM customers WHERE id = ?",
+                        $lock
+                    ))
+                    .bind(customer)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let refused = match row {
+                        None => Some(StartRefused::CustomerGone),
+                        Some((Some(false), _)) => Some(StartRefused::Inactive),
+                        Some((_, current)) if generation.is_some_and(|g| g != current) => {
+                            Some(StartRefused::CredentialsChanged)
+                        }
+                        Some(_) => None,
+                    };
+                    if let Some(refused) = refused {
+                        tx.rollback().await?;
+                        return Ok(Err(refused));
+                    }
                     sqlx::query(
                         "INSERT INTO sessions (id, customer_id, created_at, refreshed_at, expires_at, \
                          refresh_jti, refresh_iat, refresh_exp, access_exp, tokens_exp, user_agent, client_ip) \
@@ -250,7 +276,7 @@ macro_rules! session_store {
                         }
                     }
                     tx.commit().await?;
-                    Ok(evicted)
+                    Ok(Ok(evicted))
                 })
                 .await
             }
