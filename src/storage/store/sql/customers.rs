@@ -27,7 +27,7 @@ macro_rules! customer_store {
                 let now = self.now_millis();
                 self.run(
                     "insert",
-                    sqlx::query(
+                    || sqlx::query(
                         "INSERT INTO customers (id, active, first_name, last_name, email, address, \
                          phone_number, bcrypted_password, updated_at, created_at) \
                          VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -51,7 +51,7 @@ macro_rules! customer_store {
                 let row: Option<(u64, Option<bool>, Vec<u8>, i64)> = self
                     .run(
                         "credentials",
-                        sqlx::query_as("SELECT id, active, bcrypted_password, credential_generation FROM customers WHERE email = ?")
+                        || sqlx::query_as("SELECT id, active, bcrypted_password, credential_generation FROM customers WHERE email = ?")
                             .bind(email.as_str())
                             .fetch_optional(&self.pool),
                     )
@@ -70,7 +70,7 @@ macro_rules! customer_store {
                 let row: Option<(Option<bool>,)> = self
                     .run(
                         "check",
-                        sqlx::query_as("SELECT active FROM customers WHERE id = ?")
+                        || sqlx::query_as("SELECT active FROM customers WHERE id = ?")
                             .bind(id)
                             .fetch_optional(&self.pool),
                     )
@@ -83,7 +83,7 @@ macro_rules! customer_store {
                 let row: Option<(String, String, String)> = self
                     .run(
                         "personal_info",
-                        sqlx::query_as("SELECT first_name, last_name, email FROM customers WHERE id = ?")
+                        || sqlx::query_as("SELECT first_name, last_name, email FROM customers WHERE id = ?")
                             .bind(id)
                             .fetch_optional(&self.pool),
                     )
@@ -96,7 +96,7 @@ macro_rules! customer_store {
                 let row: Option<(String, String)> = self
                     .run(
                         "shipping_info",
-                        sqlx::query_as("SELECT address, phone_number FROM customers WHERE id = ?")
+                        || sqlx::query_as("SELECT address, phone_number FROM customers WHERE id = ?")
                             .bind(id)
                             .fetch_optional(&self.pool),
                     )
@@ -119,7 +119,7 @@ macro_rules! customer_store {
                     id,
                     concat!("SELECT first_name, last_name, email FROM customers WHERE id = ?", $lock),
                     |row| sqlx::FromRow::from_row(&row).map(personal_from_row),
-                    move |q| q.bind(first).bind(last).bind(email),
+                    move |q| q.bind(first.clone()).bind(last.clone()).bind(email.clone()),
                     "UPDATE customers SET first_name = ?, last_name = ?, email = ?, updated_at = ? WHERE id = ?",
                 )
                 .await
@@ -137,7 +137,7 @@ macro_rules! customer_store {
                     id,
                     concat!("SELECT address, phone_number FROM customers WHERE id = ?", $lock),
                     |row| sqlx::FromRow::from_row(&row).map(shipping_from_row),
-                    move |q| q.bind(address).bind(phone),
+                    move |q| q.bind(address.clone()).bind(phone.clone()),
                     "UPDATE customers SET address = ?, phone_number = ?, updated_at = ? WHERE id = ?",
                 )
                 .await
@@ -165,7 +165,7 @@ macro_rules! customer_store {
                     id,
                     concat!("SELECT email FROM customers WHERE id = ?", $lock),
                     |row| sqlx::FromRow::from_row(&row).map(|(email,): (String,)| Email::from_stored(email)),
-                    move |q| q.bind(hash.into_bytes()),
+                    move |q| q.bind(hash.clone().into_bytes()),
                     "UPDATE customers SET bcrypted_password = ?, \
                      credential_generation = credential_generation + 1, updated_at = ? WHERE id = ?",
                 )
@@ -187,7 +187,7 @@ macro_rules! customer_store {
 
             async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>> {
                 let Some(bound) = Self::bind_id(id) else { return Ok(None) };
-                self.run("delete_customer", async {
+                self.run("delete_customer", || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
                     let row: Option<(String, String, String)> = sqlx::query_as(concat!(
                         "SELECT first_name, last_name, email FROM customers WHERE id = ?",
@@ -240,7 +240,7 @@ macro_rules! customer_store {
             }
 
             async fn ping(&self) -> StoreResult<()> {
-                self.run("ping", sqlx::query("SELECT 1").execute(&self.pool)).await.map(drop)
+                self.run("ping", || sqlx::query("SELECT 1").execute(&self.pool)).await.map(drop)
             }
 
             async fn close(&self) {
