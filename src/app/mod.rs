@@ -103,17 +103,20 @@ impl Core {
                 metrics.clone(),
             )
         });
-        let cache = Arc::new(CachedStore::new(
-            stores.customers.clone(),
-            CacheSettings {
-                local_ttl: settings.local_cache_expiration,
-                local_max_bytes: settings.local_cache_max_bytes,
-                redis_ttl: settings.redis_expiration,
-                negative_ttl: settings.negative_cache_expiration,
-            },
-            redis.clone(),
-            metrics.clone(),
-        ));
+        let cache = Arc::new(
+            CachedStore::new(
+                stores.customers.clone(),
+                CacheSettings {
+                    local_ttl: settings.local_cache_expiration,
+                    local_max_bytes: settings.local_cache_max_bytes,
+                    redis_ttl: settings.redis_expiration,
+                    negative_ttl: settings.negative_cache_expiration,
+                },
+                redis.clone(),
+                metrics.clone(),
+            )
+            .with_database_feed(stores.sessions.clone(), clock.clone()),
+        );
         let sessions = SessionService::new(
             stores.sessions.clone(),
             redis.clone(),
@@ -140,6 +143,7 @@ impl Core {
                 .start_background(background.clone())
                 .await
                 .context("loading the revoked sessions")?;
+            cache.follow_database_feed(settings.revocation_poll, background.clone());
         }
 
         let keys = KeyManager::start(

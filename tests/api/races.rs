@@ -33,7 +33,7 @@ const LOGINS: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
-    PasswordChange,
+    NewPassword,
     Reset,
     Deactivation,
     Deletion,
@@ -97,7 +97,7 @@ async fn a_login_racing_a_credential_change_keeps_no_session(backend: Backend) {
     let mut raced = 0;
     let mut n = 7_000;
     for change in [
-        Change::PasswordChange,
+        Change::NewPassword,
         Change::Reset,
         Change::Deactivation,
         Change::Deletion,
@@ -145,7 +145,7 @@ async fn a_login_racing_a_credential_change_keeps_no_session(backend: Backend) {
             .await;
             assert!(queued >= 2, "the logins reached the hashing pool");
             match change {
-                Change::PasswordChange => assert_msg(
+                Change::NewPassword => assert_msg(
                     b.put_auth(
                         "/info/password",
                         &changer_access,
@@ -201,7 +201,7 @@ async fn a_login_racing_a_credential_change_keeps_no_session(backend: Backend) {
                 &format!("{change:?}: a session from before"),
             )
             .await;
-            if change == Change::PasswordChange {
+            if change == Change::NewPassword {
                 // The one session that asked for the change is kept (SPEC section 9).
                 let kept = b
                     .post("/auth/refresh", &json!({"refresh_token": changer_refresh}))

@@ -444,6 +444,43 @@ macro_rules! session_store {
                 })
                 .await
             }
+
+            async fn record_invalidation(&self, keys_json: &str, now_ms: i64) -> StoreResult<()> {
+                self.run(
+                    "record_invalidation",
+                    || sqlx::query("INSERT INTO cache_invalidations (cache_keys, created_at) VALUES (?, ?)")
+                        .bind(keys_json)
+                        .bind(now_ms)
+                        .execute(&self.pool),
+                )
+                .await
+                .map(drop)
+            }
+
+            async fn invalidations_since(
+                &self,
+                since_ms: i64,
+                forget_before_ms: i64,
+            ) -> StoreResult<Vec<(i64, String)>> {
+                if forget_before_ms > 0 {
+                    self.run(
+                        "forget_invalidations",
+                        || sqlx::query("DELETE FROM cache_invalidations WHERE created_at < ?")
+                            .bind(forget_before_ms)
+                            .execute(&self.pool),
+                    )
+                    .await?;
+                }
+                self.run(
+                    "invalidations_since",
+                    || sqlx::query_as(
+                        "SELECT id, cache_keys FROM cache_invalidations WHERE created_at >= ? ORDER BY id",
+                    )
+                    .bind(since_ms)
+                    .fetch_all(&self.pool),
+                )
+                .await
+            }
         }
     };
 }
