@@ -115,7 +115,7 @@ impl Core {
                 redis.clone(),
                 metrics.clone(),
             )
-            .with_database_feed(stores.sessions.clone(), clock.clone()),
+            .with_database_feed(stores.feed.clone(), clock.clone()),
         );
         let sessions = SessionService::new(
             stores.sessions.clone(),

@@ -13,7 +13,7 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 use super::CachedStore;
-use crate::{domain::clock::Clock, storage::store::SessionStore};
+use crate::{domain::clock::Clock, storage::store::InvalidationFeed};
 
 /// How far back each poll reads: rows that committed a little after they were stamped, or
 /// stamped by a replica whose clock is behind by up to this much, are still seen.
@@ -25,7 +25,7 @@ const FORGET_EVERY: u64 = 20;
 
 /// The feed as one replica follows it.
 pub struct DatabaseFeed {
-    pub(super) store: Arc<dyn SessionStore>,
+    pub(super) store: Arc<dyn InvalidationFeed>,
     pub(super) clock: Arc<dyn Clock>,
 }
 

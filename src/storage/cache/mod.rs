@@ -103,7 +103,7 @@ impl CachedStore {
     /// recorded after each write, and followed once `follow_database_feed` runs.
     pub fn with_database_feed(
         mut self,
-        store: Arc<dyn crate::storage::store::SessionStore>,
+        store: Arc<dyn crate::storage::store::InvalidationFeed>,
         clock: Arc<dyn crate::domain::clock::Clock>,
     ) -> Self {
         if self.redis.is_none() {

@@ -8,6 +8,7 @@
 mod customers;
 mod dsn;
 mod error;
+mod feed;
 mod keys;
 mod mail;
 mod sessions;
@@ -22,6 +23,7 @@ use crate::{
 
 pub use customers::{CustomerStore, DeletedCustomer};
 pub use error::{StoreError, StoreResult};
+pub use feed::InvalidationFeed;
 pub use keys::{KeyStore, StoredKey};
 pub use mail::{
     ClaimedMail, IssuedToken, NewMail, OutboxStats, OutboxStore, RecoveryStore, ResetOutcome,
@@ -40,6 +42,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     pub outbox: Arc<dyn OutboxStore>,
     pub recovery: Arc<dyn RecoveryStore>,
+    /// The cache-invalidation feed of replicas without Redis (SPEC rule 15.7).
+    pub feed: Arc<dyn InvalidationFeed>,
 }
 
 /// Pool settings taken from the configuration.
@@ -76,6 +80,7 @@ pub async fn open(
                 sessions: store.clone(),
                 keys: store.clone(),
                 outbox: store.clone(),
+                feed: store.clone(),
                 recovery: store,
             }
         }
@@ -88,6 +93,7 @@ pub async fn open(
                 sessions: store.clone(),
                 keys: store.clone(),
                 outbox: store.clone(),
+                feed: store.clone(),
                 recovery: store,
             }
         }

@@ -105,16 +105,4 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes sessions no token of which can be presented any more, and revocations whose
     /// access tokens have all expired.
     async fn sweep(&self, now_ms: i64) -> StoreResult<SweepCounts>;
-
-    /// The cache-invalidation feed, the revocation feed's sibling (SPEC rule 15.7): records
-    /// the rendered keys a write made stale (a JSON array), for replicas without Redis.
-    async fn record_invalidation(&self, keys_json: &str, now_ms: i64) -> StoreResult<()>;
-
-    /// Invalidations recorded at or after `since_ms`: `(id, keys_json)`; first deletes
-    /// those recorded before `forget_before_ms` (when positive).
-    async fn invalidations_since(
-        &self,
-        since_ms: i64,
-        forget_before_ms: i64,
-    ) -> StoreResult<Vec<(i64, String)>>;
 }

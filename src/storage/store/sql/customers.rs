@@ -11,13 +11,41 @@ use crate::{
         PhoneNumber, RandomId, Revocation, ShippingInfo,
     },
     storage::store::{
+        StartRefused,
         customers::{CustomerStore, DeletedCustomer},
         error::{StoreError, StoreResult},
     },
 };
 
 macro_rules! customer_store {
-    ($name:ident, begin: $begin:literal, lock: $lock:literal) => {
+    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty) => {
+        impl $name {
+            /// Why a session of `customer` must not start (SPEC rule 15.1), read with the
+            /// customer's row locked inside `tx`: gone, inactive, or (with `generation`)
+            /// credentials changed since the login read them.
+            pub(super) async fn start_refused_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                customer: $id,
+                generation: Option<i64>,
+            ) -> Result<Option<StartRefused>, sqlx::Error> {
+                let row: Option<(Option<bool>, i64)> = sqlx::query_as(concat!(
+                    "SELECT active, credential_generation FROM customers WHERE id = ?",
+                    $lock
+                ))
+                .bind(customer)
+                .fetch_optional(&mut **tx)
+                .await?;
+                Ok(match row {
+                    None => Some(StartRefused::CustomerGone),
+                    Some((Some(false), _)) => Some(StartRefused::Inactive),
+                    Some((_, current)) if generation.is_some_and(|g| g != current) => {
+                        Some(StartRefused::CredentialsChanged)
+                    }
+                    Some(_) => None,
+                })
+            }
+        }
+
         #[async_trait]
         impl CustomerStore for $name {
             async fn insert(&self, c: &NewCustomer) -> StoreResult<()> {
@@ -265,5 +293,5 @@ fn shipping_from_row((address, phone): (String, String)) -> ShippingInfo {
     }
 }
 
-customer_store!(SqliteStore, begin: "BEGIN IMMEDIATE", lock: "");
-customer_store!(MySqlStore, begin: "BEGIN", lock: " FOR UPDATE");
+customer_store!(SqliteStore, sqlx::Sqlite, begin: "BEGIN IMMEDIATE", lock: "", id: i64);
+customer_store!(MySqlStore, sqlx::MySql, begin: "BEGIN", lock: " FOR UPDATE", id: u64);

@@ -214,21 +214,7 @@ macro_rules! session_store {
                     let mut tx = self.pool.begin_with($begin).await?;
                     // The customer's row, locked: a credential change commits before this
                     // read (and is seen) or after this session exists (and revokes it).
-                    let row: Option<(Option<bool>, i64)> = sqlx::query_as(concat!(
-                        "SELECT active, credential_generation FROM customers WHERE id = ?",
-                        $lock
-                    ))
-                    .bind(customer)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let refused = match row {
-                        None => Some(StartRefused::CustomerGone),
-                        Some((Some(false), _)) => Some(StartRefused::Inactive),
-                        Some((_, current)) if generation.is_some_and(|g| g != current) => {
-                            Some(StartRefused::CredentialsChanged)
-                        }
-                        Some(_) => None,
-                    };
+                    let refused = Self::start_refused_in(&mut tx, customer, generation).await?;
                     if let Some(refused) = refused {
                         tx.rollback().await?;
                         return Ok(Err(refused));
@@ -445,42 +431,6 @@ macro_rules! session_store {
                 .await
             }
 
-            async fn record_invalidation(&self, keys_json: &str, now_ms: i64) -> StoreResult<()> {
-                self.run(
-                    "record_invalidation",
-                    || sqlx::query("INSERT INTO cache_invalidations (cache_keys, created_at) VALUES (?, ?)")
-                        .bind(keys_json)
-                        .bind(now_ms)
-                        .execute(&self.pool),
-                )
-                .await
-                .map(drop)
-            }
-
-            async fn invalidations_since(
-                &self,
-                since_ms: i64,
-                forget_before_ms: i64,
-            ) -> StoreResult<Vec<(i64, String)>> {
-                if forget_before_ms > 0 {
-                    self.run(
-                        "forget_invalidations",
-                        || sqlx::query("DELETE FROM cache_invalidations WHERE created_at < ?")
-                            .bind(forget_before_ms)
-                            .execute(&self.pool),
-                    )
-                    .await?;
-                }
-                self.run(
-                    "invalidations_since",
-                    || sqlx::query_as(
-                        "SELECT id, cache_keys FROM cache_invalidations WHERE created_at >= ? ORDER BY id",
-                    )
-                    .bind(since_ms)
-                    .fetch_all(&self.pool),
-                )
-                .await
-            }
         }
     };
 }
