@@ -19,6 +19,7 @@ mod binary;
 mod cache;
 mod crash;
 mod database;
+mod email_keys;
 mod grpc;
 mod http_basics;
 mod hygiene;

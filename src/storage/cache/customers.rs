@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::CachedStore;
 use super::keys::{CacheKey, credential_keys};
+use crate::domain::EmailKey;
 use crate::{
     domain::{
         CheckResult, Credentials, CustomerId, Email, NewCustomer, PersonalInfo, ShippingInfo,
@@ -15,6 +16,16 @@ use crate::{
 };
 
 impl CachedStore {
+    /// Every key that can hold credentials of `email`, under the database's key of it (its
+    /// ASCII-folded form if the database cannot tell now: it will not load either).
+    pub(super) async fn credential_keys(&self, email: &Email) -> Vec<CacheKey> {
+        let key = match self.inner.email_key(email).await {
+            Ok(key) => key,
+            Err(_) => EmailKey::ascii_folded(email),
+        };
+        credential_keys(&key, email)
+    }
+
     /// Drops `keys` before `write` and again after it. After alone, a crash between the
     /// commit and the invalidation would leave the old value in Redis (and in the other
     /// replicas' memory) until it expires; before as well, only a load racing the write
@@ -45,15 +56,20 @@ impl CachedStore {
 impl CustomerStore for CachedStore {
     async fn insert(&self, customer: &NewCustomer) -> StoreResult<()> {
         // A failed login may have cached "no such email".
-        let mut keys = credential_keys(&customer.personal.email);
+        let mut keys = self.credential_keys(&customer.personal.email).await;
         keys.push(CacheKey::Check(customer.id));
         self.invalidate_around(keys, self.inner.insert(customer))
             .await
     }
 
     async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>> {
-        self.get_or_load(CacheKey::credentials(email), self.inner.credentials(email))
+        let key = self.inner.email_key(email).await?;
+        self.get_or_load(CacheKey::credentials(&key), self.inner.credentials(email))
             .await
+    }
+
+    async fn email_key(&self, email: &Email) -> StoreResult<EmailKey> {
+        self.inner.email_key(email).await
     }
 
     async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>> {
@@ -78,16 +94,16 @@ impl CustomerStore for CachedStore {
     ) -> StoreResult<Option<PersonalInfo>> {
         let mut keys = vec![CacheKey::Personal(id)];
         // Fix (SPEC section 5): the old address must stop logging in, the new one start.
-        keys.extend(credential_keys(&info.email));
+        keys.extend(self.credential_keys(&info.email).await);
         // The address as it is now (read first, for the invalidation before the write).
         if let Some(current) = self.inner.personal_info(id).await? {
-            keys.extend(credential_keys(&current.email));
+            keys.extend(self.credential_keys(&current.email).await);
         }
         let (previous, mut keys) = self
             .invalidate_around_then(keys, self.inner.update_personal_info(id, info))
             .await?;
         if let Some(previous) = &previous {
-            keys.extend(credential_keys(&previous.email));
+            keys.extend(self.credential_keys(&previous.email).await);
         }
         keys.sort();
         keys.dedup();
@@ -110,7 +126,7 @@ impl CustomerStore for CachedStore {
     async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>> {
         let mut keys = vec![CacheKey::Check(id)];
         if let Some(personal) = self.inner.personal_info(id).await? {
-            keys.extend(credential_keys(&personal.email));
+            keys.extend(self.credential_keys(&personal.email).await);
         }
         self.invalidate_around(keys, self.inner.set_active(id, active))
             .await
@@ -123,12 +139,12 @@ impl CustomerStore for CachedStore {
         };
         let (email, mut keys) = self
             .invalidate_around_then(
-                credential_keys(&current.email),
+                self.credential_keys(&current.email).await,
                 self.inner.update_password(id, hash),
             )
             .await?;
         if let Some(email) = &email {
-            keys.extend(credential_keys(email));
+            keys.extend(self.credential_keys(email).await);
             keys.sort();
             keys.dedup();
         }
@@ -143,7 +159,7 @@ impl CustomerStore for CachedStore {
             CacheKey::Check(id),
         ];
         if let Some(current) = self.inner.personal_info(id).await? {
-            before.extend(credential_keys(&current.email));
+            before.extend(self.credential_keys(&current.email).await);
         }
         self.invalidate_without_repeat(&before).await;
         let deleted = self.inner.delete(id, now_ms).await?;
@@ -153,7 +169,7 @@ impl CustomerStore for CachedStore {
                 CacheKey::Shipping(id),
                 CacheKey::Check(id),
             ];
-            keys.extend(credential_keys(&deleted.personal.email));
+            keys.extend(self.credential_keys(&deleted.personal.email).await);
             self.invalidate(keys).await;
         }
         Ok(deleted)

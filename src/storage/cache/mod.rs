@@ -103,7 +103,7 @@ impl CachedStore {
     /// Drops every replica's cached credentials of `email` (a password reset wrote the
     /// table directly, in its own transaction).
     pub async fn invalidate_credentials(&self, email: &Email) {
-        self.invalidate(credential_keys(email)).await;
+        self.invalidate(self.credential_keys(email).await).await;
     }
 
     /// Whether cached entries can be trusted: without Redis always; with it, while the

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use super::backend::{MySqlStore, SqliteStore};
 use crate::{
     domain::{
-        Address, CheckResult, Credentials, CustomerId, Email, Name, NewCustomer, PersonalInfo,
-        PhoneNumber, RandomId, Revocation, ShippingInfo,
+        Address, CheckResult, Credentials, CustomerId, Email, EmailKey, Name, NewCustomer,
+        PersonalInfo, PhoneNumber, RandomId, Revocation, ShippingInfo,
     },
     storage::store::{
         customers::{CustomerStore, DeletedCustomer},
@@ -62,6 +62,10 @@ macro_rules! customer_store {
                     // binary(60) pads shorter values with NULs.
                     password_hash: String::from_utf8_lossy(&hash).trim_end_matches('\0').to_owned(),
                 }))
+            }
+
+            async fn email_key(&self, email: &Email) -> StoreResult<EmailKey> {
+                self.email_key_of(email).await
             }
 
             async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>> {

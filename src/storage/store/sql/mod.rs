@@ -8,6 +8,7 @@
 
 mod backend;
 mod customers;
+mod email_key;
 mod keys;
 mod outbox;
 mod recovery;
