@@ -36,3 +36,4 @@ mod refresh;
 mod sessions;
 mod shutdown;
 mod signup;
+mod stale_reads;
