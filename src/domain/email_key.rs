@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::Email;
+use super::fields::Email;
 
 /// The canonical key of an address: for an ASCII address under a collation that folds ASCII
 /// case only, the address in lower case (the Redis names a Go replica uses too); otherwise

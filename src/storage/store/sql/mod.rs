@@ -7,6 +7,7 @@
 //! - `customers`, `sessions`, `outbox`, `recovery`, `keys`: one store trait each.
 
 mod backend;
+mod collation;
 mod customers;
 mod email_key;
 mod keys;
