@@ -87,12 +87,15 @@ impl Core {
         RedisClient::declare_metrics(&metrics);
         let redis = (!settings.redis.addrs.is_empty())
             .then(|| RedisClient::new(settings.redis.clone(), metrics.clone()));
-        let cache = Arc::new(CachedStore::new(
-            stores.customers.clone(),
-            settings.cache.clone(),
-            redis.clone(),
-            metrics.clone(),
-        ));
+        let cache = Arc::new(
+            CachedStore::new(
+                stores.customers.clone(),
+                settings.cache.clone(),
+                redis.clone(),
+                metrics.clone(),
+            )
+            .with_database_feed(stores.feed.clone(), clock.clone()),
+        );
         let tasks = Tasks::default();
         let common = Common {
             settings,
@@ -103,6 +106,12 @@ impl Core {
             tasks: &tasks,
         };
         let sessions = open_sessions(&common, &stores).await?;
+        if common.serving() {
+            let poll = common.settings.session.revocation_poll;
+            if let Some(feed) = cache.follow_database_feed(poll, common.tasks.token()) {
+                common.tasks.add(feed);
+            }
+        }
         let keys = open_keys(&common, &stores, &url).await?;
         let auth = open_auth(&common, &cache, sessions, &keys)?;
         let (recovery, admin) = open_mail(&common, &stores, &auth, &cache)?;

@@ -44,6 +44,9 @@ pub struct Credentials {
     pub active: bool,
     /// A bcrypt or Argon2id hash, as stored.
     pub password_hash: String,
+    /// The credential generation read with them (SPEC rule 15.1): the session a login
+    /// starts requires it unchanged.
+    pub generation: i64,
 }
 
 impl fmt::Debug for Credentials {

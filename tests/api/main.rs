@@ -31,6 +31,7 @@ mod observability;
 mod openapi;
 mod prometheus;
 mod properties;
+mod races;
 mod recovery;
 mod refresh;
 mod sessions;

@@ -70,7 +70,7 @@ impl AuthService {
             customer.id = CustomerId(self.0.ids.next_id().map_err(Error::internal)?);
             match self.0.customers.insert(&customer).await {
                 Ok(()) => {
-                    let grant = self.0.sessions.start(customer.id, client).await?;
+                    let grant = self.0.sessions.start(customer.id, None, client).await?;
                     return Ok(self.mint(&grant));
                 }
                 Err(StoreError::IdTaken) => {
@@ -188,7 +188,18 @@ impl AuthService {
         if self.0.hasher.policy().needs_rehash(&stored) {
             self.upgrade_hash(credentials.id, password, &stored);
         }
-        let grant = self.0.sessions.start(credentials.id, client).await?;
+        // Only while the credentials are still the ones verified (SPEC rule 15.1).
+        let grant = match self
+            .0
+            .sessions
+            .start(credentials.id, Some(credentials.generation), client)
+            .await
+        {
+            Err(Error::CustomerNotFound) if abuse.uniform_errors => {
+                return Err(Error::AuthenticationFailed);
+            }
+            started => started?,
+        };
         Ok(self.mint(&grant))
     }
 

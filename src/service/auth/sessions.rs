@@ -47,7 +47,7 @@ impl AuthService {
             Some(sid) => self.0.sessions.refresh(sid, &claims).await?,
             None => match self.0.sessions.legacy_refresh_tokens() {
                 LegacyRefreshTokens::Accept => {
-                    self.0.sessions.start(claims.customer, client).await?
+                    self.0.sessions.start(claims.customer, None, client).await?
                 }
                 LegacyRefreshTokens::Reject => return Err(Error::TokenInvalid),
             },
@@ -85,12 +85,22 @@ impl AuthService {
         Ok(())
     }
 
-    pub async fn logout_all(&self, customer: CustomerId) -> Result<(), Error> {
-        self.0
-            .sessions
-            .revoke(customer, Which::All, RevokeReason::LogoutAll)
-            .await?;
-        Ok(())
+    pub async fn logout_all(&self, customer: CustomerId) -> Result<usize, Error> {
+        self.end_every_session(customer, RevokeReason::LogoutAll)
+            .await
+    }
+
+    /// Ends every session, and those that logins verifying the password right now would
+    /// start (SPEC rule 15.1): the credential generation moves on first, then every
+    /// session that exists is revoked. Returns how many were live.
+    pub async fn end_every_session(
+        &self,
+        customer: CustomerId,
+        reason: RevokeReason,
+    ) -> Result<usize, Error> {
+        // A customer gone has no credentials to protect; their sessions still end.
+        self.0.customers.bump_generation(customer).await?;
+        self.0.sessions.revoke(customer, Which::All, reason).await
     }
 
     /// The customer's live sessions, newest first.

@@ -9,7 +9,6 @@ use crate::{
     metrics::Metrics,
     service::auth::AuthService,
     service::recovery::RecoveryService,
-    storage::store::Which,
 };
 
 pub use keys::{ApiKey, ApiKeys};
@@ -143,10 +142,7 @@ impl AdminService {
     pub async fn revoke_sessions(&self, actor: Actor<'_>, id: CustomerId) -> Result<usize, Error> {
         let result = async {
             self.recovery.account(id).await?;
-            self.auth
-                .sessions()
-                .revoke(id, Which::All, RevokeReason::Admin)
-                .await
+            self.auth.end_every_session(id, RevokeReason::Admin).await
         }
         .await;
         self.audit(actor, "revoke_sessions", Some(id), &result);

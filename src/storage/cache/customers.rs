@@ -152,6 +152,26 @@ impl CustomerStore for CachedStore {
         .await
     }
 
+    async fn bump_generation(&self, id: CustomerId) -> StoreResult<Option<Email>> {
+        // Cached credentials carry the generation: every replica must read the new one.
+        let Some(current) = self.inner.personal_info(id).await? else {
+            return self.inner.bump_generation(id).await;
+        };
+        let (email, mut keys) = self
+            .invalidate_around_then(
+                credential_keys(&current.email),
+                self.inner.bump_generation(id),
+            )
+            .await?;
+        if let Some(email) = &email {
+            keys.extend(credential_keys(email));
+            keys.sort();
+            keys.dedup();
+        }
+        self.invalidate(keys).await;
+        Ok(email)
+    }
+
     async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>> {
         let mut before = vec![
             CacheKey::Personal(id),

@@ -215,6 +215,10 @@ struct RedisCredentials {
     /// Named for the Go service's field; it holds bcrypt or Argon2id hashes.
     #[serde(rename = "BcryptedPassword")]
     password_hash: String,
+    /// Not in the Go service's entries: one without it is loaded again from the database,
+    /// so that a login never starts a session on credentials of an unknown generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    generation: Option<i64>,
 }
 
 impl Cacheable for PersonalInfo {
@@ -284,22 +288,30 @@ impl Cacheable for Credentials {
                 id: c.id.0,
                 active: c.active,
                 password_hash: c.password_hash.clone(),
+                generation: Some(c.generation),
             },
             None => RedisCredentials {
                 exist: false,
                 id: 0,
                 active: false,
                 password_hash: String::new(),
+                generation: None,
             },
         };
         serde_json::to_string(&c).ok()
     }
     fn from_redis(json: &str) -> Lookup<Self> {
         match serde_json::from_str::<RedisCredentials>(json) {
+            Ok(RedisCredentials {
+                exist: true,
+                generation: None,
+                ..
+            }) => Lookup::Miss,
             Ok(c) if c.exist => Lookup::Hit(Credentials {
                 id: CustomerId(c.id),
                 active: c.active,
                 password_hash: c.password_hash,
+                generation: c.generation.unwrap_or_default(),
             }),
             Ok(_) => Lookup::Absent,
             Err(_) => Lookup::Miss,
@@ -358,10 +370,15 @@ mod tests {
             id: CustomerId(7),
             active: true,
             password_hash: "$2a$10$x".into(),
+            generation: 3,
         };
         assert_eq!(
             Credentials::to_redis(&Some(creds.clone())).unwrap(),
-            r#"{"Exist":true,"ID":7,"Active":true,"BcryptedPassword":"$2a$10$x"}"#
+            r#"{"Exist":true,"ID":7,"Active":true,"BcryptedPassword":"$2a$10$x","Generation":3}"#
+        );
+        assert_eq!(
+            Credentials::from_redis(&Credentials::to_redis(&Some(creds.clone())).unwrap()),
+            Lookup::Hit(creds.clone())
         );
         assert_eq!(
             Credentials::to_redis(&None).unwrap(),
@@ -397,17 +414,11 @@ mod tests {
 
     #[test]
     fn values_written_by_go_are_read() {
+        // Go's entries carry no credential generation: loaded again (SPEC rule 15.1).
         let got = Credentials::from_redis(
             r#"{"Exist":true,"ID":9,"Active":false,"BcryptedPassword":"h"}"#,
         );
-        assert_eq!(
-            got,
-            Lookup::Hit(Credentials {
-                id: CustomerId(9),
-                active: false,
-                password_hash: "h".into()
-            })
-        );
+        assert_eq!(got, Lookup::Miss);
         assert_eq!(
             Credentials::from_redis(
                 r#"{"Exist":false,"ID":0,"Active":false,"BcryptedPassword":""}"#

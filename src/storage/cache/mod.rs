@@ -7,6 +7,7 @@
 //! Redis values; `local`: the in-process tier; `invalidation`: the channel to other replicas.
 
 mod customers;
+mod feed;
 mod invalidation;
 mod keys;
 mod local;
@@ -65,6 +66,8 @@ pub struct CachedStore {
     /// Bumped by every invalidation; a load that saw it change may hold a stale value.
     epoch: AtomicU64,
     metrics: Metrics,
+    /// Without Redis: the database's invalidation feed, written and followed (rule 15.7).
+    feed: Option<feed::DatabaseFeed>,
 }
 
 impl CachedStore {
@@ -92,7 +95,31 @@ impl CachedStore {
             settings,
             epoch: AtomicU64::new(0),
             metrics,
+            feed: None,
         }
+    }
+
+    /// Without Redis, invalidations go through the database's feed (SPEC rule 15.7):
+    /// recorded after each write, and followed once `follow_database_feed` runs.
+    pub fn with_database_feed(
+        mut self,
+        store: Arc<dyn crate::storage::store::InvalidationFeed>,
+        clock: Arc<dyn crate::domain::clock::Clock>,
+    ) -> Self {
+        if self.redis.is_none() {
+            self.feed = Some(feed::DatabaseFeed { store, clock });
+        }
+        self
+    }
+
+    /// Keys another replica (or the CLI) made stale: dropped here, and loads that raced
+    /// them are not kept.
+    fn apply_remote_invalidation(&self, keys: &[String]) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.local.invalidate_rendered(keys);
+        self.metrics
+            .invalidations_received
+            .inc_by(keys.len() as u64);
     }
 
     /// The Redis client, when configured.
@@ -263,6 +290,13 @@ impl CachedStore {
         self.local.invalidate_all_of(&keys);
         self.metrics.invalidations_sent.inc_by(keys.len() as u64);
         let Some(RedisTier { invalidator, .. }) = &self.redis else {
+            if let Some(feed) = &self.feed {
+                let rendered: Vec<String> = keys.iter().map(CacheKey::render).collect();
+                let json = serde_json::to_string(&rendered).unwrap_or_else(|_| "[]".into());
+                if let Err(error) = feed.store.record_invalidation(&json, feed.now_ms()).await {
+                    tracing::warn!(%error, "cache invalidation not recorded for the other replicas");
+                }
+            }
             return;
         };
         invalidator.invalidate(&keys).await;

@@ -27,9 +27,11 @@ pub trait CustomerStore: Send + Sync + 'static {
         id: CustomerId,
         info: &ShippingInfo,
     ) -> StoreResult<Option<ShippingInfo>>;
-    /// Sets a customer's `active` flag; returns the previous state, `None` if unknown.
+    /// Sets a customer's `active` flag and bumps the credential generation; returns the
+    /// previous state, `None` if unknown.
     async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>>;
-    /// Replaces the password hash; returns the customer's email, `None` if unknown.
+    /// Replaces the password hash and bumps the credential generation; returns the
+    /// customer's email, `None` if unknown.
     async fn update_password(&self, id: CustomerId, hash: &str) -> StoreResult<Option<Email>>;
     /// The transparent upgrade: replaces the hash only while it is still `verified`
     /// (compare-and-set), so that it never restores an older password. Whether it wrote.
@@ -39,6 +41,10 @@ pub trait CustomerStore: Send + Sync + 'static {
         verified: &str,
         hash: &str,
     ) -> StoreResult<bool>;
+    /// Bumps the credential generation (SPEC rule 15.1) without changing the credentials:
+    /// a login that read them before does not start a session (logout everywhere). Returns
+    /// the customer's email, `None` if unknown.
+    async fn bump_generation(&self, id: CustomerId) -> StoreResult<Option<Email>>;
     /// Removes the customer and their sessions in one transaction; the live sessions'
     /// revocations are recorded (their access tokens are refused until they expire).
     /// `None` if unknown.

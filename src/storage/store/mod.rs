@@ -8,6 +8,7 @@
 mod customers;
 mod dsn;
 mod error;
+mod feed;
 mod keys;
 mod mail;
 mod sessions;
@@ -22,12 +23,13 @@ use crate::{
 
 pub use customers::{CustomerStore, DeletedCustomer};
 pub use error::{StoreError, StoreResult};
+pub use feed::InvalidationFeed;
 pub use keys::{KeyStore, StoredKey};
 pub use mail::{
     ClaimedMail, IssuedToken, NewMail, OutboxStats, OutboxStore, RecoveryStore, ResetOutcome,
     TokenRecord,
 };
-pub use sessions::{Rotation, SessionStore, SweepCounts, Which};
+pub use sessions::{Rotation, SessionStore, StartRefused, SweepCounts, Which};
 
 pub use dsn::{DatabaseUrl, DsnError, SqliteTarget};
 pub use sql::{MySqlStore, PoolLimits, SqliteStore};
@@ -40,6 +42,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     pub outbox: Arc<dyn OutboxStore>,
     pub recovery: Arc<dyn RecoveryStore>,
+    /// The cache-invalidation feed of replicas without Redis (SPEC rule 15.7).
+    pub feed: Arc<dyn InvalidationFeed>,
 }
 
 /// Where the data lives, as configured.
@@ -85,6 +89,7 @@ pub async fn open(
                 sessions: store.clone(),
                 keys: store.clone(),
                 outbox: store.clone(),
+                feed: store.clone(),
                 recovery: store,
             }
         }
@@ -97,6 +102,7 @@ pub async fn open(
                 sessions: store.clone(),
                 keys: store.clone(),
                 outbox: store.clone(),
+                feed: store.clone(),
                 recovery: store,
             }
         }

@@ -35,11 +35,28 @@ pub struct SweepCounts {
     pub revocations: u64,
 }
 
+/// Why a session was not started: the customer's row, read in the transaction that would
+/// have started it, says no (SPEC rule 15.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartRefused {
+    CustomerGone,
+    Inactive,
+    /// The credential generation is not the one the login read: they changed meanwhile.
+    CredentialsChanged,
+}
+
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Inserts `session`, then ends the customer's least recently refreshed live sessions
-    /// beyond `max_live` (reason `evicted`) and returns their revocations.
-    async fn start(&self, session: &Session, max_live: u32) -> StoreResult<Vec<Revocation>>;
+    /// In one transaction: requires the customer to exist, be active and (with
+    /// `generation`) still have that credential generation; inserts `session`; ends the
+    /// customer's least recently refreshed live sessions beyond `max_live` (reason
+    /// `evicted`) and returns their revocations.
+    async fn start(
+        &self,
+        session: &Session,
+        max_live: u32,
+        generation: Option<i64>,
+    ) -> StoreResult<Result<Vec<Revocation>, StartRefused>>;
 
     async fn get(&self, id: SessionId) -> StoreResult<Option<Session>>;
 

@@ -83,6 +83,28 @@ fn is_transient(code: Option<&str>) -> bool {
     )
 }
 
+/// Attempts of one operation when its transaction meets a deadlock or a serialization
+/// failure; the database rolled each failed attempt back, so trying again is safe.
+const RETRY_ATTEMPTS: u32 = 5;
+
+/// Deadlocks and serialization failures: the transaction was rolled back and may simply be
+/// run again. MySQL/MariaDB: 1213 (SQLSTATE 40001); PostgreSQL: 40001 and 40P01; SQLite:
+/// a snapshot that cannot be upgraded (517), where the busy handler does not wait.
+fn is_retryable(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    matches!(db.code().as_deref(), Some("40001" | "40P01" | "517"))
+        || db.message().contains("Deadlock found")
+}
+
+/// A few milliseconds, doubling, with full jitter: two transactions that deadlocked do not
+/// meet again in the same step.
+fn retry_pause(attempt: u32) -> Duration {
+    let ceiling_ms = 4u64 << attempt.min(6);
+    Duration::from_millis(rand::random_range(1..=ceiling_ms))
+}
+
 macro_rules! sql_backend {
     (
         $(#[$doc:meta])*
@@ -111,12 +133,18 @@ macro_rules! sql_backend {
                 <$id>::try_from(id.0).ok()
             }
 
-            /// Runs one database operation behind the breaker.
-            pub(super) async fn run<T>(
+            /// Runs one database operation (a statement or a whole transaction) behind the
+            /// breaker. `op` makes a fresh attempt each time it is called: a deadlock or a
+            /// serialization failure, which rolled the attempt back, is retried at once
+            /// (the one retry policy of every transaction: `RETRY_ATTEMPTS`, with jitter).
+            pub(super) async fn run<T, Fut>(
                 &self,
                 operation: &'static str,
-                op: impl Future<Output = Result<T, sqlx::Error>>,
-            ) -> StoreResult<T> {
+                mut op: impl FnMut() -> Fut,
+            ) -> StoreResult<T>
+            where
+                Fut: Future<Output = Result<T, sqlx::Error>>,
+            {
                 if self.breaker.is_open() {
                     return Err(StoreError::Unavailable("database unreachable (recent failure)".into()));
                 }
@@ -128,7 +156,18 @@ macro_rules! sql_backend {
                     db.system = stringify!($db),
                     db.operation = operation,
                 );
-                let outcome = tracing::Instrument::instrument(op, span).await;
+                let mut attempt = 1;
+                let outcome = loop {
+                    let outcome = tracing::Instrument::instrument(op(), span.clone()).await;
+                    match outcome {
+                        Err(err) if attempt < RETRY_ATTEMPTS && is_retryable(&err) => {
+                            tracing::debug!(operation, attempt, error = %err, "retrying a rolled-back transaction");
+                            tokio::time::sleep(retry_pause(attempt)).await;
+                            attempt += 1;
+                        }
+                        outcome => break outcome,
+                    }
+                };
                 timer.observe_duration();
                 let idle = i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX);
                 self.metrics.db_pool_idle.set(idle);
@@ -156,15 +195,17 @@ macro_rules! sql_backend {
                 operation: &'static str,
                 id: CustomerId,
                 select: &'static str,
-                decode: impl FnOnce(<$db as sqlx::Database>::Row) -> Result<T, sqlx::Error> + Send,
-                update: impl for<'q> FnOnce(
+                decode: impl Fn(<$db as sqlx::Database>::Row) -> Result<T, sqlx::Error> + Send + Sync,
+                update: impl for<'q> Fn(
                     sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
                 ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>
-                    + Send,
+                    + Send
+                    + Sync,
                 update_sql: &'static str,
             ) -> StoreResult<Option<T>> {
                 let Some(bound) = Self::bind_id(id) else { return Ok(None) };
-                self.run(operation, async {
+                let (decode, update) = (&decode, &update);
+                self.run(operation, || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
                     let Some(row) = sqlx::query(select).bind(bound).fetch_optional(&mut *tx).await? else {
                         tx.rollback().await?;

@@ -11,13 +11,41 @@ use crate::{
         PhoneNumber, RandomId, Revocation, ShippingInfo,
     },
     storage::store::{
+        StartRefused,
         customers::{CustomerStore, DeletedCustomer},
         error::{StoreError, StoreResult},
     },
 };
 
 macro_rules! customer_store {
-    ($name:ident, begin: $begin:literal, lock: $lock:literal) => {
+    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty) => {
+        impl $name {
+            /// Why a session of `customer` must not start (SPEC rule 15.1), read with the
+            /// customer's row locked inside `tx`: gone, inactive, or (with `generation`)
+            /// credentials changed since the login read them.
+            pub(super) async fn start_refused_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                customer: $id,
+                generation: Option<i64>,
+            ) -> Result<Option<StartRefused>, sqlx::Error> {
+                let row: Option<(Option<bool>, i64)> = sqlx::query_as(concat!(
+                    "SELECT active, credential_generation FROM customers WHERE id = ?",
+                    $lock
+                ))
+                .bind(customer)
+                .fetch_optional(&mut **tx)
+                .await?;
+                Ok(match row {
+                    None => Some(StartRefused::CustomerGone),
+                    Some((Some(false), _)) => Some(StartRefused::Inactive),
+                    Some((_, current)) if generation.is_some_and(|g| g != current) => {
+                        Some(StartRefused::CredentialsChanged)
+                    }
+                    Some(_) => None,
+                })
+            }
+        }
+
         #[async_trait]
         impl CustomerStore for $name {
             async fn insert(&self, c: &NewCustomer) -> StoreResult<()> {
@@ -27,7 +55,7 @@ macro_rules! customer_store {
                 let now = self.now_millis();
                 self.run(
                     "insert",
-                    sqlx::query(
+                    || sqlx::query(
                         "INSERT INTO customers (id, active, first_name, last_name, email, address, \
                          phone_number, bcrypted_password, updated_at, created_at) \
                          VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -48,19 +76,20 @@ macro_rules! customer_store {
             }
 
             async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>> {
-                let row: Option<(u64, Option<bool>, Vec<u8>)> = self
+                let row: Option<(u64, Option<bool>, Vec<u8>, i64)> = self
                     .run(
                         "credentials",
-                        sqlx::query_as("SELECT id, active, bcrypted_password FROM customers WHERE email = ?")
+                        || sqlx::query_as("SELECT id, active, bcrypted_password, credential_generation FROM customers WHERE email = ?")
                             .bind(email.as_str())
                             .fetch_optional(&self.pool),
                     )
                     .await?;
-                Ok(row.map(|(id, active, hash)| Credentials {
+                Ok(row.map(|(id, active, hash, generation)| Credentials {
                     id: CustomerId(id),
                     active: active.unwrap_or(true),
                     // binary(60) pads shorter values with NULs.
                     password_hash: String::from_utf8_lossy(&hash).trim_end_matches('\0').to_owned(),
+                    generation,
                 }))
             }
 
@@ -69,7 +98,7 @@ macro_rules! customer_store {
                 let row: Option<(Option<bool>,)> = self
                     .run(
                         "check",
-                        sqlx::query_as("SELECT active FROM customers WHERE id = ?")
+                        || sqlx::query_as("SELECT active FROM customers WHERE id = ?")
                             .bind(id)
                             .fetch_optional(&self.pool),
                     )
@@ -82,7 +111,7 @@ macro_rules! customer_store {
                 let row: Option<(String, String, String)> = self
                     .run(
                         "personal_info",
-                        sqlx::query_as("SELECT first_name, last_name, email FROM customers WHERE id = ?")
+                        || sqlx::query_as("SELECT first_name, last_name, email FROM customers WHERE id = ?")
                             .bind(id)
                             .fetch_optional(&self.pool),
                     )
@@ -95,7 +124,7 @@ macro_rules! customer_store {
                 let row: Option<(String, String)> = self
                     .run(
                         "shipping_info",
-                        sqlx::query_as("SELECT address, phone_number FROM customers WHERE id = ?")
+                        || sqlx::query_as("SELECT address, phone_number FROM customers WHERE id = ?")
                             .bind(id)
                             .fetch_optional(&self.pool),
                     )
@@ -118,7 +147,7 @@ macro_rules! customer_store {
                     id,
                     concat!("SELECT first_name, last_name, email FROM customers WHERE id = ?", $lock),
                     |row| sqlx::FromRow::from_row(&row).map(personal_from_row),
-                    move |q| q.bind(first).bind(last).bind(email),
+                    move |q| q.bind(first.clone()).bind(last.clone()).bind(email.clone()),
                     "UPDATE customers SET first_name = ?, last_name = ?, email = ?, updated_at = ? WHERE id = ?",
                 )
                 .await
@@ -136,7 +165,7 @@ macro_rules! customer_store {
                     id,
                     concat!("SELECT address, phone_number FROM customers WHERE id = ?", $lock),
                     |row| sqlx::FromRow::from_row(&row).map(shipping_from_row),
-                    move |q| q.bind(address).bind(phone),
+                    move |q| q.bind(address.clone()).bind(phone.clone()),
                     "UPDATE customers SET address = ?, phone_number = ?, updated_at = ? WHERE id = ?",
                 )
                 .await
@@ -151,7 +180,8 @@ macro_rules! customer_store {
                         sqlx::FromRow::from_row(&row).map(|(a,): (Option<bool>,)| a.unwrap_or(true))
                     },
                     move |q| q.bind(active),
-                    "UPDATE customers SET active = ?, updated_at = ? WHERE id = ?",
+                    "UPDATE customers SET active = ?, credential_generation = credential_generation + 1, \
+                     updated_at = ? WHERE id = ?",
                 )
                 .await
             }
@@ -163,8 +193,22 @@ macro_rules! customer_store {
                     id,
                     concat!("SELECT email FROM customers WHERE id = ?", $lock),
                     |row| sqlx::FromRow::from_row(&row).map(|(email,): (String,)| Email::from_stored(email)),
-                    move |q| q.bind(hash.into_bytes()),
-                    "UPDATE customers SET bcrypted_password = ?, updated_at = ? WHERE id = ?",
+                    move |q| q.bind(hash.clone().into_bytes()),
+                    "UPDATE customers SET bcrypted_password = ?, \
+                     credential_generation = credential_generation + 1, updated_at = ? WHERE id = ?",
+                )
+                .await
+            }
+
+            async fn bump_generation(&self, id: CustomerId) -> StoreResult<Option<Email>> {
+                self.update_returning_previous(
+                    "bump_generation",
+                    id,
+                    concat!("SELECT email FROM customers WHERE id = ?", $lock),
+                    |row| sqlx::FromRow::from_row(&row).map(|(email,): (String,)| Email::from_stored(email)),
+                    |q| q,
+                    "UPDATE customers SET credential_generation = credential_generation + 1, updated_at = ? \
+                     WHERE id = ?",
                 )
                 .await
             }
@@ -174,7 +218,7 @@ macro_rules! customer_store {
                 let done = self
                     .run(
                         "upgrade_password",
-                        sqlx::query(
+                        || sqlx::query(
                             "UPDATE customers SET bcrypted_password = ?, updated_at = ? \
                              WHERE id = ? AND bcrypted_password = ?",
                         )
@@ -190,7 +234,7 @@ macro_rules! customer_store {
 
             async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>> {
                 let Some(bound) = Self::bind_id(id) else { return Ok(None) };
-                self.run("delete_customer", async {
+                self.run("delete_customer", || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
                     let row: Option<(String, String, String)> = sqlx::query_as(concat!(
                         "SELECT first_name, last_name, email FROM customers WHERE id = ?",
@@ -243,7 +287,7 @@ macro_rules! customer_store {
             }
 
             async fn ping(&self) -> StoreResult<()> {
-                self.run("ping", sqlx::query("SELECT 1").execute(&self.pool)).await.map(drop)
+                self.run("ping", || sqlx::query("SELECT 1").execute(&self.pool)).await.map(drop)
             }
 
             async fn close(&self) {
@@ -268,5 +312,5 @@ fn shipping_from_row((address, phone): (String, String)) -> ShippingInfo {
     }
 }
 
-customer_store!(SqliteStore, begin: "BEGIN IMMEDIATE", lock: "");
-customer_store!(MySqlStore, begin: "BEGIN", lock: " FOR UPDATE");
+customer_store!(SqliteStore, sqlx::Sqlite, begin: "BEGIN IMMEDIATE", lock: "", id: i64);
+customer_store!(MySqlStore, sqlx::MySql, begin: "BEGIN", lock: " FOR UPDATE", id: u64);

@@ -16,7 +16,7 @@ macro_rules! key_store {
                 let rows: Vec<(String, String, i64, Vec<u8>, i64, i64)> = self
                     .run(
                         "signing_keys",
-                        sqlx::query_as(
+                        || sqlx::query_as(
                             "SELECT kid, alg, generation, private_key, created_at, activates_at \
                              FROM signing_keys WHERE alg = ? ORDER BY generation",
                         )
@@ -41,7 +41,7 @@ macro_rules! key_store {
                 let added = self
                     .run(
                         "add_signing_key",
-                        sqlx::query(
+                        || sqlx::query(
                             "INSERT INTO signing_keys (kid, alg, generation, private_key, created_at, activates_at) \
                              VALUES (?, ?, ?, ?, ?, ?)",
                         )
@@ -65,7 +65,7 @@ macro_rules! key_store {
             async fn remove_signing_key(&self, kid: &str) -> StoreResult<()> {
                 self.run(
                     "remove_signing_key",
-                    sqlx::query("DELETE FROM signing_keys WHERE kid = ?")
+                    || sqlx::query("DELETE FROM signing_keys WHERE kid = ?")
                         .bind(kid)
                         .execute(&self.pool),
                 )

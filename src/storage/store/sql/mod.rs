@@ -8,6 +8,7 @@
 
 mod backend;
 mod customers;
+mod feed;
 mod keys;
 mod outbox;
 mod recovery;

@@ -25,7 +25,7 @@ macro_rules! outbox_store {
                 let customer = mail.customer.and_then(Self::bind_id);
                 self.run(
                     "outbox_enqueue",
-                    sqlx::query(
+                    || sqlx::query(
                         "INSERT INTO mail_outbox (kind, customer_id, email, created_at, attempts, next_attempt_at) \
                          VALUES (?, ?, ?, ?, 0, ?)",
                     )
@@ -49,7 +49,7 @@ macro_rules! outbox_store {
                 let due: Vec<(i64, String, Option<$id>, String, i64, i64)> = self
                     .run(
                         "outbox_due",
-                        sqlx::query_as(
+                        || sqlx::query_as(
                             "SELECT id, kind, customer_id, email, created_at, attempts FROM mail_outbox \
                              WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
                         )
@@ -65,7 +65,7 @@ macro_rules! outbox_store {
                     let done = self
                         .run(
                             "outbox_claim",
-                            sqlx::query(
+                            || sqlx::query(
                                 "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = ? \
                                  WHERE id = ? AND attempts = ? AND next_attempt_at <= ?",
                             )
@@ -106,7 +106,7 @@ macro_rules! outbox_store {
                 let done = self
                     .run(
                         "outbox_finish",
-                        sqlx::query("DELETE FROM mail_outbox WHERE id = ? AND attempts = ?")
+                        || sqlx::query("DELETE FROM mail_outbox WHERE id = ? AND attempts = ?")
                             .bind(id)
                             .bind(i64::from(attempts))
                             .execute(&self.pool),
@@ -125,12 +125,12 @@ macro_rules! outbox_store {
                 let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
                 self.run(
                     "outbox_reschedule",
-                    sqlx::query(
+                    || sqlx::query(
                         "UPDATE mail_outbox SET next_attempt_at = ?, last_error = ? \
                          WHERE id = ? AND attempts = ?",
                     )
                     .bind(next_ms)
-                    .bind(error)
+                    .bind(error.as_str())
                     .bind(id)
                     .bind(i64::from(attempts))
                     .execute(&self.pool),
@@ -143,7 +143,7 @@ macro_rules! outbox_store {
                 let (depth, oldest): (i64, Option<i64>) = self
                     .run(
                         "outbox_stats",
-                        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM mail_outbox")
+                        || sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM mail_outbox")
                             .fetch_one(&self.pool),
                     )
                     .await?;

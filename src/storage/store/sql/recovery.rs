@@ -52,6 +52,42 @@ const ACCOUNT_SELECT: &str = "SELECT c.id, c.first_name, c.last_name, c.email, c
 macro_rules! recovery_store {
     ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty) => {
         impl $name {
+            /// Uses up the customer's unused tokens of `purpose`, inside `tx`. The customer's
+            /// row is locked first (one issue or reset of a customer at a time); the tokens
+            /// are then read without a lock and used up by primary key. An `UPDATE … WHERE
+            /// customer_id = ?` would take InnoDB gap locks on `mail_tokens_customer`, and
+            /// two customers' mails (whose time-ordered ids share the last gap) would
+            /// deadlock on the inserts that follow (issue 19, finding 10).
+            async fn void_tokens_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                customer: $id,
+                purpose: &str,
+                now_ms: i64,
+            ) -> Result<(), sqlx::Error> {
+                sqlx::query(concat!("SELECT id FROM customers WHERE id = ?", $lock))
+                    .bind(customer)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let unused: Vec<(Vec<u8>,)> = sqlx::query_as(
+                    "SELECT token_hash FROM mail_tokens \
+                     WHERE customer_id = ? AND purpose = ? AND used_at IS NULL",
+                )
+                .bind(customer)
+                .bind(purpose)
+                .fetch_all(&mut **tx)
+                .await?;
+                for (hash,) in unused {
+                    sqlx::query(
+                        "UPDATE mail_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+                    )
+                    .bind(now_ms)
+                    .bind(hash)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
             /// Marks `email` as the customer's verified address, inside `tx`.
             async fn mark_verified_in(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -82,18 +118,10 @@ macro_rules! recovery_store {
                 let Some(customer) = Self::bind_id(token.customer) else {
                     return Err(StoreError::Other("customer id out of range".into()));
                 };
-                self.run("token_issue", async {
+                self.run("token_issue", || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
                     if void_older {
-                        sqlx::query(
-                            "UPDATE mail_tokens SET used_at = ? \
-                             WHERE customer_id = ? AND purpose = ? AND used_at IS NULL",
-                        )
-                        .bind(token.created_at)
-                        .bind(customer)
-                        .bind(token.purpose.label())
-                        .execute(&mut *tx)
-                        .await?;
+                        Self::void_tokens_in(&mut tx, customer, token.purpose.label(), token.created_at).await?;
                     }
                     sqlx::query(
                         "INSERT INTO mail_tokens (token_hash, purpose, customer_id, email, created_at, expires_at) \
@@ -120,7 +148,7 @@ macro_rules! recovery_store {
                 let row: Option<($id, String, i64, Option<i64>)> = self
                     .run(
                         "token_find",
-                        sqlx::query_as(
+                        || sqlx::query_as(
                             "SELECT customer_id, email, expires_at, used_at FROM mail_tokens \
                              WHERE token_hash = ? AND purpose = ?",
                         )
@@ -152,7 +180,7 @@ macro_rules! recovery_store {
                 let Some(customer) = Self::bind_id(customer) else {
                     return Ok(ResetOutcome::Refused);
                 };
-                self.run("token_reset", async {
+                self.run("token_reset", || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
                     let token: Option<($id, String, i64, Option<i64>)> = sqlx::query_as(concat!(
                         "SELECT customer_id, email, expires_at, used_at FROM mail_tokens \
@@ -183,16 +211,10 @@ macro_rules! recovery_store {
                         return Ok(ResetOutcome::Refused);
                     };
                     // Uses up this token and voids every other reset token of the customer.
+                    Self::void_tokens_in(&mut tx, customer, "reset", now_ms).await?;
                     sqlx::query(
-                        "UPDATE mail_tokens SET used_at = ? \
-                         WHERE customer_id = ? AND purpose = 'reset' AND used_at IS NULL",
-                    )
-                    .bind(now_ms)
-                    .bind(customer)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE customers SET bcrypted_password = ?, updated_at = ? WHERE id = ?",
+                        "UPDATE customers SET bcrypted_password = ?, \
+                         credential_generation = credential_generation + 1, updated_at = ? WHERE id = ?",
                     )
                     .bind(password_hash.as_bytes())
                     .bind(now_ms)
@@ -208,7 +230,7 @@ macro_rules! recovery_store {
             }
 
             async fn verify_email(&self, hash: &[u8; 32], now_ms: i64) -> StoreResult<bool> {
-                self.run("token_verify", async {
+                self.run("token_verify", || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
                     let token: Option<($id, String, i64, Option<i64>)> = sqlx::query_as(concat!(
                         "SELECT customer_id, email, expires_at, used_at FROM mail_tokens \
@@ -259,7 +281,7 @@ macro_rules! recovery_store {
                 let Some(id) = Self::bind_id(id) else { return Ok(None) };
                 let sql = format!("{ACCOUNT_SELECT} WHERE c.id = ?");
                 let row: Option<AccountRow<$id>> = self
-                    .run("account", sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool))
+                    .run("account", || sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool))
                     .await?;
                 row.map(account_from_row).transpose()
             }
@@ -269,7 +291,7 @@ macro_rules! recovery_store {
                 let row: Option<AccountRow<$id>> = self
                     .run(
                         "account_by_email",
-                        sqlx::query_as(&sql).bind(email.as_str()).fetch_optional(&self.pool),
+                        || sqlx::query_as(&sql).bind(email.as_str()).fetch_optional(&self.pool),
                     )
                     .await?;
                 row.map(account_from_row).transpose()
@@ -279,7 +301,7 @@ macro_rules! recovery_store {
                 let Some(id) = Self::bind_id(id) else { return Ok(()) };
                 self.run(
                     "forget_verification",
-                    sqlx::query("DELETE FROM email_verifications WHERE customer_id = ?")
+                    || sqlx::query("DELETE FROM email_verifications WHERE customer_id = ?")
                         .bind(id)
                         .execute(&self.pool),
                 )
@@ -290,7 +312,7 @@ macro_rules! recovery_store {
             async fn sweep_tokens(&self, before_ms: i64) -> StoreResult<u64> {
                 self.run(
                     "token_sweep",
-                    sqlx::query("DELETE FROM mail_tokens WHERE expires_at < ?")
+                    || sqlx::query("DELETE FROM mail_tokens WHERE expires_at < ?")
                         .bind(before_ms)
                         .execute(&self.pool),
                 )

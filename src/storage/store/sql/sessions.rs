@@ -9,7 +9,7 @@ use crate::{
     domain::{CustomerId, RandomId, Revocation, RevokeReason, Session, SessionId, TokenId},
     storage::store::{
         error::{StoreError, StoreResult},
-        sessions::{Rotation, SessionStore, SweepCounts, Which},
+        sessions::{Rotation, SessionStore, StartRefused, SweepCounts, Which},
     },
 };
 
@@ -166,7 +166,7 @@ macro_rules! session_store {
                      WHERE {column} >= ?"
                 );
                 let rows: Vec<(Vec<u8>, i64, i64)> = self
-                    .run(operation, sqlx::query_as(&sql).bind(from).fetch_all(&self.pool))
+                    .run(operation, || sqlx::query_as(&sql).bind(from).fetch_all(&self.pool))
                     .await?;
                 rows.into_iter()
                     .map(revocation)
@@ -201,12 +201,24 @@ macro_rules! session_store {
 
         #[async_trait]
         impl SessionStore for $name {
-            async fn start(&self, session: &Session, max_live: u32) -> StoreResult<Vec<Revocation>> {
+            async fn start(
+                &self,
+                session: &Session,
+                max_live: u32,
+                generation: Option<i64>,
+            ) -> StoreResult<Result<Vec<Revocation>, StartRefused>> {
                 let Some(customer) = Self::bind_id(session.customer) else {
                     return Err(StoreError::Other("customer id out of range".into()));
                 };
-                self.run("session_start", async {
+                self.run("session_start", || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
+                    // The customer's row, locked: a credential change commits before this
+                    // read (and is seen) or after this session exists (and revokes it).
+                    let refused = Self::start_refused_in(&mut tx, customer, generation).await?;
+                    if let Some(refused) = refused {
+                        tx.rollback().await?;
+                        return Ok(Err(refused));
+                    }
                     sqlx::query(
                         "INSERT INTO sessions (id, customer_id, created_at, refreshed_at, expires_at, \
                          refresh_jti, refresh_iat, refresh_exp, access_exp, tokens_exp, user_agent, client_ip) \
@@ -250,7 +262,7 @@ macro_rules! session_store {
                         }
                     }
                     tx.commit().await?;
-                    Ok(evicted)
+                    Ok(Ok(evicted))
                 })
                 .await
             }
@@ -260,7 +272,7 @@ macro_rules! session_store {
                 let row: Option<SessionRow<$id>> = self
                     .run(
                         "session_get",
-                        sqlx::query_as(&sql).bind(id.as_bytes().as_slice()).fetch_optional(&self.pool),
+                        || sqlx::query_as(&sql).bind(id.as_bytes().as_slice()).fetch_optional(&self.pool),
                     )
                     .await?;
                 row.map(session_from_row)
@@ -282,7 +294,7 @@ macro_rules! session_store {
                 let done = self
                     .run(
                         "session_rotate",
-                        sqlx::query(
+                        || sqlx::query(
                             "UPDATE sessions SET previous_jti = refresh_jti, rotated_at = ?, \
                              refresh_jti = ?, refresh_iat = ?, refresh_exp = ?, refreshed_at = ?, \
                              access_exp = ?, tokens_exp = ? \
@@ -316,7 +328,7 @@ macro_rules! session_store {
                 let done = self
                     .run(
                         "session_touch",
-                        sqlx::query(
+                        || sqlx::query(
                             "UPDATE sessions SET refreshed_at = ?, \
                              access_exp = CASE WHEN access_exp > ? THEN access_exp ELSE ? END, \
                              tokens_exp = CASE WHEN tokens_exp > ? THEN tokens_exp ELSE ? END \
@@ -345,7 +357,7 @@ macro_rules! session_store {
                 let Some(customer) = Self::bind_id(customer) else {
                     return Ok(Vec::new());
                 };
-                self.run("session_revoke", async {
+                self.run("session_revoke", || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
                     let live = Self::live_in(&mut tx, customer, which, now_ms).await?;
                     let revoked = Self::revoke_in(&mut tx, customer, &live, reason, now_ms).await?;
@@ -366,7 +378,7 @@ macro_rules! session_store {
                 let rows: Vec<SessionRow<$id>> = self
                     .run(
                         "session_list",
-                        sqlx::query_as(&sql)
+                        || sqlx::query_as(&sql)
                             .bind(customer)
                             .bind(now_ms)
                             .bind(now_ms / 1000)
@@ -389,7 +401,7 @@ macro_rules! session_store {
 
             async fn sweep(&self, now_ms: i64) -> StoreResult<SweepCounts> {
                 let now_secs = now_ms / 1000;
-                self.run("session_sweep", async {
+                self.run("session_sweep", || async move {
                     let expired = sqlx::query(
                         "DELETE FROM sessions WHERE tokens_exp < ? AND revoked_at IS NULL",
                     )
@@ -418,6 +430,7 @@ macro_rules! session_store {
                 })
                 .await
             }
+
         }
     };
 }
