@@ -5,6 +5,7 @@
 
 pub mod clock;
 mod customer;
+mod email_key;
 mod error;
 mod fields;
 mod format;
@@ -16,6 +17,7 @@ mod session;
 mod token;
 
 pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalInfo, ShippingInfo};
+pub use email_key::EmailKey;
 pub use error::{Error, ErrorChain, InternalError, Invalid, Unavailable};
 pub use fields::{Address, Email, FieldError, Name, Password, PhoneNumber};
 pub use mail::{Account, MailKind, TokenPurpose};

@@ -80,7 +80,8 @@ impl RecoveryService {
     async fn mail_allowed(&self, email: &Email, client: &ClientInfo) -> bool {
         let limits = self.0.limits;
         let by_address = client.ip.map(WindowKey::MailAddress);
-        let by_email = WindowKey::MailEmail(email.clone());
+        // Rule 15.3: one limit for every spelling the database takes for this address.
+        let by_email = WindowKey::MailEmail(self.0.auth.email_key(email).await);
         let checks = by_address
             .map(|key| (key, limits.per_ip_per_hour))
             .into_iter()

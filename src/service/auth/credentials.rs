@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::{
     domain::{
-        ClientInfo, CustomerId, Email, Error, NewCustomer, Password, PersonalInfo, RevokeReason,
+        ClientInfo, CustomerId, Email, EmailKey, Error, NewCustomer, Password, PersonalInfo,
+        RevokeReason,
     },
     service::throttle::{Attempt, Decision, LockoutKey, WindowKey},
     storage::store::{StoreError, Which},
@@ -127,8 +128,9 @@ impl AuthService {
     ) -> Result<TokenPair, Error> {
         let abuse = &self.0.abuse;
         let ip = LockoutKey::Address(client.ip);
+        // Rule 15.3: every spelling the database takes for this address counts as one.
         let pair = LockoutKey::EmailAddress {
-            email: email.clone(),
+            email: self.0.customers.email_key(&email).await?,
             client: client.ip,
         };
         // Decided before any hashing, every attempt counted as a failure until it turns out
@@ -240,11 +242,19 @@ impl AuthService {
     /// Clears the login failures counted for `email` from every address (after a
     /// password reset).
     pub async fn clear_login_failures(&self, email: &Email) {
-        let key = LockoutKey::Email(email.clone());
+        let key = LockoutKey::Email(self.email_key(email).await);
         self.0
             .throttle
             .clear_family(&key, &self.0.abuse.login)
             .await;
+    }
+
+    /// The key of `email` (rule 15.3); ASCII-folded when the database cannot tell now.
+    pub async fn email_key(&self, email: &Email) -> EmailKey {
+        match self.0.customers.email_key(email).await {
+            Ok(key) => key,
+            Err(_) => EmailKey::ascii_folded(email),
+        }
     }
 
     /// Whether `password` is the customer's; `AuthenticationFailed` when it is not.

@@ -8,20 +8,20 @@ use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::Email;
+use crate::domain::EmailKey;
 
 /// A lockout counter: failed logins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockoutKey {
     /// Failed logins of one email from one client address (limit `email_ip`).
     EmailAddress {
-        email: Email,
+        email: EmailKey,
         client: Option<IpAddr>,
     },
     /// Failed logins from one client address, any email (limit `ip`).
     Address(Option<IpAddr>),
     /// Every address's counter of one email: the family a password reset clears.
-    Email(Email),
+    Email(EmailKey),
 }
 
 impl LockoutKey {
@@ -56,7 +56,7 @@ pub enum WindowKey {
     /// Reset and verification mails asked for from one client address (limit `ip`).
     MailAddress(IpAddr),
     /// Reset and verification mails to one email (limit `email`).
-    MailEmail(Email),
+    MailEmail(EmailKey),
 }
 
 impl WindowKey {
@@ -80,10 +80,9 @@ impl WindowKey {
         match self {
             WindowKey::Signup(client) => format!("throttle:signup:{}", digest(&address(*client))),
             WindowKey::MailAddress(ip) => format!("throttle:mail-ip:{}", digest(&ip.to_string())),
-            WindowKey::MailEmail(email) => format!(
-                "throttle:mail-email:{}",
-                digest(&email.as_str().to_lowercase())
-            ),
+            WindowKey::MailEmail(email) => {
+                format!("throttle:mail-email:{}", digest(&login_email(email)))
+            }
         }
     }
 }
@@ -93,9 +92,10 @@ fn address(client: Option<IpAddr>) -> String {
     client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
-/// The email as the login limits count it (ASCII case folded).
-fn login_email(email: &Email) -> String {
-    email.as_str().to_ascii_lowercase()
+/// The email as the limits count it: its key, one for every spelling the database takes
+/// for it (rule 15.3); an ASCII address in lower case, as before keys were derived.
+fn login_email(email: &EmailKey) -> String {
+    email.as_str().to_owned()
 }
 
 /// A lockout counter's key. `family` groups keys that can be cleared together (all the
@@ -135,8 +135,8 @@ fn digest(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn email(text: &str) -> Email {
-        Email::parse(text).unwrap()
+    fn email(text: &str) -> EmailKey {
+        EmailKey::ascii_folded(&crate::domain::Email::parse(text).unwrap())
     }
 
     /// The key names as the service wrote them before the keys were typed (formats kept

@@ -271,7 +271,9 @@ mod tests {
 
     fn pair(address: &str) -> LockoutKey {
         LockoutKey::EmailAddress {
-            email: crate::domain::Email::parse("a@b.co").unwrap(),
+            email: crate::domain::EmailKey::ascii_folded(
+                &crate::domain::Email::parse("a@b.co").unwrap(),
+            ),
             client: Some(address.parse().unwrap()),
         }
     }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::CachedStore;
 use super::keys::{CacheKey, credential_keys};
+use crate::domain::EmailKey;
 use crate::{
     domain::{
         CheckResult, Credentials, CustomerId, Email, NewCustomer, PersonalInfo, ShippingInfo,
@@ -15,6 +16,38 @@ use crate::{
 };
 
 impl CachedStore {
+    /// Every key that can hold credentials of `email`, under the database's key of it (its
+    /// ASCII-folded form if the database cannot tell now: it will not load either).
+    pub(super) async fn credential_keys(&self, email: &Email) -> Vec<CacheKey> {
+        let key = match self.inner.email_key(email).await {
+            Ok(key) => key,
+            Err(_) => EmailKey::ascii_folded(email),
+        };
+        credential_keys(&key, email)
+    }
+
+    /// A write of `id`'s credentials that answers their email: drops the credential keys of
+    /// the address before it and of the one it reports after it.
+    async fn credentials_write(
+        &self,
+        id: CustomerId,
+        write: impl Future<Output = StoreResult<Option<Email>>>,
+    ) -> StoreResult<Option<Email>> {
+        let Some(current) = self.inner.personal_info(id).await? else {
+            return write.await;
+        };
+        let (email, mut keys) = self
+            .invalidate_around_then(self.credential_keys(&current.email).await, write)
+            .await?;
+        if let Some(email) = &email {
+            keys.extend(self.credential_keys(email).await);
+            keys.sort();
+            keys.dedup();
+        }
+        self.invalidate(keys).await;
+        Ok(email)
+    }
+
     /// Drops `keys` before `write` and again after it. After alone, a crash between the
     /// commit and the invalidation would leave the old value in Redis (and in the other
     /// replicas' memory) until it expires; before as well, only a load racing the write
@@ -45,15 +78,20 @@ impl CachedStore {
 impl CustomerStore for CachedStore {
     async fn insert(&self, customer: &NewCustomer) -> StoreResult<()> {
         // A failed login may have cached "no such email".
-        let mut keys = credential_keys(&customer.personal.email);
+        let mut keys = self.credential_keys(&customer.personal.email).await;
         keys.push(CacheKey::Check(customer.id));
         self.invalidate_around(keys, self.inner.insert(customer))
             .await
     }
 
     async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>> {
-        self.get_or_load(CacheKey::credentials(email), self.inner.credentials(email))
+        let key = self.inner.email_key(email).await?;
+        self.get_or_load(CacheKey::credentials(&key), self.inner.credentials(email))
             .await
+    }
+
+    async fn email_key(&self, email: &Email) -> StoreResult<EmailKey> {
+        self.inner.email_key(email).await
     }
 
     async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>> {
@@ -78,16 +116,16 @@ impl CustomerStore for CachedStore {
     ) -> StoreResult<Option<PersonalInfo>> {
         let mut keys = vec![CacheKey::Personal(id)];
         // Fix (SPEC section 5): the old address must stop logging in, the new one start.
-        keys.extend(credential_keys(&info.email));
+        keys.extend(self.credential_keys(&info.email).await);
         // The address as it is now (read first, for the invalidation before the write).
         if let Some(current) = self.inner.personal_info(id).await? {
-            keys.extend(credential_keys(&current.email));
+            keys.extend(self.credential_keys(&current.email).await);
         }
         let (previous, mut keys) = self
             .invalidate_around_then(keys, self.inner.update_personal_info(id, info))
             .await?;
         if let Some(previous) = &previous {
-            keys.extend(credential_keys(&previous.email));
+            keys.extend(self.credential_keys(&previous.email).await);
         }
         keys.sort();
         keys.dedup();
@@ -110,7 +148,7 @@ impl CustomerStore for CachedStore {
     async fn set_active(&self, id: CustomerId, active: bool) -> StoreResult<Option<bool>> {
         let mut keys = vec![CacheKey::Check(id)];
         if let Some(personal) = self.inner.personal_info(id).await? {
-            keys.extend(credential_keys(&personal.email));
+            keys.extend(self.credential_keys(&personal.email).await);
         }
         self.invalidate_around(keys, self.inner.set_active(id, active))
             .await
@@ -118,22 +156,8 @@ impl CustomerStore for CachedStore {
 
     async fn update_password(&self, id: CustomerId, hash: &str) -> StoreResult<Option<Email>> {
         // Every replica must verify against the new hash from now on.
-        let Some(current) = self.inner.personal_info(id).await? else {
-            return self.inner.update_password(id, hash).await;
-        };
-        let (email, mut keys) = self
-            .invalidate_around_then(
-                credential_keys(&current.email),
-                self.inner.update_password(id, hash),
-            )
-            .await?;
-        if let Some(email) = &email {
-            keys.extend(credential_keys(email));
-            keys.sort();
-            keys.dedup();
-        }
-        self.invalidate(keys).await;
-        Ok(email)
+        self.credentials_write(id, self.inner.update_password(id, hash))
+            .await
     }
 
     async fn upgrade_password(
@@ -146,7 +170,7 @@ impl CustomerStore for CachedStore {
             return Ok(false);
         };
         self.invalidate_around(
-            credential_keys(&current.email),
+            self.credential_keys(&current.email).await,
             self.inner.upgrade_password(id, verified, hash),
         )
         .await
@@ -154,22 +178,8 @@ impl CustomerStore for CachedStore {
 
     async fn bump_generation(&self, id: CustomerId) -> StoreResult<Option<Email>> {
         // Cached credentials carry the generation: every replica must read the new one.
-        let Some(current) = self.inner.personal_info(id).await? else {
-            return self.inner.bump_generation(id).await;
-        };
-        let (email, mut keys) = self
-            .invalidate_around_then(
-                credential_keys(&current.email),
-                self.inner.bump_generation(id),
-            )
-            .await?;
-        if let Some(email) = &email {
-            keys.extend(credential_keys(email));
-            keys.sort();
-            keys.dedup();
-        }
-        self.invalidate(keys).await;
-        Ok(email)
+        self.credentials_write(id, self.inner.bump_generation(id))
+            .await
     }
 
     async fn delete(&self, id: CustomerId, now_ms: i64) -> StoreResult<Option<DeletedCustomer>> {
@@ -179,7 +189,7 @@ impl CustomerStore for CachedStore {
             CacheKey::Check(id),
         ];
         if let Some(current) = self.inner.personal_info(id).await? {
-            before.extend(credential_keys(&current.email));
+            before.extend(self.credential_keys(&current.email).await);
         }
         self.invalidate_without_repeat(&before).await;
         let deleted = self.inner.delete(id, now_ms).await?;
@@ -189,7 +199,7 @@ impl CustomerStore for CachedStore {
                 CacheKey::Shipping(id),
                 CacheKey::Check(id),
             ];
-            keys.extend(credential_keys(&deleted.personal.email));
+            keys.extend(self.credential_keys(&deleted.personal.email).await);
             self.invalidate(keys).await;
         }
         Ok(deleted)

@@ -5,7 +5,10 @@
 
 use std::{
     collections::BTreeSet,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -26,6 +29,9 @@ const RETRY_EVERY: Duration = Duration::from_millis(200);
 pub struct Invalidator {
     redis: Arc<RedisClient>,
     local: LocalCache,
+    /// The cache's epoch: bumped by every invalidation received, so that a load in flight
+    /// here when another replica wrote does not keep what it read (rule 15.10).
+    epoch: Arc<AtomicU64>,
     /// Keys whose invalidation could not be delivered yet.
     pending: Mutex<BTreeSet<CacheKey>>,
     metrics: Metrics,
@@ -33,10 +39,16 @@ pub struct Invalidator {
 
 impl Invalidator {
     /// Follows the channel on `redis` and retries kept invalidations in the background.
-    pub fn start(redis: Arc<RedisClient>, local: LocalCache, metrics: Metrics) -> Arc<Self> {
+    pub fn start(
+        redis: Arc<RedisClient>,
+        local: LocalCache,
+        epoch: Arc<AtomicU64>,
+        metrics: Metrics,
+    ) -> Arc<Self> {
         let invalidator = Arc::new(Self {
             redis: redis.clone(),
             local,
+            epoch,
             pending: Mutex::new(BTreeSet::new()),
             metrics,
         });
@@ -116,6 +128,7 @@ impl ChannelHandler for Invalidator {
             tracing::warn!(message = %payload, "ignoring a malformed invalidation message");
             return;
         };
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.local.invalidate_rendered(&keys);
         self.metrics
             .invalidations_received
@@ -124,6 +137,7 @@ impl ChannelHandler for Invalidator {
 
     async fn on_subscribed(&self) {
         // Anything cached while unsubscribed may have missed its invalidation.
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.local.invalidate_all();
         self.flush_pending().await;
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Address, CheckResult, Credentials, CustomerId, Email, Name, PersonalInfo, PhoneNumber,
-    ShippingInfo,
+    Address, CheckResult, Credentials, CustomerId, Email, EmailKey, Name, PersonalInfo,
+    PhoneNumber, ShippingInfo,
 };
 
 /// The channel on which writes announce the keys they made stale (a JSON array).
@@ -19,7 +19,7 @@ pub enum CacheKey {
     Personal(CustomerId),
     Shipping(CustomerId),
     Check(CustomerId),
-    /// By email address as the database matches it: ASCII letters without case.
+    /// By the address's key (rule 15.3): one for every spelling the database matches to it.
     Credentials(String),
     /// The key a Go replica writes for an address: as typed. Never held in memory here.
     CredentialsAsTyped(String),
@@ -37,8 +37,8 @@ pub enum Lookup<V> {
 }
 
 impl CacheKey {
-    pub fn credentials(email: &Email) -> Self {
-        CacheKey::Credentials(email.as_str().to_ascii_lowercase())
+    pub fn credentials(key: &EmailKey) -> Self {
+        CacheKey::Credentials(key.as_str().to_owned())
     }
 
     /// The key a Redis key name stands for; `cuscred:` names in any letter case map to one key.
@@ -75,10 +75,10 @@ impl CacheKey {
     }
 }
 
-/// Every key that can hold credentials of `email`: ours (case-folded) and the one a Go
-/// replica writes (the address as typed), when they differ.
-pub fn credential_keys(email: &Email) -> Vec<CacheKey> {
-    let ours = CacheKey::credentials(email);
+/// Every key that can hold credentials of `email` (whose key is `key`): ours, one for every
+/// spelling, and the one a Go replica writes (the address as typed), when they differ.
+pub fn credential_keys(key: &EmailKey, email: &Email) -> Vec<CacheKey> {
+    let ours = CacheKey::credentials(key);
     let as_typed = CacheKey::CredentialsAsTyped(email.as_str().to_owned());
     if ours.render() == as_typed.render() {
         vec![ours]
@@ -330,11 +330,12 @@ mod tests {
         assert_eq!(CacheKey::Shipping(id).render(), "cusshippinginfo:42");
         assert_eq!(CacheKey::Check(id).render(), "cuscheck:42");
         let email = Email::parse("Ming@Example.com").unwrap();
+        let key = EmailKey::ascii_folded(&email);
         assert_eq!(
-            CacheKey::credentials(&email).render(),
+            CacheKey::credentials(&key).render(),
             "cuscred:ming@example.com"
         );
-        let rendered: Vec<String> = credential_keys(&email)
+        let rendered: Vec<String> = credential_keys(&key, &email)
             .iter()
             .map(CacheKey::render)
             .collect();
@@ -342,8 +343,9 @@ mod tests {
             rendered,
             vec!["cuscred:ming@example.com", "cuscred:Ming@Example.com"]
         );
+        let lower = Email::parse("ming@example.com").unwrap();
         assert_eq!(
-            credential_keys(&Email::parse("ming@example.com").unwrap()).len(),
+            credential_keys(&EmailKey::ascii_folded(&lower), &lower).len(),
             1,
             "one key when the address is already lower case"
         );
@@ -352,13 +354,13 @@ mod tests {
             CacheKey::Personal(id),
             CacheKey::Shipping(id),
             CacheKey::Check(id),
-            CacheKey::credentials(&email),
+            CacheKey::credentials(&key),
         ] {
             assert_eq!(CacheKey::parse(&key.render()), Some(key));
         }
         assert_eq!(
             CacheKey::parse("cuscred:Ming@Example.com"),
-            Some(CacheKey::credentials(&email))
+            Some(CacheKey::credentials(&key))
         );
         assert_eq!(CacheKey::parse("mutex:cuscheck:42"), None);
         assert_eq!(CacheKey::parse("cuscheck:x"), None);

@@ -51,6 +51,9 @@ const LOCK_WAIT: Duration = Duration::from_secs(3);
 const LOCK_TTL: Duration = Duration::from_secs(5);
 /// Invalidations are repeated once after this delay, to catch a fill that raced the write.
 const INVALIDATION_REPEAT: Duration = Duration::from_millis(500);
+/// Without Redis no message reaches the other replicas: their in-process entries live no
+/// longer than this, so that none serves a row older than 1 s after a write (rule 15.10).
+const LOCAL_TTL_WITHOUT_REDIS: Duration = Duration::from_millis(900);
 
 /// The Redis tier: the client, and the invalidations that follow writes.
 struct RedisTier {
@@ -63,8 +66,9 @@ pub struct CachedStore {
     local: LocalCache,
     redis: Option<RedisTier>,
     settings: CacheSettings,
-    /// Bumped by every invalidation; a load that saw it change may hold a stale value.
-    epoch: AtomicU64,
+    /// Bumped by every invalidation, this replica's and (through the channel) the others';
+    /// a load that saw it change may hold a stale value.
+    epoch: Arc<AtomicU64>,
     metrics: Metrics,
     /// Without Redis: the database's invalidation feed, written and followed (rule 15.7).
     feed: Option<feed::DatabaseFeed>,
@@ -79,13 +83,23 @@ impl CachedStore {
         redis: Option<Arc<RedisClient>>,
         metrics: Metrics,
     ) -> Self {
+        let bound = |ttl: Duration| match &redis {
+            Some(_) => ttl,
+            None => ttl.min(LOCAL_TTL_WITHOUT_REDIS),
+        };
         let local = LocalCache::new(
             settings.local_max_bytes,
-            settings.local_ttl,
-            settings.negative_ttl,
+            bound(settings.local_ttl),
+            bound(settings.negative_ttl),
         );
+        let epoch = Arc::new(AtomicU64::new(0));
         let redis = redis.map(|client| RedisTier {
-            invalidator: Invalidator::start(client.clone(), local.clone(), metrics.clone()),
+            invalidator: Invalidator::start(
+                client.clone(),
+                local.clone(),
+                epoch.clone(),
+                metrics.clone(),
+            ),
             client,
         });
         Self {
@@ -93,7 +107,7 @@ impl CachedStore {
             local,
             redis,
             settings,
-            epoch: AtomicU64::new(0),
+            epoch,
             metrics,
             feed: None,
         }
@@ -130,7 +144,7 @@ impl CachedStore {
     /// Drops every replica's cached credentials of `email` (a password reset wrote the
     /// table directly, in its own transaction).
     pub async fn invalidate_credentials(&self, email: &Email) {
-        self.invalidate(credential_keys(email)).await;
+        self.invalidate(self.credential_keys(email).await).await;
     }
 
     /// Whether cached entries can be trusted: without Redis always; with it, while the
@@ -245,8 +259,12 @@ impl CachedStore {
                         }
                         Ok(Lookup::Miss) | Err(RedisDown) => {}
                     }
+                    let epoch = self.epoch.load(Ordering::Acquire);
                     let result = self.load_from_database(load).await;
+                    // A write announced while loading: what was read may predate it, and
+                    // must not reach Redis, where every replica would take it.
                     if let Ok(value) = &result
+                        && self.epoch.load(Ordering::Acquire) == epoch
                         && let Some(json) = V::to_redis(value)
                     {
                         redis.set(key, json, self.redis_ttl(value.is_none())).await;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::error::StoreResult;
 use crate::domain::{
-    CheckResult, Credentials, CustomerId, Email, NewCustomer, PersonalInfo, Revocation,
+    CheckResult, Credentials, CustomerId, Email, EmailKey, NewCustomer, PersonalInfo, Revocation,
     ShippingInfo,
 };
 
@@ -14,6 +14,11 @@ use crate::domain::{
 pub trait CustomerStore: Send + Sync + 'static {
     async fn insert(&self, customer: &NewCustomer) -> StoreResult<()>;
     async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>>;
+    /// The key of `email` as this database matches addresses (rule 15.3): spellings that
+    /// find one row have one key. By default ASCII letters without case (SQLite's `NOCASE`).
+    async fn email_key(&self, email: &Email) -> StoreResult<EmailKey> {
+        Ok(EmailKey::ascii_folded(email))
+    }
     async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>>;
     async fn personal_info(&self, id: CustomerId) -> StoreResult<Option<PersonalInfo>>;
     async fn shipping_info(&self, id: CustomerId) -> StoreResult<Option<ShippingInfo>>;

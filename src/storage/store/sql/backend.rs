@@ -116,11 +116,13 @@ macro_rules! sql_backend {
             pub(super) breaker: Breaker,
             pub(super) metrics: Metrics,
             pub(super) clock: Arc<dyn Clock>,
+            #[allow(dead_code, reason = "SQLite derives its email keys without the database")]
+            pub(super) email_keys: super::email_key::EmailKeys,
         }
 
         impl $name {
             fn from_pool(pool: Pool<$db>, metrics: Metrics, clock: Arc<dyn Clock>) -> Self {
-                Self { pool, breaker: Breaker::new(BREAKER_PAUSE), metrics, clock }
+                Self { pool, breaker: Breaker::new(BREAKER_PAUSE), metrics, clock, email_keys: Default::default() }
             }
 
             /// `updated_at`/`created_at` are Unix milliseconds.

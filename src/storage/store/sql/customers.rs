@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use super::backend::{MySqlStore, SqliteStore};
 use crate::{
     domain::{
-        Address, CheckResult, Credentials, CustomerId, Email, Name, NewCustomer, PersonalInfo,
-        PhoneNumber, RandomId, Revocation, ShippingInfo,
+        Address, CheckResult, Credentials, CustomerId, Email, EmailKey, Name, NewCustomer,
+        PersonalInfo, PhoneNumber, RandomId, Revocation, ShippingInfo,
     },
     storage::store::{
         StartRefused,
@@ -91,6 +91,10 @@ macro_rules! customer_store {
                     password_hash: String::from_utf8_lossy(&hash).trim_end_matches('\0').to_owned(),
                     generation,
                 }))
+            }
+
+            async fn email_key(&self, email: &Email) -> StoreResult<EmailKey> {
+                self.email_key_of(email).await
             }
 
             async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>> {

@@ -7,7 +7,9 @@
 //! - `customers`, `sessions`, `outbox`, `recovery`, `keys`: one store trait each.
 
 mod backend;
+mod collation;
 mod customers;
+mod email_key;
 mod feed;
 mod keys;
 mod outbox;
