@@ -130,9 +130,12 @@ section! {
         max_concurrent_requests: HTTP_MAX_CONCURRENT_REQUESTS, "httpMaxConcurrentRequests", "512",
             parse::positive(),
             "HTTP API requests handled at once (probes not counted)";
-        max_queued_requests: HTTP_MAX_QUEUED_REQUESTS, "httpMaxQueuedRequests", "1024",
+        max_queued_requests: HTTP_MAX_QUEUED_REQUESTS, "httpMaxQueuedRequests", "10000",
             parse::whole(),
-            "HTTP API requests that may wait for a slot; beyond that 503 with Retry-After at once";
+            "HTTP API requests that may wait for a slot (a bound on memory); beyond that 503 with Retry-After at once";
+        max_queue_wait: HTTP_MAX_QUEUE_WAIT_MILLISECONDS, "httpMaxQueueWaitMilliseconds", "2000",
+            parse::millis(),
+            "longest an HTTP API request waits for a slot; then 503 with Retry-After (shedding by latency: a burst of cheap requests drains long before)";
     }
 
     /// Login and signup limits (SPEC section 10).
@@ -152,12 +155,15 @@ section! {
         login_max_failures_per_ip: LOGIN_MAX_FAILURES_PER_IP, "abuseConfig.loginMaxFailuresPerIp", "0",
             parse::whole(),
             "failed logins per client address within the window (any email); 0 = off (behind an untrusted proxy every customer shares one address)";
+        login_max_failures_per_account: LOGIN_MAX_FAILURES_PER_ACCOUNT, "abuseConfig.loginMaxFailuresPerAccount", "100",
+            parse::whole(),
+            "failed logins per account (email) over every address within the window before its logins answer 429; 0 = no limit";
         signup_max_per_ip_per_hour: SIGNUP_MAX_PER_IP_PER_HOUR, "abuseConfig.signupMaxPerIpPerHour", "0",
             parse::whole(),
             "signups per client address per hour; 0 = off";
-        refusal_delay: THROTTLE_REFUSAL_DELAY_MILLISECONDS, "abuseConfig.refusalDelayMilliseconds", "1000",
+        refusal_delay: THROTTLE_REFUSAL_DELAY_MILLISECONDS, "abuseConfig.refusalDelayMilliseconds", "0",
             parse::millis(),
-            "a login or signup refused by a limit is answered (429) after this pause, which slows a flood of guesses to what costs nothing to answer";
+            "a 429 of a limit is held this long before it is sent, outside the load shedder (it holds no slot)";
         uniform_errors: LOGIN_UNIFORM_ERRORS, "abuseConfig.loginUniformErrors", "false",
             parse::boolean(),
             "answer unknown emails and wrong passwords alike with 401 authentication failed";

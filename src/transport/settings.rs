@@ -29,6 +29,7 @@ pub struct HttpServerSettings {
     pub max_connections: usize,
     pub max_concurrent_requests: usize,
     pub max_queued_requests: usize,
+    pub max_queue_wait: Duration,
 }
 
 impl HttpServerSettings {
@@ -40,6 +41,7 @@ impl HttpServerSettings {
             request_timeout: self.request_timeout,
             max_concurrent_requests: self.max_concurrent_requests,
             max_queued_requests: self.max_queued_requests,
+            max_queue_wait: self.max_queue_wait,
         }
     }
 

@@ -8,11 +8,13 @@ use crate::{
         ClientInfo, CustomerId, Email, EmailKey, Error, NewCustomer, Password, PersonalInfo,
         RevokeReason,
     },
-    service::throttle::{Attempt, Decision, LockoutKey, WindowKey},
+    service::throttle::{Decision, LockoutKey, WindowKey},
     storage::store::{StoreError, Which},
 };
 
-use super::{AuthService, Signup, TokenPair, Verified, outcome, password::Algorithm};
+use super::{
+    AuthService, Signup, TokenPair, Verified, guard::Counter, outcome, password::Algorithm,
+};
 
 /// The window of `SIGNUP_MAX_PER_IP_PER_HOUR`.
 const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
@@ -56,7 +58,7 @@ impl AuthService {
             .hit(&key, self.0.abuse.signups_per_ip_per_hour, SIGNUP_WINDOW)
             .await
         {
-            return Err(self.refuse(key.label(), retry_after).await);
+            return Err(self.refuse(key.label(), retry_after));
         }
         self.check_strength(&signup.password, &signup.personal)
             .await?;
@@ -86,10 +88,6 @@ impl AuthService {
         Err(Error::internal("could not allocate a unique customer id"))
     }
 
-    fn count_throttled(&self, limit: &'static str) {
-        self.0.metrics.throttled.with_label_values(&[limit]).inc();
-    }
-
     /// 400 `password too weak` below `PASSWORD_MIN_SCORE`, the customer's own data counting
     /// against the password.
     pub(crate) async fn check_strength(
@@ -112,14 +110,6 @@ impl AuthService {
         Ok(())
     }
 
-    /// A refusal by a limit: counted, and answered after the refusal delay, so that a
-    /// flood of guesses slows down to what costs next to nothing to answer.
-    async fn refuse(&self, limit: &'static str, retry_after: Duration) -> Error {
-        self.count_throttled(limit);
-        tokio::time::sleep(self.0.abuse.refusal_delay).await;
-        Error::TooManyAttempts { retry_after }
-    }
-
     async fn try_login(
         &self,
         email: Email,
@@ -127,40 +117,36 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<TokenPair, Error> {
         let abuse = &self.0.abuse;
-        let ip = LockoutKey::Address(client.ip);
         // Rule 15.3: every spelling the database takes for this address counts as one.
-        let pair = LockoutKey::EmailAddress {
-            email: self.0.customers.email_key(&email).await?,
-            client: client.ip,
-        };
-        // Decided before any hashing, every attempt counted as a failure until it turns out
-        // right: however many guesses arrive at once, no more than the limit are checked.
-        let ip_lockout = match self.0.throttle.attempt(&ip, &abuse.login_per_ip).await {
-            Attempt::Limited { retry_after } => {
-                return Err(self.refuse(ip.label(), retry_after).await);
-            }
-            Attempt::Allowed { lockout_begun } => lockout_begun,
-        };
-        let pair_lockout = match self.0.throttle.attempt(&pair, &abuse.login).await {
-            Attempt::Limited { retry_after } => {
-                self.0.throttle.succeeded(&ip, &abuse.login_per_ip).await;
-                return Err(self.refuse(pair.label(), retry_after).await);
-            }
-            Attempt::Allowed { lockout_begun } => lockout_begun,
-        };
-        // A lockout begun by an attempt that turns out right is lifted at once: not counted.
-        let count_lockouts = || {
-            for (begun, limit) in [(ip_lockout, ip.label()), (pair_lockout, pair.label())] {
-                if begun {
-                    self.0.metrics.lockouts.with_label_values(&[limit]).inc();
-                }
-            }
-        };
+        let email_key = self.0.customers.email_key(&email).await?;
+        let counters = vec![
+            Counter {
+                key: LockoutKey::Address(client.ip),
+                policy: abuse.login_per_ip,
+                cleared_by_success: false,
+            },
+            Counter {
+                key: LockoutKey::Account(email_key.clone()),
+                policy: abuse.login_per_account,
+                cleared_by_success: true,
+            },
+            Counter {
+                key: LockoutKey::EmailAddress {
+                    email: email_key,
+                    client: client.ip,
+                },
+                policy: abuse.login,
+                cleared_by_success: true,
+            },
+        ];
+        // Decided before any hashing; however many guesses arrive at once, no more than
+        // the limit are checked, and right ones beyond it wait for those ahead.
+        let checking = self.enter(counters).await?;
         let Some(credentials) = self.0.customers.credentials(&email).await? else {
             // As long as a wrong password takes, so that the list of customers cannot be
             // read off the clock.
             self.0.hasher.verify_dummy(password).await?;
-            count_lockouts();
+            self.settle(checking, false).await;
             return Err(if abuse.uniform_errors {
                 Error::AuthenticationFailed
             } else {
@@ -173,12 +159,7 @@ impl AuthService {
             .hasher
             .verify(password.clone(), credentials.password_hash)
             .await?;
-        if right {
-            self.0.throttle.clear(&pair, &abuse.login).await;
-            self.0.throttle.succeeded(&ip, &abuse.login_per_ip).await;
-        } else {
-            count_lockouts();
-        }
+        self.settle(checking, right).await;
         if !credentials.active && (right || !abuse.uniform_errors) {
             // Part I: an inactive customer is told so; with uniform errors only once the
             // password is right, so that it tells nothing about the address otherwise.
@@ -257,8 +238,28 @@ impl AuthService {
         }
     }
 
-    /// Whether `password` is the customer's; `AuthenticationFailed` when it is not.
-    async fn check_password(&self, customer: CustomerId, password: Password) -> Result<(), Error> {
+    /// Whether `password` is the customer's; `AuthenticationFailed` when it is not. Counted
+    /// per customer as logins are (rule 15.4): 429 once locked, before any hashing.
+    pub(crate) async fn check_password(
+        &self,
+        customer: CustomerId,
+        password: Password,
+    ) -> Result<(), Error> {
+        let checking = self
+            .enter(vec![Counter {
+                key: LockoutKey::Customer(customer),
+                policy: self.0.abuse.login,
+                cleared_by_success: true,
+            }])
+            .await?;
+        let right = self.verify_password(customer, password).await;
+        // Only a wrong password counts; a failure to check is no guess.
+        self.settle(checking, !matches!(right, Err(Error::AuthenticationFailed)))
+            .await;
+        right
+    }
+
+    async fn verify_password(&self, customer: CustomerId, password: Password) -> Result<(), Error> {
         let personal = self
             .0
             .customers

@@ -6,6 +6,7 @@
 //! - `token`: the JWT codec; `password`: the hashing pool; `secret`: a generated secret.
 
 mod credentials;
+mod guard;
 mod password;
 mod secret;
 mod sessions;
@@ -75,6 +76,7 @@ pub struct AbuseSettings {
     pub login_lockout: std::time::Duration,
     pub login_max_lockout: std::time::Duration,
     pub login_max_failures_per_ip: u32,
+    pub login_max_failures_per_account: u32,
     pub signup_max_per_ip_per_hour: u32,
     pub refusal_delay: std::time::Duration,
     pub uniform_errors: bool,
@@ -82,7 +84,7 @@ pub struct AbuseSettings {
 }
 
 impl AbuseSettings {
-    /// The two lockout counters share the window and the lockout lengths.
+    /// The lockout counters share the window and the lockout lengths.
     pub fn policy(&self) -> AbusePolicy {
         let lockout = |max_failures| LockoutPolicy {
             max_failures,
@@ -93,6 +95,7 @@ impl AbuseSettings {
         AbusePolicy {
             login: lockout(self.login_max_failures),
             login_per_ip: lockout(self.login_max_failures_per_ip),
+            login_per_account: lockout(self.login_max_failures_per_account),
             signups_per_ip_per_hour: self.signup_max_per_ip_per_hour,
             uniform_errors: self.uniform_errors,
             min_password_score: self.min_password_score,
@@ -108,6 +111,8 @@ pub struct AbusePolicy {
     pub login: LockoutPolicy,
     /// Failed logins per client address, any email (`max_failures` 0 = off).
     pub login_per_ip: LockoutPolicy,
+    /// Failed logins per account over every address (`max_failures` 0 = off).
+    pub login_per_account: LockoutPolicy,
     /// Signups per client address per hour (0 = off).
     pub signups_per_ip_per_hour: u32,
     /// Unknown emails and wrong passwords both answer 401 `authentication failed`.
@@ -201,6 +206,12 @@ impl AuthService {
     }
 
     /// The hashing pool (a password reset hashes the new password on it).
+    /// How long a 429 of a limit is held before it is sent (by the HTTP layer, outside
+    /// its load shedder).
+    pub fn refusal_delay(&self) -> std::time::Duration {
+        self.0.abuse.refusal_delay
+    }
+
     pub(crate) fn hasher(&self) -> &PasswordHasher {
         &self.0.hasher
     }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::EmailKey;
+use crate::domain::{CustomerId, EmailKey};
 
 /// A lockout counter: failed logins.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,17 +22,24 @@ pub enum LockoutKey {
     Address(Option<IpAddr>),
     /// Every address's counter of one email: the family a password reset clears.
     Email(EmailKey),
+    /// Failed logins of one email from every address (limit `account`, rule 15.5).
+    Account(EmailKey),
+    /// Failed password checks of a signed-in customer: password change, account deletion
+    /// (limit `customer`, rule 15.4).
+    Customer(CustomerId),
 }
 
 impl LockoutKey {
     /// The labels of the lockout limits, so that each is a series from the start.
-    pub const LABELS: [&'static str; 2] = ["email_ip", "ip"];
+    pub const LABELS: [&'static str; 4] = ["email_ip", "ip", "account", "customer"];
 
     /// The limit's label in `login_throttled_total` and `login_lockouts_total`.
     pub fn label(&self) -> &'static str {
         match self {
             LockoutKey::EmailAddress { .. } | LockoutKey::Email(_) => "email_ip",
             LockoutKey::Address(_) => "ip",
+            LockoutKey::Account(_) => "account",
+            LockoutKey::Customer(_) => "customer",
         }
     }
 
@@ -44,6 +51,8 @@ impl LockoutKey {
             }
             LockoutKey::Address(client) => LockKey::new("login-ip", &address(*client), ""),
             LockoutKey::Email(email) => LockKey::new("login", &login_email(email), ""),
+            LockoutKey::Account(email) => LockKey::new("login-account", &login_email(email), ""),
+            LockoutKey::Customer(id) => LockKey::new("password-check", &id.to_string(), ""),
         }
     }
 }
@@ -79,7 +88,9 @@ impl WindowKey {
     pub(super) fn render(&self) -> String {
         match self {
             WindowKey::Signup(client) => format!("throttle:signup:{}", digest(&address(*client))),
-            WindowKey::MailAddress(ip) => format!("throttle:mail-ip:{}", digest(&ip.to_string())),
+            WindowKey::MailAddress(ip) => {
+                format!("throttle:mail-ip:{}", digest(&address(Some(*ip))))
+            }
             WindowKey::MailEmail(email) => {
                 format!("throttle:mail-email:{}", digest(&login_email(email)))
             }
@@ -87,9 +98,17 @@ impl WindowKey {
     }
 }
 
-/// What the login limits count a client by: its address, `unknown` without one.
+/// What the limits count a client by: its address, `unknown` without one. An IPv6 client
+/// counts as its /64 (rule 15.5): one host holds a whole /64 and picks from it at will.
 fn address(client: Option<IpAddr>) -> String {
-    client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    match client.map(|ip| ip.to_canonical()) {
+        None => "unknown".to_owned(),
+        Some(IpAddr::V4(ip)) => ip.to_string(),
+        Some(IpAddr::V6(ip)) => {
+            let network = u128::from(ip) & !(u128::MAX >> 64);
+            format!("{}/64", std::net::Ipv6Addr::from(network))
+        }
+    }
 }
 
 /// The email as the limits count it: its key, one for every spelling the database takes
@@ -115,12 +134,14 @@ impl LockKey {
         }
     }
 
-    /// The Redis key of the counter and of its family's "cleared at" mark: one hash tag,
-    /// so that both live on one cluster slot for the script.
-    pub(super) fn redis_keys(&self) -> [String; 2] {
+    /// The Redis keys of the counter, of its family's "cleared at" mark and of its
+    /// attempts in flight: one hash tag, so that all live on one cluster slot for the
+    /// script.
+    pub(super) fn redis_keys(&self) -> [String; 3] {
         [
             format!("throttle:{{{}}}:{}", self.family, self.member),
             format!("throttle:{{{}}}:cleared", self.family),
+            format!("throttle:{{{}}}:{}:in-flight", self.family, self.member),
         ]
     }
 }
@@ -157,6 +178,11 @@ mod tests {
                     digest("10.0.0.1")
                 ),
                 format!("throttle:{{login:{}}}:cleared", digest("ann@b.co")),
+                format!(
+                    "throttle:{{login:{}}}:{}:in-flight",
+                    digest("ann@b.co"),
+                    digest("10.0.0.1")
+                ),
             ]
         );
         assert_eq!(
@@ -183,6 +209,33 @@ mod tests {
         assert_eq!(digest("a"), "ca978112ca1bbdca");
     }
 
+    /// Every address of one /64 is one client; IPv4, also written as mapped IPv6, is
+    /// counted per address as before.
+    #[test]
+    fn an_ipv6_client_counts_as_its_slash_64() {
+        let at = |text: &str| {
+            LockoutKey::Address(Some(text.parse().unwrap()))
+                .counter()
+                .redis_keys()[0]
+                .clone()
+        };
+        assert_eq!(
+            at("2001:db8:1:2::1"),
+            at("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(at("2001:db8:1:2::1"), at("2001:db8:1:3::1"));
+        assert_eq!(at("::ffff:10.0.0.1"), at("10.0.0.1"));
+        assert_ne!(at("10.0.0.1"), at("10.0.0.2"));
+        assert_eq!(
+            address(Some("2001:db8:1:2:3:4:5:6".parse().unwrap())),
+            "2001:db8:1:2::/64"
+        );
+        let mail = |text: &str| WindowKey::MailAddress(text.parse().unwrap()).render();
+        assert_eq!(mail("2001:db8::1"), mail("2001:db8::2"));
+        let signup = |text: &str| WindowKey::Signup(Some(text.parse().unwrap())).render();
+        assert_eq!(signup("2001:db8::1"), signup("2001:db8::ffff"));
+    }
+
     #[test]
     fn labels_are_the_metric_values() {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
@@ -191,7 +244,12 @@ mod tests {
             client: None,
         };
         assert_eq!(
-            [pair.label(), LockoutKey::Address(None).label()],
+            [
+                pair.label(),
+                LockoutKey::Address(None).label(),
+                LockoutKey::Account(email("a@b.co")).label(),
+                LockoutKey::Customer(CustomerId(7)).label(),
+            ],
             LockoutKey::LABELS
         );
         assert_eq!([WindowKey::Signup(None).label()], WindowKey::SIGNUP_LABELS);

@@ -5,7 +5,10 @@ use std::{sync::Mutex, time::Duration};
 
 use quick_cache::sync::Cache;
 
-use super::{keys::LockKey, policy::LockoutPolicy};
+use super::{
+    keys::LockKey,
+    policy::{IN_FLIGHT_LIFETIME, LockoutPolicy},
+};
 
 /// Entries per table: enough for every address that failed a login in a window, bounded.
 const MAX_ENTRIES: usize = 100_000;
@@ -20,6 +23,8 @@ struct LockState {
 
 pub struct LocalCounters {
     locks: Cache<LockKey, LockState>,
+    /// Attempts in flight per key: (id, when it lapses in Unix ms).
+    in_flight: Cache<LockKey, Vec<(String, i64)>>,
     /// When each family was last cleared (Unix ms).
     cleared: Cache<String, i64>,
     /// Window counters: (hits, end of the window in Unix ms).
@@ -32,6 +37,7 @@ impl Default for LocalCounters {
     fn default() -> Self {
         Self {
             locks: Cache::new(MAX_ENTRIES),
+            in_flight: Cache::new(MAX_ENTRIES),
             cleared: Cache::new(MAX_ENTRIES),
             windows: Cache::new(MAX_ENTRIES),
             update: Mutex::new(()),
@@ -59,17 +65,46 @@ impl LocalCounters {
         }
     }
 
-    /// As the script's `attempt`: (-1, remaining ms) while locked, else the attempt is
-    /// counted and (failures, lockout begun in ms or 0).
-    pub(super) fn attempt(&self, key: &LockKey, policy: &LockoutPolicy, now: i64) -> (i64, i64) {
+    /// As the script's `attempt`: (-1, remaining ms) while locked, (-2, 0) while the
+    /// attempts in flight use up the budget, else the attempt is in flight: (failures, 0).
+    pub(super) fn attempt(
+        &self,
+        key: &LockKey,
+        policy: &LockoutPolicy,
+        now: i64,
+        id: &str,
+    ) -> (i64, i64) {
         let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());
-        let mut state = self.state(key, policy, now);
+        let state = self.state(key, policy, now);
         if state.locked_until > now {
             return (-1, state.locked_until - now);
         }
+        let mut flying = self.in_flight.get(key).unwrap_or_default();
+        flying.retain(|(_, lapses)| *lapses > now);
+        let budget = policy.max_failures.saturating_sub(state.failures).max(1);
+        if flying.len() >= budget as usize {
+            self.in_flight.insert(key.clone(), flying);
+            return (-2, 0);
+        }
+        flying.push((id.to_owned(), now + millis(IN_FLIGHT_LIFETIME)));
+        self.in_flight.insert(key.clone(), flying);
+        (i64::from(state.failures), 0)
+    }
+
+    /// As the script's `fail`: the attempt `id` failed; (failures, lockout begun in ms or 0).
+    pub(super) fn fail(
+        &self,
+        key: &LockKey,
+        policy: &LockoutPolicy,
+        now: i64,
+        id: &str,
+    ) -> (i64, i64) {
+        let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());
+        self.land(key, id);
+        let mut state = self.state(key, policy, now);
         state.failures += 1;
         let mut begun = 0;
-        if state.failures >= policy.max_failures {
+        if policy.max_failures > 0 && state.failures >= policy.max_failures {
             state.lockouts += 1;
             let doubling = 2_i64.saturating_pow(state.lockouts.saturating_sub(1));
             begun = millis(policy.first_lockout)
@@ -81,13 +116,22 @@ impl LocalCounters {
         (i64::from(state.failures), begun)
     }
 
-    /// Takes one counted attempt back.
-    pub(super) fn succeed(&self, key: &LockKey, policy: &LockoutPolicy, now: i64) {
+    /// As the script's `release`: the attempt `id` ended without failing.
+    pub(super) fn release(&self, key: &LockKey, id: &str) {
         let _one_at_a_time = self.update.lock().unwrap_or_else(|p| p.into_inner());
-        let mut state = self.state(key, policy, now);
-        if state.failures > 0 {
-            state.failures -= 1;
-            self.locks.insert(key.clone(), state);
+        self.land(key, id);
+    }
+
+    /// Takes the attempt `id` out of flight (the caller holds `update`).
+    fn land(&self, key: &LockKey, id: &str) {
+        if let Some(mut flying) = self.in_flight.get(key) {
+            flying.retain(|(other, _)| other != id);
+            match flying.is_empty() {
+                true => {
+                    self.in_flight.remove(key);
+                }
+                false => self.in_flight.insert(key.clone(), flying),
+            }
         }
     }
 

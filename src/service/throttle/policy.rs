@@ -11,3 +11,7 @@ pub struct LockoutPolicy {
     pub first_lockout: Duration,
     pub max_lockout: Duration,
 }
+
+/// How long an attempt stays in flight when its replica never settles it (a crash): longer
+/// than any request may run.
+pub(super) const IN_FLIGHT_LIFETIME: Duration = Duration::from_secs(60);

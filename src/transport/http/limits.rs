@@ -55,6 +55,10 @@ pub async fn guard(State(limits): State<RequestLimits>, request: Request, next: 
     let mut response = limits
         .admit_and_run(Request::from_parts(parts, body), next)
         .await;
+    // Rule 15.6: a refusal is held, if at all, after its slot is given back.
+    if response.status() == StatusCode::TOO_MANY_REQUESTS && !limits.refusal_delay.is_zero() {
+        tokio::time::sleep(limits.refusal_delay).await;
+    }
     // A 413 may have read a small body whole, but says "stop sending": close it anyway.
     let unread = finished.is_some_and(|f| !f.load(Ordering::Acquire));
     if unread || response.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -77,13 +81,15 @@ fn announced_length(request: &Request) -> Option<usize> {
         .ok()
 }
 
-/// The shedder, the request timeout (`HTTP_REQUEST_TIMEOUT_SECONDS`) and the body limit
-/// (`HTTP_BODY_LIMIT_BYTES`) checked against the announced length.
+/// The shedder, the request timeout (`HTTP_REQUEST_TIMEOUT_SECONDS`), the body limit
+/// (`HTTP_BODY_LIMIT_BYTES`) checked against the announced length, and the pause before a
+/// 429 (`THROTTLE_REFUSAL_DELAY_MILLISECONDS`).
 #[derive(Clone)]
 pub struct RequestLimits {
     pub shedder: Shedder,
     pub timeout: Duration,
     pub body_limit: usize,
+    pub refusal_delay: Duration,
 }
 
 impl RequestLimits {
@@ -136,23 +142,34 @@ impl http_body::Body for Watched {
     }
 }
 
-/// At most `running` API requests at once, at most `queued` more waiting for a slot.
+/// How many API requests run at once, and how many may wait for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Queue {
+    pub running: usize,
+    /// A bound on memory, not the shedding rule: a burst of cheap requests drains fast.
+    pub waiting: usize,
+    /// The shedding rule: a request that waited this long for a slot is answered 503.
+    pub wait: Duration,
+}
+
+/// At most `running` API requests at once; the others wait, each at most `wait` (shedding
+/// by latency: only a queue that does not drain sheds), at most `waiting` of them.
 #[derive(Clone)]
 pub struct Shedder(Arc<ShedderInner>);
 
 struct ShedderInner {
     slots: Semaphore,
     waiting: AtomicUsize,
-    max_waiting: usize,
+    queue: Queue,
     metrics: Metrics,
 }
 
 impl Shedder {
-    pub fn new(running: usize, queued: usize, metrics: Metrics) -> Self {
+    pub fn new(queue: Queue, metrics: Metrics) -> Self {
         Self(Arc::new(ShedderInner {
-            slots: Semaphore::new(running),
+            slots: Semaphore::new(queue.running),
             waiting: AtomicUsize::new(0),
-            max_waiting: queued,
+            queue,
             metrics,
         }))
     }
@@ -168,19 +185,84 @@ impl Drop for Waiting<'_> {
 }
 
 impl Shedder {
-    /// A slot, at once or after a wait in the bounded queue; `None` when the queue is full.
+    /// A slot, at once or after a wait in the queue; `None` when the queue is full or the
+    /// wait ran out.
     async fn admit(&self) -> Option<SemaphorePermit<'_>> {
         let inner = &self.0;
         if let Ok(slot) = inner.slots.try_acquire() {
             return Some(slot);
         }
-        if inner.waiting.fetch_add(1, Ordering::AcqRel) >= inner.max_waiting {
+        if inner.waiting.fetch_add(1, Ordering::AcqRel) >= inner.queue.waiting {
             inner.waiting.fetch_sub(1, Ordering::AcqRel);
             inner.metrics.http_shed.inc();
             return None;
         }
         let _waiting = Waiting(&inner.waiting);
         // The semaphore is never closed.
-        inner.slots.acquire().await.ok()
+        match tokio::time::timeout(inner.queue.wait, inner.slots.acquire()).await {
+            Ok(slot) => slot.ok(),
+            Err(_) => {
+                inner.metrics.http_shed.inc();
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue_of(running: usize, waiting: usize, wait: Duration) -> Shedder {
+        let queue = Queue {
+            running,
+            waiting,
+            wait,
+        };
+        Shedder::new(queue, Metrics::new("test"))
+    }
+
+    /// Finding 9: a burst far beyond the slots, of requests that finish quickly, is served
+    /// whole; only a bound on memory refuses at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_that_drains_is_served_whole() {
+        let shedder = queue_of(4, 10_000, Duration::from_secs(2));
+        let admitted = (0..2000).map(|_| {
+            let shedder = shedder.clone();
+            tokio::spawn(async move {
+                let slot = shedder.admit().await;
+                tokio::time::sleep(Duration::from_micros(200)).await;
+                slot.is_some()
+            })
+        });
+        let admitted = futures_util::future::join_all(admitted).await;
+        assert!(admitted.into_iter().all(|a| a.unwrap()));
+        assert_eq!(shedder.0.metrics.http_shed.get(), 0);
+
+        let small = queue_of(1, 2, Duration::from_secs(2));
+        let _held = small.admit().await;
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let small = small.clone();
+                tokio::spawn(async move { small.admit().await.is_some() })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            small.admit().await.is_none(),
+            "beyond the bound on memory: at once"
+        );
+        drop(waiters);
+    }
+
+    /// A queue that does not drain sheds those that waited `wait`.
+    #[tokio::test]
+    async fn a_queue_that_does_not_drain_sheds_by_wait() {
+        let shedder = queue_of(1, 10_000, Duration::from_millis(100));
+        let _stuck = shedder.admit().await;
+        let started = std::time::Instant::now();
+        assert!(shedder.admit().await.is_none());
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(shedder.0.metrics.http_shed.get(), 1);
     }
 }

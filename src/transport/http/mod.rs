@@ -49,6 +49,7 @@ pub struct HttpSettings {
     pub request_timeout: std::time::Duration,
     pub max_concurrent_requests: usize,
     pub max_queued_requests: usize,
+    pub max_queue_wait: std::time::Duration,
 }
 
 /// The API's routes with the fallbacks and every middleware, outermost last.
@@ -67,10 +68,14 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .layer(middleware::from_fn_with_state(
             limits::RequestLimits {
                 shedder: limits::Shedder::new(
-                    settings.max_concurrent_requests,
-                    settings.max_queued_requests,
+                    limits::Queue {
+                        running: settings.max_concurrent_requests,
+                        waiting: settings.max_queued_requests,
+                        wait: settings.max_queue_wait,
+                    },
                     state.metrics.clone(),
                 ),
+                refusal_delay: state.auth.refusal_delay(),
                 timeout: settings.request_timeout,
                 body_limit: settings.body_limit,
             },

@@ -6,4 +6,5 @@ mod claims;
 mod fields;
 mod logs;
 mod rehash;
+mod throttle;
 mod tokens;
