@@ -258,7 +258,11 @@ impl AuthService {
     }
 
     /// Whether `password` is the customer's; `AuthenticationFailed` when it is not.
-    async fn check_password(&self, customer: CustomerId, password: Password) -> Result<(), Error> {
+    pub(crate) async fn check_password(
+        &self,
+        customer: CustomerId,
+        password: Password,
+    ) -> Result<(), Error> {
         let personal = self
             .0
             .customers
