@@ -388,7 +388,7 @@ async fn email_change_twice_the_owner_wins(backend: Backend) {
         assert_msg(change_email(&app, &stolen, &second).await, 200, "ok").await;
         let owners = sink.wait_for_subject(&owner, NOTICE, 1).await.token(REVERT);
         let to_attacker = sink.wait_for_subject(&first, NOTICE, 1).await;
-        assert!(to_attacker.text().contains(&"c***@evil.example"));
+        assert!(to_attacker.text().contains("c***@evil.example"));
         let attackers = to_attacker.token(REVERT);
         // The new address cannot take the password meanwhile.
         forgot(&app, &second).await;
