@@ -9,7 +9,7 @@ use reqwest::Method;
 use saga_account::{config::Settings, domain::clock::ManualClock};
 use serde_json::json;
 
-use crate::{backend_tests, helpers::*};
+use crate::{backend_tests, helpers::*, redis_harness::RedisTarget};
 
 backend_tests!(
     email_change_notice_reverts_the_email_and_ends_every_session,
@@ -227,13 +227,42 @@ async fn email_change_revert_refuses_a_taken_address_and_an_expired_token(backen
 }
 
 async fn email_change_two_reverts_racing_exactly_one_wins_on_every_replica(backend: Backend) {
-    let sink = SmtpSink::start().await;
     let database = TestDatabase::fresh(&backend).await;
-    let one = spawn_app_on(&database, with_smtp(&sink)).await;
-    let two = spawn_app_on(&database, with_smtp(&sink)).await;
-    let old = email_of(403);
-    let new = "b403@example.org";
-    let (access, _) = one.signup(&customer(403)).await;
+    reverts_race_on_two_replicas(&database, None, 403).await;
+}
+
+/// As above, the replicas sharing a Redis Cluster (the CI's), on MariaDB when configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_change_reverts_reach_every_replica_through_a_redis_cluster() {
+    let Some(redis) = RedisTarget::cluster() else {
+        return;
+    };
+    let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
+    reverts_race_on_two_replicas(&database, Some(&redis), 480).await;
+}
+
+async fn reverts_race_on_two_replicas(
+    database: &Arc<TestDatabase>,
+    redis: Option<&RedisTarget>,
+    n: u32,
+) {
+    let sink = SmtpSink::start().await;
+    let configure = |s: &mut Settings| {
+        with_smtp(&sink)(s);
+        if let Some(redis) = redis {
+            redis.apply(s);
+        }
+    };
+    let one = spawn_app_on(database, configure).await;
+    let two = spawn_app_on(database, configure).await;
+    if redis.is_some() {
+        one.wait_subscribed().await;
+        two.wait_subscribed().await;
+    }
+    let old = email_of(n);
+    let new = format!("b{n}@example.org");
+    let new = new.as_str();
+    let (access, _) = one.signup(&customer(n)).await;
     assert_msg(change_email(&one, &access, new).await, 200, "ok").await;
     let token = sink.wait_for_subject(&old, NOTICE, 1).await.token(REVERT);
     // Replica two has the new address and the profile in its cache.
