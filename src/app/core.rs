@@ -10,7 +10,7 @@ use crate::{
     config::Settings,
     domain::{Secret, clock::Clock},
     metrics::Metrics,
-    service::account::AccountService,
+    service::account::{AccountDeps, AccountService},
     service::auth::{self, AuthDeps, AuthService, HashPolicy, PasswordHasher, TokenCodec},
     service::idgen::{self, IdGenerator},
     service::keys::{Alg, KeyManager, KeyPair, KeySettings, KeySource},
@@ -114,7 +114,19 @@ impl Core {
         }
         let keys = open_keys(&common, &stores, &url).await?;
         let auth = open_auth(&common, &cache, sessions, &keys)?;
-        let (recovery, admin) = open_mail(&common, &stores, &auth, &cache)?;
+        let mailer = Mailer::new(
+            stores.outbox.clone(),
+            common.clock.clone(),
+            common.metrics.clone(),
+        );
+        let (recovery, admin) = open_mail(&common, &stores, &auth, &cache, &mailer)?;
+        let account = AccountService::new(AccountDeps {
+            store: cache.clone(),
+            verifications: stores.recovery.clone(),
+            auth: auth.clone(),
+            mailer,
+            email_change: settings.email_change,
+        });
         let Common {
             metrics,
             clock,
@@ -122,7 +134,7 @@ impl Core {
             ..
         } = common;
         Ok(Self {
-            account: AccountService::new(cache.clone(), stores.recovery.clone()),
+            account,
             metrics,
             cache,
             redis,
@@ -252,13 +264,9 @@ fn open_mail(
     stores: &store::Stores,
     auth: &AuthService,
     cache: &Arc<CachedStore>,
+    mailer: &Mailer,
 ) -> anyhow::Result<(RecoveryService, AdminService)> {
     let settings = common.settings;
-    let mailer = Mailer::new(
-        stores.outbox.clone(),
-        common.clock.clone(),
-        common.metrics.clone(),
-    );
     let recovery = RecoveryService::new(RecoveryDeps {
         auth: auth.clone(),
         customers: cache.clone(),
@@ -294,10 +302,11 @@ fn open_mail(
         );
     }
     let sender = Sender::new(
-        &mailer,
+        mailer,
         stores.recovery.clone(),
         transport,
         Arc::new(mail.clone()),
+        settings.email_change,
     );
     common.tasks.add(sender.spawn(common.tasks.token()));
     Ok((recovery, admin))

@@ -21,7 +21,7 @@ use crate::{
     service::auth::{AbuseSettings, PasswordSettings},
     service::idgen::IdSettings,
     service::keys::SigningSettings,
-    service::mail::MailSettings,
+    service::mail::{EmailChangeSettings, MailSettings},
     service::recovery::MailLimits,
     service::session::SessionSettings,
     storage::cache::CacheSettings,
@@ -50,6 +50,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub mail: MailSettings,
     pub mail_limits: MailLimits,
+    pub email_change: EmailChangeSettings,
     pub operator: OperatorSettings,
 }
 
@@ -120,6 +121,7 @@ impl Settings {
             redis: read_redis(raw)?,
             mail: read_mail(raw)?,
             mail_limits: read_mail_limits(raw)?,
+            email_change: read_email_change(raw)?,
             operator: read_operator(raw)?,
         };
         settings.check(raw)?;

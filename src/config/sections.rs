@@ -9,7 +9,7 @@ use crate::{
     service::auth::{AbuseSettings, Algorithm, PasswordSettings},
     service::idgen::IdSettings,
     service::keys::{Alg, SigningSettings},
-    service::mail::{MailSettings, SmtpUrl},
+    service::mail::{EmailChangeSettings, MailSettings, SmtpUrl},
     service::operator::keys,
     service::recovery::MailLimits,
     service::session::{LegacyRefreshTokens, SessionSettings},
@@ -313,6 +313,19 @@ section! {
             "reset and verification mails requested per client address per hour; 0 = off";
     }
 
+    /// Email changes (SPEC rule 15.2).
+    EMAIL_CHANGE, read_email_change -> EmailChangeSettings {
+        requires_password: EMAIL_CHANGE_REQUIRES_PASSWORD, "emailChangeConfig.requiresPassword", "false",
+            parse::boolean(),
+            "a changed email on PUT /info/person needs current_password (missing or wrong: 401, counted as a failed password check)";
+        revert_ttl: EMAIL_REVERT_SECONDS, "emailChangeConfig.revertSeconds", "604800",
+            parse::seconds_positive(),
+            "lifetime of the revert link mailed to the old address after an email change; changes less apart than this all revert to the address before the first";
+        reset_hold: EMAIL_CHANGE_RESET_HOLD_SECONDS, "emailChangeConfig.resetHoldSeconds", "86400",
+            parse::seconds(),
+            "after an email change, password/forgot for the new address answers 202 and sends nothing for this long (the operator's reset still sends); 0 = no hold";
+    }
+
     /// The operator API (SPEC section 14).
     OPERATOR, read_operator -> OperatorSettings {
         port: ADMIN_PORT, "adminConfig.port", "0",
@@ -344,6 +357,7 @@ pub const SECTIONS: &[&[super::read::SettingSpec]] = &[
     REDIS,
     MAIL,
     MAIL_LIMITS,
+    EMAIL_CHANGE,
     OPERATOR,
 ];
 

@@ -169,6 +169,30 @@ fn mail_defaults_are_the_specs() {
     assert_eq!(d.database.data_dir, PathBuf::from("data"));
 }
 
+/// The defaults of rule 15.2, the same as `EmailChangeSettings::default()`.
+#[test]
+fn email_change_defaults_are_the_specs() {
+    let d = Settings::defaults();
+    assert!(!d.email_change.requires_password, "the Part I contract");
+    assert_eq!(d.email_change.revert_ttl, Duration::from_secs(604_800));
+    assert_eq!(d.email_change.reset_hold, Duration::from_secs(86_400));
+    assert_eq!(
+        d.email_change,
+        crate::service::mail::EmailChangeSettings::default()
+    );
+    let s = Settings::from_sources(
+        None,
+        env(&[
+            ("EMAIL_CHANGE_REQUIRES_PASSWORD", "true"),
+            ("EMAIL_CHANGE_RESET_HOLD_SECONDS", "0"),
+        ]),
+    )
+    .unwrap();
+    assert!(s.email_change.requires_password);
+    assert_eq!(s.email_change.reset_hold, Duration::ZERO);
+    assert!(Settings::from_sources(None, env(&[("EMAIL_REVERT_SECONDS", "0")])).is_err());
+}
+
 #[test]
 fn missing_explicit_file_is_an_error() {
     assert!(Settings::from_sources(Some(Path::new("/nonexistent/config.yml")), env(&[])).is_err());

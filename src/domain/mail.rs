@@ -2,6 +2,7 @@
 //! email was verified.
 
 use super::customer::{CustomerId, PersonalInfo};
+use super::fields::Email;
 
 /// What a queued mail is for; its template and the token it carries follow from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,13 +13,17 @@ pub enum MailKind {
     EmailVerification,
     /// A notice that the password was reset; no token.
     PasswordChanged,
+    /// To the address an email change replaced (rule 15.2): the new address, masked, and a
+    /// link with a revert token.
+    EmailChanged,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 3] = [
+    pub const ALL: [MailKind; 4] = [
         MailKind::PasswordReset,
         MailKind::EmailVerification,
         MailKind::PasswordChanged,
+        MailKind::EmailChanged,
     ];
 
     /// The label in metrics and the `kind` column.
@@ -27,6 +32,7 @@ impl MailKind {
             MailKind::PasswordReset => "password_reset",
             MailKind::EmailVerification => "email_verification",
             MailKind::PasswordChanged => "password_changed",
+            MailKind::EmailChanged => "email_changed",
         }
     }
 
@@ -40,6 +46,8 @@ impl MailKind {
 pub enum TokenPurpose {
     Reset,
     Verify,
+    /// Puts back the address an email change replaced (rule 15.2).
+    Revert,
 }
 
 impl TokenPurpose {
@@ -47,6 +55,7 @@ impl TokenPurpose {
         match self {
             TokenPurpose::Reset => "reset",
             TokenPurpose::Verify => "verify",
+            TokenPurpose::Revert => "revert",
         }
     }
 }
@@ -62,4 +71,33 @@ pub struct Account {
     pub email_verified: bool,
     /// Unix milliseconds; `None` for a row written without it.
     pub created_at: Option<i64>,
+}
+
+/// An address as a notice names it to whoever reads the old mailbox: the first character of
+/// the local part, `***`, and the domain (`a***@example.org`), so that the owner recognises
+/// it without the mail handing it to anyone else.
+pub fn masked_email(email: &Email) -> String {
+    let text = email.as_str();
+    let (local, domain) = text.rsplit_once('@').unwrap_or((text, ""));
+    let first: String = local.chars().take(1).collect();
+    format!("{first}***@{domain}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_masked_address_keeps_the_first_character_and_the_domain() {
+        let email = |s: &str| Email::from_stored(s.to_owned());
+        assert_eq!(
+            masked_email(&email("alice@example.org")),
+            "a***@example.org"
+        );
+        assert_eq!(masked_email(&email("b@x.io")), "b***@x.io");
+        // One character, not one byte.
+        assert_eq!(masked_email(&email("élodie@exemple.fr")), "é***@exemple.fr");
+        // The last `@` separates the domain (a quoted local part may hold one).
+        assert_eq!(masked_email(&email("\"a@b\"@c.org")), "\"***@c.org");
+    }
 }

@@ -20,7 +20,7 @@ pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalIn
 pub use email_key::EmailKey;
 pub use error::{Error, ErrorChain, InternalError, Invalid, Unavailable};
 pub use fields::{Address, Email, FieldError, Name, Password, PhoneNumber};
-pub use mail::{Account, MailKind, TokenPurpose};
+pub use mail::{Account, MailKind, TokenPurpose, masked_email};
 pub use net::IpNet;
 pub use random_id::{RandomId, SessionId, TokenId};
 pub use secret::Secret;

@@ -21,10 +21,12 @@ pub enum RevokeReason {
     Expired,
     /// An operator ended it.
     Admin,
+    /// The link of an "email changed" notice put the old address back (rule 15.2).
+    EmailReverted,
 }
 
 impl RevokeReason {
-    pub const ALL: [RevokeReason; 10] = [
+    pub const ALL: [RevokeReason; 11] = [
         RevokeReason::Logout,
         RevokeReason::LogoutAll,
         RevokeReason::PasswordChange,
@@ -35,6 +37,7 @@ impl RevokeReason {
         RevokeReason::Evicted,
         RevokeReason::Expired,
         RevokeReason::Admin,
+        RevokeReason::EmailReverted,
     ];
 
     /// The label in metrics and the `revoke_reason` column.
@@ -50,6 +53,7 @@ impl RevokeReason {
             RevokeReason::Evicted => "evicted",
             RevokeReason::Expired => "expired",
             RevokeReason::Admin => "admin",
+            RevokeReason::EmailReverted => "email_reverted",
         }
     }
 

@@ -29,6 +29,8 @@ pub struct MailMetrics {
     pub resets: IntCounterVec,
     /// Email verifications by outcome.
     pub verifications: IntCounterVec,
+    /// Email change reverts (rule 15.2) by outcome.
+    pub reverts: IntCounterVec,
     /// Operator API and CLI calls by action and key name (`cli` for the command line).
     pub admin_calls: IntCounterVec,
     /// Operator API calls refused for a missing, malformed or unknown key.
@@ -89,6 +91,12 @@ impl MailMetrics {
                 r,
                 n("email_verifications_total"),
                 "Email verifications by outcome (success, invalid_or_expired_token, ...).",
+                &["outcome"],
+            ),
+            reverts: counter_vec(
+                r,
+                n("email_reverts_total"),
+                "Email change reverts by outcome (success, invalid_or_expired_token, duplicate_entry, ...).",
                 &["outcome"],
             ),
             admin_calls: counter_vec(

@@ -18,7 +18,7 @@ use crate::{
     service::mail::{Mailer, token},
     service::throttle::{Decision, Throttle, WindowKey},
     storage::cache::CachedStore,
-    storage::store::{CustomerStore, NewMail, RecoveryStore, ResetOutcome, Which},
+    storage::store::{CustomerStore, NewMail, RecoveryStore, ResetOutcome, RevertOutcome, Which},
 };
 
 /// The window of the mail limits.
@@ -67,6 +67,9 @@ impl RecoveryService {
         }
         for label in ["success", "invalid_or_expired_token"] {
             deps.metrics.mail.verifications.with_label_values(&[label]);
+        }
+        for label in ["success", "invalid_or_expired_token", "duplicate_entry"] {
+            deps.metrics.mail.reverts.with_label_values(&[label]);
         }
         Self(Arc::new(deps))
     }
@@ -236,6 +239,66 @@ impl RecoveryService {
             .with_label_values(&[outcome(&result)])
             .inc();
         result
+    }
+
+    /// `POST /auth/email/revert` (rule 15.2): the link of an "email changed" notice puts
+    /// the original address back, verified, and ends every session of the customer.
+    pub async fn revert_email(&self, token_text: &str) -> Result<(), Error> {
+        let result = self.try_revert(token_text).await;
+        self.0
+            .metrics
+            .mail
+            .reverts
+            .with_label_values(&[outcome(&result)])
+            .inc();
+        if let Err(e) = &result
+            && !matches!(e, Error::Internal(_) | Error::Unavailable(_))
+        {
+            tracing::info!(outcome = e.label(), "email revert refused");
+        }
+        result
+    }
+
+    async fn try_revert(&self, token_text: &str) -> Result<(), Error> {
+        let hash = token::parse(token_text).ok_or(Error::InvalidOrExpiredToken)?;
+        // Read first for the cache keys of the address it restores; checked again in the
+        // transaction that uses it up.
+        let now = self.now_ms();
+        let record = self
+            .0
+            .store
+            .find_token(&hash, TokenPurpose::Revert)
+            .await?
+            .filter(|t| t.used_at.is_none() && t.expires_at > now)
+            .ok_or(Error::InvalidOrExpiredToken)?;
+        // Through the cache: every replica drops the personal information and the
+        // credentials of both addresses.
+        let outcome = self
+            .0
+            .customers
+            .email_write(
+                record.customer,
+                &record.email,
+                self.0.store.revert_email(&hash, self.now_ms()),
+            )
+            .await?;
+        let (customer, restored) = match outcome {
+            RevertOutcome::Done {
+                customer, restored, ..
+            } => (customer, restored),
+            RevertOutcome::Refused => return Err(Error::InvalidOrExpiredToken),
+            RevertOutcome::Taken => return Err(Error::DuplicateEntry),
+        };
+        // The generation was bumped in the transaction; every session ends on every
+        // replica, as after a reset.
+        self.0
+            .auth
+            .sessions()
+            .revoke(customer, Which::All, RevokeReason::EmailReverted)
+            .await?;
+        self.0.auth.clear_login_failures(&restored).await;
+        tracing::info!(customer_id = %customer, "email change reverted");
+        Ok(())
     }
 
     /// The customer with whether their email is verified (`GET /info/account`).

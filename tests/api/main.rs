@@ -20,6 +20,7 @@ mod binary;
 mod cache;
 mod crash;
 mod database;
+mod email_change;
 mod email_keys;
 mod grpc;
 mod http_basics;

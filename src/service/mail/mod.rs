@@ -17,5 +17,5 @@ pub mod token;
 
 pub use outbox::Mailer;
 pub use sender::Sender;
-pub use settings::{MAX_RETRY_DELAY, MailSettings};
+pub use settings::{EmailChangeSettings, MAX_RETRY_DELAY, MailSettings};
 pub use smtp::{SmtpTls, SmtpUrl, Transport};

@@ -12,10 +12,15 @@ use lettre::{
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::{outbox::Mailer, settings::MailSettings, smtp::Transport, templates, token};
+use super::{
+    outbox::Mailer,
+    settings::{EmailChangeSettings, MailSettings},
+    smtp::Transport,
+    templates, token,
+};
 use crate::{
     domain::clock::Clock,
-    domain::{Account, ErrorChain, MailKind, TokenPurpose},
+    domain::{Account, Email, ErrorChain, MailKind, TokenPurpose, masked_email},
     metrics::Metrics,
     storage::store::{ClaimedMail, IssuedToken, OutboxStore, RecoveryStore, StoreError},
 };
@@ -43,6 +48,7 @@ pub struct Sender {
     recovery: Arc<dyn RecoveryStore>,
     transport: Transport,
     settings: Arc<MailSettings>,
+    email_change: EmailChangeSettings,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     wake: Arc<Notify>,
@@ -54,12 +60,14 @@ impl Sender {
         recovery: Arc<dyn RecoveryStore>,
         transport: Transport,
         settings: Arc<MailSettings>,
+        email_change: EmailChangeSettings,
     ) -> Self {
         Self {
             outbox: mailer.outbox.clone(),
             recovery,
             transport,
             settings,
+            email_change,
             clock: mailer.clock.clone(),
             metrics: mailer.metrics.clone(),
             wake: mailer.wake_handle(),
@@ -197,7 +205,7 @@ impl Sender {
     /// The message for a row, or `None` when nobody should get it.
     async fn compose(&self, mail: &ClaimedMail) -> Result<Option<Message>, AttemptError> {
         let s = &self.settings;
-        let (account, rendered) = match mail.kind {
+        let (to, rendered) = match mail.kind {
             MailKind::PasswordReset => {
                 let Some(account) = self
                     .recovery
@@ -207,13 +215,21 @@ impl Sender {
                 else {
                     return Ok(None);
                 };
+                // Rule 15.2: asked for by email (no customer on the row: not the
+                // operator's), shortly after the email changed, the mail is dropped as for
+                // an unknown address.
+                if mail.customer.is_none() && self.reset_held(&account).await? {
+                    tracing::info!(id = mail.id, customer_id = %account.id, "reset mail held: the email changed recently");
+                    return Ok(None);
+                }
                 let token = self
                     .issue(&account, TokenPurpose::Reset, s.reset_ttl)
                     .await?;
                 let link = format!("{}/reset-password?token={token}", s.public_base_url);
                 let name = account.personal.first_name.as_str().to_owned();
                 let minutes = s.reset_ttl.as_secs().div_ceil(60);
-                (account, templates::reset(&name, &link, &token, minutes)?)
+                let rendered = templates::reset(&name, &link, &token, minutes)?;
+                (account.personal.email, rendered)
             }
             MailKind::EmailVerification => {
                 let Some(account) = self.account_at(mail).await? else {
@@ -225,17 +241,25 @@ impl Sender {
                 let link = format!("{}/verify-email?token={token}", s.public_base_url);
                 let name = account.personal.first_name.as_str().to_owned();
                 let hours = s.verify_ttl.as_secs().div_ceil(3600);
-                (account, templates::verify(&name, &link, &token, hours)?)
+                let rendered = templates::verify(&name, &link, &token, hours)?;
+                (account.personal.email, rendered)
             }
             MailKind::PasswordChanged => {
                 let Some(account) = self.account_at(mail).await? else {
                     return Ok(None);
                 };
                 let name = account.personal.first_name.as_str().to_owned();
-                (account, templates::password_changed(&name)?)
+                (account.personal.email, templates::password_changed(&name)?)
+            }
+            MailKind::EmailChanged => {
+                let Some(rendered) = self.email_changed(mail).await? else {
+                    return Ok(None);
+                };
+                // To the address the change replaced: the row's.
+                (mail.email.clone(), rendered)
             }
         };
-        let Ok(to) = account.personal.email.as_str().parse::<lettre::Address>() else {
+        let Ok(to) = to.as_str().parse::<lettre::Address>() else {
             tracing::warn!(id = mail.id, "stored email is not an address SMTP accepts");
             return Ok(None);
         };
@@ -251,6 +275,49 @@ impl Sender {
         Ok(Some(message))
     }
 
+    /// Whether a reset asked for by email must send nothing yet: the customer's email
+    /// changed less than `EMAIL_CHANGE_RESET_HOLD_SECONDS` ago (and was not reverted).
+    async fn reset_held(&self, account: &Account) -> Result<bool, StoreError> {
+        let hold = i64::try_from(self.email_change.reset_hold.as_millis()).unwrap_or(i64::MAX);
+        if hold == 0 {
+            return Ok(false);
+        }
+        let change = self.recovery.email_change(account.id).await?;
+        Ok(change.is_some_and(|c| self.now_ms() < c.changed_at.saturating_add(hold)))
+    }
+
+    /// The "email changed" notice of rule 15.2: the customer's address now, masked, and a
+    /// link that puts back the original address of the run of changes. `None` when the
+    /// customer is gone or the change was reverted before the notice went out.
+    async fn email_changed(
+        &self,
+        mail: &ClaimedMail,
+    ) -> Result<Option<templates::Rendered>, AttemptError> {
+        let Some(customer) = mail.customer else {
+            return Ok(None);
+        };
+        let (Some(account), Some(change)) = (
+            self.recovery.account(customer).await?,
+            self.recovery.email_change(customer).await?,
+        ) else {
+            return Ok(None);
+        };
+        let ttl = self.email_change.revert_ttl;
+        // The token restores the run's original address, whoever's mailbox the notice
+        // reaches: a second change's link hands its reader nothing but the owner's address.
+        let token = self
+            .issue_for(&account, &change.original, TokenPurpose::Revert, ttl)
+            .await?;
+        let s = &self.settings;
+        let link = format!("{}/revert-email?token={token}", s.public_base_url);
+        let name = account.personal.first_name.as_str().to_owned();
+        let masked = masked_email(&account.personal.email);
+        let days = ttl.as_secs().div_ceil(86_400);
+        Ok(Some(templates::email_changed(
+            &name, &masked, &link, &token, days,
+        )?))
+    }
+
     /// The customer of a row queued for them, if the row's email is still theirs.
     async fn account_at(&self, mail: &ClaimedMail) -> Result<Option<Account>, StoreError> {
         let Some(customer) = mail.customer else {
@@ -261,10 +328,23 @@ impl Sender {
         }))
     }
 
-    /// A new token, stored hashed; a new reset token voids the older ones.
+    /// A new token for the customer's current address, stored hashed; a new reset token
+    /// voids the older ones.
     async fn issue(
         &self,
         account: &Account,
+        purpose: TokenPurpose,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        self.issue_for(account, &account.personal.email, purpose, ttl)
+            .await
+    }
+
+    /// A new token bound to `email` (for a revert: the address it puts back).
+    async fn issue_for(
+        &self,
+        account: &Account,
+        email: &Email,
         purpose: TokenPurpose,
         ttl: Duration,
     ) -> Result<String, StoreError> {
@@ -274,7 +354,7 @@ impl Sender {
             hash,
             purpose,
             customer: account.id,
-            email: account.personal.email.clone(),
+            email: email.clone(),
             created_at: now,
             expires_at: now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)),
         };

@@ -28,6 +28,31 @@ pub struct MailSettings {
     pub concurrency: usize,
 }
 
+/// Rule 15.2: what protects an email change (`PUT /info/person`), read by the account
+/// service (the password) and the sender (the revert link, the reset hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailChangeSettings {
+    /// `EMAIL_CHANGE_REQUIRES_PASSWORD`: a changed email needs `current_password`.
+    pub requires_password: bool,
+    /// `EMAIL_REVERT_SECONDS`: the life of a revert link, and how far apart changes may be
+    /// to count as one run (whose links all put back the address before the first).
+    pub revert_ttl: Duration,
+    /// `EMAIL_CHANGE_RESET_HOLD_SECONDS`: how long after a change a reset asked for by
+    /// email (`/auth/password/forgot`) sends nothing; 0 = no hold.
+    pub reset_hold: Duration,
+}
+
+impl Default for EmailChangeSettings {
+    /// The defaults of the settings table.
+    fn default() -> Self {
+        Self {
+            requires_password: false,
+            revert_ttl: Duration::from_secs(604_800),
+            reset_hold: Duration::from_secs(86_400),
+        }
+    }
+}
+
 /// Longest delay between two attempts of one mail.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 

@@ -51,6 +51,26 @@ struct ChangedHtml<'a> {
     name: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "mail/email_changed.txt")]
+struct EmailChangedText<'a> {
+    name: &'a str,
+    masked: &'a str,
+    link: &'a str,
+    token: &'a str,
+    days: u64,
+}
+
+#[derive(Template)]
+#[template(path = "mail/email_changed.html")]
+struct EmailChangedHtml<'a> {
+    name: &'a str,
+    masked: &'a str,
+    link: &'a str,
+    token: &'a str,
+    days: u64,
+}
+
 /// A rendered mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -104,6 +124,36 @@ pub fn password_changed(name: &str) -> askama::Result<Rendered> {
         subject: "Your password was changed",
         text: ChangedText { name }.render()?,
         html: ChangedHtml { name }.render()?,
+    })
+}
+
+/// To the address an email change replaced: `masked` is the new address as rule 15.2
+/// shows it (`a***@example.org`), never in full.
+pub fn email_changed(
+    name: &str,
+    masked: &str,
+    link: &str,
+    token: &str,
+    days: u64,
+) -> askama::Result<Rendered> {
+    Ok(Rendered {
+        subject: "Your email address was changed",
+        text: EmailChangedText {
+            name,
+            masked,
+            link,
+            token,
+            days,
+        }
+        .render()?,
+        html: EmailChangedHtml {
+            name,
+            masked,
+            link,
+            token,
+            days,
+        }
+        .render()?,
     })
 }
 

@@ -1,7 +1,7 @@
 //! The cache as a `CustomerStore`: reads go through `get_or_load`, and every write
 //! invalidates what it makes stale, before and after, here and only here.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use async_trait::async_trait;
 
@@ -12,7 +12,7 @@ use crate::{
     domain::{
         CheckResult, Credentials, CustomerId, Email, NewCustomer, PersonalInfo, ShippingInfo,
     },
-    storage::store::{CustomerStore, DeletedCustomer, StoreResult},
+    storage::store::{CustomerStore, DeletedCustomer, RevertOutcome, StoreResult},
 };
 
 impl CachedStore {
@@ -46,6 +46,31 @@ impl CachedStore {
         }
         self.invalidate(keys).await;
         Ok(email)
+    }
+
+    /// A write of `id`'s email made outside this trait: the revert of rule 15.2, which
+    /// uses up its token in the same transaction. Drops the personal information and the
+    /// credential keys of the address now, of `restored`, and of the address the write
+    /// reports it replaced, before and after, as `update_personal_info` does.
+    pub async fn email_write(
+        &self,
+        id: CustomerId,
+        restored: &Email,
+        write: impl Future<Output = StoreResult<RevertOutcome>>,
+    ) -> StoreResult<RevertOutcome> {
+        let mut keys = vec![CacheKey::Personal(id)];
+        keys.extend(self.credential_keys(restored).await);
+        if let Some(current) = self.inner.personal_info(id).await? {
+            keys.extend(self.credential_keys(&current.email).await);
+        }
+        let (outcome, mut keys) = self.invalidate_around_then(keys, write).await?;
+        if let RevertOutcome::Done { replaced, .. } = &outcome {
+            keys.extend(self.credential_keys(replaced).await);
+        }
+        keys.sort();
+        keys.dedup();
+        self.invalidate(keys).await;
+        Ok(outcome)
     }
 
     /// Drops `keys` before `write` and again after it. After alone, a crash between the
@@ -113,6 +138,7 @@ impl CustomerStore for CachedStore {
         &self,
         id: CustomerId,
         info: &PersonalInfo,
+        revert_window: Duration,
     ) -> StoreResult<Option<PersonalInfo>> {
         let mut keys = vec![CacheKey::Personal(id)];
         // Fix (SPEC section 5): the old address must stop logging in, the new one start.
@@ -122,7 +148,10 @@ impl CustomerStore for CachedStore {
             keys.extend(self.credential_keys(&current.email).await);
         }
         let (previous, mut keys) = self
-            .invalidate_around_then(keys, self.inner.update_personal_info(id, info))
+            .invalidate_around_then(
+                keys,
+                self.inner.update_personal_info(id, info, revert_window),
+            )
             .await?;
         if let Some(previous) = &previous {
             keys.extend(self.credential_keys(&previous.email).await);

@@ -1,5 +1,7 @@
 //! The customer table's trait, implemented by the SQL stores and wrapped by the cache.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use super::error::StoreResult;
@@ -22,10 +24,15 @@ pub trait CustomerStore: Send + Sync + 'static {
     async fn check(&self, id: CustomerId) -> StoreResult<Option<CheckResult>>;
     async fn personal_info(&self, id: CustomerId) -> StoreResult<Option<PersonalInfo>>;
     async fn shipping_info(&self, id: CustomerId) -> StoreResult<Option<ShippingInfo>>;
+    /// Replaces the name and email. An email that the database takes for another address
+    /// records the change (rule 15.2): when, and the address a revert puts back: the one
+    /// this change replaces, or, while the last change is less than `revert_window` ago,
+    /// the original of that run of changes.
     async fn update_personal_info(
         &self,
         id: CustomerId,
         info: &PersonalInfo,
+        revert_window: Duration,
     ) -> StoreResult<Option<PersonalInfo>>;
     async fn update_shipping_info(
         &self,

@@ -95,6 +95,32 @@ pub enum ResetOutcome {
     Refused,
 }
 
+/// The last email change of a customer (rule 15.2), as recorded with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailChange {
+    /// Unix milliseconds of the last change by `PUT /info/person`.
+    pub changed_at: i64,
+    /// The address before the first change of the current run (changes less than the
+    /// revert window apart): what every revert link of the run puts back.
+    pub original: Email,
+}
+
+/// What a revert changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevertOutcome {
+    /// The token was used up and `restored` is the customer's verified email again, in
+    /// place of `replaced`; the credential generation was bumped.
+    Done {
+        customer: CustomerId,
+        replaced: Email,
+        restored: Email,
+    },
+    /// Unknown, used, expired, of a run of changes that is over, or the customer is gone.
+    Refused,
+    /// Another customer has the address now; nothing changed, the token stays usable.
+    Taken,
+}
+
 #[async_trait]
 pub trait RecoveryStore: Send + Sync + 'static {
     /// Stores a token's hash; with `void_older`, the customer's unused tokens of the same
@@ -128,6 +154,16 @@ pub trait RecoveryStore: Send + Sync + 'static {
     async fn account(&self, id: CustomerId) -> StoreResult<Option<Account>>;
 
     async fn account_by_email(&self, email: &Email) -> StoreResult<Option<Account>>;
+
+    /// The customer's last email change, if one is recorded and not reverted.
+    async fn email_change(&self, id: CustomerId) -> StoreResult<Option<EmailChange>>;
+
+    /// In one transaction (rule 15.2): uses up the revert token (only if unused and
+    /// unexpired, and its address is still the original of the customer's run of
+    /// changes), voids the customer's other revert and reset tokens, puts the address
+    /// back, marks it verified, ends the run and the reset hold, and bumps the credential
+    /// generation. Of two reverts racing with one token, exactly one gets `Done`.
+    async fn revert_email(&self, hash: &[u8; 32], now_ms: i64) -> StoreResult<RevertOutcome>;
 
     /// Forgets the verified address (the email changed).
     async fn forget_verification(&self, id: CustomerId) -> StoreResult<()>;

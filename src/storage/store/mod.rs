@@ -26,8 +26,8 @@ pub use error::{StoreError, StoreResult};
 pub use feed::InvalidationFeed;
 pub use keys::{KeyStore, StoredKey};
 pub use mail::{
-    ClaimedMail, IssuedToken, NewMail, OutboxStats, OutboxStore, RecoveryStore, ResetOutcome,
-    TokenRecord,
+    ClaimedMail, EmailChange, IssuedToken, NewMail, OutboxStats, OutboxStore, RecoveryStore,
+    ResetOutcome, RevertOutcome, TokenRecord,
 };
 pub use sessions::{Rotation, SessionStore, StartRefused, SweepCounts, Which};
 

@@ -10,7 +10,7 @@ use super::{
     extract::{Authenticated, JsonBody, required},
     state::AppState,
 };
-use crate::domain::{Address, Email, Name, PersonalInfo, PhoneNumber, ShippingInfo};
+use crate::domain::{Address, Email, Name, Password, PersonalInfo, PhoneNumber, ShippingInfo};
 
 /// The routes, each with its OpenAPI paths.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -27,6 +27,22 @@ pub struct PersonalInfoBody {
     lastname: Option<String>,
     #[schema(required = true, value_type = String, min_length = 1, max_length = 320, format = Email)]
     email: Option<String>,
+}
+
+/// The body of `PUT /info/person`: the personal information, and the password when the
+/// email changes and `EMAIL_CHANGE_REQUIRES_PASSWORD` is set (SPEC rule 15.2).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PersonalInfoUpdate {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
+    firstname: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
+    lastname: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 320, format = Email)]
+    email: Option<String>,
+    /// Needed, when `EMAIL_CHANGE_REQUIRES_PASSWORD` is `true`, for a changed email
+    /// (missing or wrong: 401 `authentication failed`); ignored otherwise.
+    #[schema(value_type = Option<String>)]
+    current_password: Option<String>,
 }
 
 impl From<PersonalInfo> for PersonalInfoBody {
@@ -75,14 +91,15 @@ pub async fn get_personal_info(
     path = "/api/account/info/person",
     tag = "info",
     summary = "Replace the name and email",
-    request_body(content = PersonalInfoBody, content_type = "application/json"),
+    request_body(content = PersonalInfoUpdate, content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 200, description = "Stored: `{\"msg\":\"ok\"}`; a changed email is unverified, and the old address gets a notice with a revert link", body = Message),
         (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
         (status = 400, description = "`duplicate entry`: the email is taken", body = Message),
-        (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise"),
+        (status = 401, description = "No usable access token: an empty body when it is missing, malformed or badly signed; `{\"msg\"}` (`token expired`, `token revoked`) otherwise; `authentication failed` when `EMAIL_CHANGE_REQUIRES_PASSWORD` is set and the email changes without the right `current_password`"),
         (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
         (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 429, description = "Too many wrong passwords for this customer: `too many attempts`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 500, description = "An unexpected failure: `server error`", body = Message),
         (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
     ),
@@ -91,16 +108,20 @@ pub async fn get_personal_info(
 pub async fn update_personal_info(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    JsonBody(req): JsonBody<PersonalInfoBody>,
+    JsonBody(req): JsonBody<PersonalInfoUpdate>,
 ) -> Result<Json<Message>, ApiError> {
     let info = PersonalInfo {
         first_name: required("firstname", req.firstname, Name::parse)?,
         last_name: required("lastname", req.lastname, Name::parse)?,
         email: required("email", req.email, Email::parse)?,
     };
+    // A value that cannot be a password is a wrong one (401 when it is needed), not a 400.
+    let password = req
+        .current_password
+        .map(|p| Password::parse_login(p).map_err(drop));
     state
         .account
-        .update_personal_info(caller.customer, info)
+        .update_personal_info(caller.customer, info, password)
         .await?;
     Ok(Json(Message { msg: "ok" }))
 }

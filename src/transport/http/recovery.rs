@@ -1,5 +1,5 @@
 //! The routes of SPEC section 13: forgotten password, reset, email verification and the
-//! account view.
+//! account view; and the revert of an email change (rule 15.2).
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(forgot_password))
         .routes(routes!(reset_password))
         .routes(routes!(verify_email))
+        .routes(routes!(revert_email))
         .routes(routes!(request_verification))
         // Merged with the DELETE of the same path (section 9).
         .routes(routes!(account))
@@ -115,6 +116,36 @@ pub async fn verify_email(
 ) -> Result<Json<Message>, ApiError> {
     let token = required("token", req.token, Ok)?;
     state.recovery.verify_email(&token).await?;
+    Ok(Json(OK))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct RevertRequest {
+    #[schema(required = true, value_type = String, min_length = 1)]
+    token: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/account/auth/email/revert",
+    tag = "recovery",
+    summary = "Undo an email change with the token from the notice sent to the old address; every session ends",
+    request_body(content = RevertRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The old address is back, verified; every session of the customer ended: `{\"msg\":\"ok\"}`", body = Message),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 400, description = "`invalid or expired token` (unknown, used, expired, or of a change already undone) or `duplicate entry` (another customer has the old address now; the token stays usable)", body = Message),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
+        (status = 500, description = "An unexpected failure: `server error`", body = Message),
+        (status = 503, description = "The database is unreachable, the hashing queue is full, the request timed out or too many are waiting: `service unavailable`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    ),
+)]
+pub async fn revert_email(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<RevertRequest>,
+) -> Result<Json<Message>, ApiError> {
+    let token = required("token", req.token, Ok)?;
+    state.recovery.revert_email(&token).await?;
     Ok(Json(OK))
 }
 

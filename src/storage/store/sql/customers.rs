@@ -2,6 +2,8 @@
 //! once. A deletion also removes the customer's sessions (recording their revocations),
 //! mail tokens and verified address, in one transaction.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use super::backend::{MySqlStore, SqliteStore};
@@ -140,19 +142,41 @@ macro_rules! customer_store {
                 &self,
                 id: CustomerId,
                 info: &PersonalInfo,
+                revert_window: Duration,
             ) -> StoreResult<Option<PersonalInfo>> {
                 let (first, last, email) = (
                     info.first_name.as_str().to_owned(),
                     info.last_name.as_str().to_owned(),
                     info.email.as_str().to_owned(),
                 );
+                let now = self.now_millis();
+                let window = i64::try_from(revert_window.as_millis()).unwrap_or(i64::MAX);
+                let run_since = now.saturating_sub(window);
                 self.update_returning_previous(
                     "update_personal_info",
                     id,
                     concat!("SELECT first_name, last_name, email FROM customers WHERE id = ?", $lock),
                     |row| sqlx::FromRow::from_row(&row).map(personal_from_row),
-                    move |q| q.bind(first.clone()).bind(last.clone()).bind(email.clone()),
-                    "UPDATE customers SET first_name = ?, last_name = ?, email = ?, updated_at = ? WHERE id = ?",
+                    move |q| {
+                        q.bind(first.clone())
+                            .bind(last.clone())
+                            .bind(email.clone())
+                            .bind(run_since)
+                            .bind(email.clone())
+                            .bind(now)
+                            .bind(email.clone())
+                    },
+                    // Rule 15.2, decided by the database's own comparison (`email = ?`): a new
+                    // address starts the reset hold, and keeps the run's original address
+                    // while the last change is within the revert window (else the address
+                    // it replaces becomes the original). `email` is assigned last: MySQL
+                    // reads the columns assigned before it with their new values.
+                    "UPDATE customers SET first_name = ?, last_name = ?, \
+                     email_before_change = CASE WHEN email = ? THEN email_before_change \
+                       WHEN email_before_change IS NOT NULL AND email_changed_at > ? THEN email_before_change \
+                       ELSE email END, \
+                     email_changed_at = CASE WHEN email = ? THEN email_changed_at ELSE ? END, \
+                     email = ?, updated_at = ? WHERE id = ?",
                 )
                 .await
             }

@@ -4,11 +4,13 @@
 //! id is bound.
 //!
 //! - `backend`: the store types, their pools and breaker, opening and migrations;
-//! - `customers`, `sessions`, `outbox`, `recovery`, `keys`: one store trait each.
+//! - `customers`, `sessions`, `outbox`, `recovery`, `keys`: one store trait each;
+//! - `email_change`: the part of `recovery` that records and reverts email changes.
 
 mod backend;
 mod collation;
 mod customers;
+mod email_change;
 mod email_key;
 mod feed;
 mod keys;

@@ -11,12 +11,12 @@ use crate::{
     domain::{Account, CustomerId, Email, Name, PersonalInfo, TokenPurpose},
     storage::store::{
         error::{StoreError, StoreResult},
-        mail::{IssuedToken, RecoveryStore, ResetOutcome, TokenRecord},
+        mail::{EmailChange, IssuedToken, RecoveryStore, ResetOutcome, RevertOutcome, TokenRecord},
     },
 };
 
 /// Emails match as both backends' unique indexes match them: ignoring case.
-fn same_email(a: &str, b: &str) -> bool {
+pub(super) fn same_email(a: &str, b: &str) -> bool {
     a.to_lowercase() == b.to_lowercase()
 }
 
@@ -58,7 +58,7 @@ macro_rules! recovery_store {
             /// customer_id = ?` would take InnoDB gap locks on `mail_tokens_customer`, and
             /// two customers' mails (whose time-ordered ids share the last gap) would
             /// deadlock on the inserts that follow (issue 19, finding 10).
-            async fn void_tokens_in(
+            pub(super) async fn void_tokens_in(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 customer: $id,
                 purpose: &str,
@@ -89,7 +89,7 @@ macro_rules! recovery_store {
             }
 
             /// Marks `email` as the customer's verified address, inside `tx`.
-            async fn mark_verified_in(
+            pub(super) async fn mark_verified_in(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 customer: $id,
                 email: &str,
@@ -295,6 +295,14 @@ macro_rules! recovery_store {
                     )
                     .await?;
                 row.map(account_from_row).transpose()
+            }
+
+            async fn email_change(&self, id: CustomerId) -> StoreResult<Option<EmailChange>> {
+                self.email_change_of(id).await
+            }
+
+            async fn revert_email(&self, hash: &[u8; 32], now_ms: i64) -> StoreResult<RevertOutcome> {
+                self.revert_email_with(hash, now_ms).await
             }
 
             async fn forget_verification(&self, id: CustomerId) -> StoreResult<()> {
