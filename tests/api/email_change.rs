@@ -25,18 +25,6 @@ const NOTICE: &str = "Your email address was changed";
 const RESET_MAIL: &str = "Reset your password";
 const OPS: &str = "ops.0123456789abcdef0123456789abcdef";
 
-fn with_smtp(sink: &SmtpSink) -> impl FnOnce(&mut Settings) + use<> {
-    let url = sink.url();
-    move |s: &mut Settings| {
-        s.mail.smtp_url = Some(saga_account::service::mail::SmtpUrl::parse(&url).unwrap());
-        s.mail.public_base_url = "https://shop.example".into();
-    }
-}
-
-fn email_of(n: u32) -> String {
-    customer(n)["email"].as_str().unwrap().to_owned()
-}
-
 async fn change_email(app: &TestApp, access: &str, email: &str) -> reqwest::Response {
     app.put_auth(
         "/info/person",

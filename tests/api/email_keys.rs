@@ -4,7 +4,7 @@
 //! SQLite's `NOCASE` folds ASCII letters only, so there the spellings differ in case.
 
 use reqwest::Method;
-use saga_account::{config::Settings, domain::Email, storage::store::CustomerStore};
+use saga_account::{domain::Email, storage::store::CustomerStore};
 use serde_json::json;
 
 use crate::{backend_tests, helpers::*, redis_harness::RedisTarget};
@@ -51,14 +51,6 @@ fn spellings(backend: &Backend, stored_ascii: bool) -> (String, Vec<String>) {
         ],
     };
     (stored, same)
-}
-
-fn with_smtp(sink: &SmtpSink) -> impl FnOnce(&mut Settings) + use<> {
-    let url = sink.url();
-    move |s: &mut Settings| {
-        s.mail.smtp_url = Some(saga_account::service::mail::SmtpUrl::parse(&url).unwrap());
-        s.mail.public_base_url = "https://shop.example".into();
-    }
 }
 
 async fn outbox_rows(app: &TestApp) -> i64 {

@@ -10,7 +10,6 @@ use std::{
 
 use reqwest::Method;
 use saga_account::{
-    config::Settings,
     service::auth::{Claims, TokenKind},
     transport::grpc::pb::AuthPayload,
 };
@@ -38,14 +37,6 @@ enum Change {
     Deactivation,
     Deletion,
     LogoutAll,
-}
-
-fn with_smtp(sink: &SmtpSink) -> impl FnOnce(&mut Settings) + use<> {
-    let url = sink.url();
-    move |s: &mut Settings| {
-        s.mail.smtp_url = Some(saga_account::service::mail::SmtpUrl::parse(&url).unwrap());
-        s.mail.public_base_url = "https://shop.example".into();
-    }
 }
 
 /// Whether an access token is refused everywhere within the 1 s bound: `/info/person` on

@@ -29,18 +29,6 @@ backend_tests!(
 const RESET: &str = "reset-password";
 const VERIFY: &str = "verify-email";
 
-fn with_smtp(sink: &SmtpSink) -> impl FnOnce(&mut Settings) + use<> {
-    let url = sink.url();
-    move |s: &mut Settings| {
-        s.mail.smtp_url = Some(saga_account::service::mail::SmtpUrl::parse(&url).unwrap());
-        s.mail.public_base_url = "https://shop.example".into();
-    }
-}
-
-fn email_of(n: u32) -> String {
-    customer(n)["email"].as_str().unwrap().to_owned()
-}
-
 async fn forgot(app: &TestApp, email: &str) {
     assert_msg(
         app.post("/auth/password/forgot", &json!({"email": email}))

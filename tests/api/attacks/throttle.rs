@@ -18,10 +18,6 @@ backend_tests!(
 
 const PASSWORD: &str = "password-123";
 
-fn email_of(n: u32) -> String {
-    customer(n)["email"].as_str().unwrap().to_owned()
-}
-
 async fn login_from(app: &TestApp, email: &str, password: &str, from: &str) -> reqwest::Response {
     app.client
         .post(app.url("/auth/login"))

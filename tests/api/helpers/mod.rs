@@ -117,3 +117,17 @@ pub async fn poll_within<T>(
 pub async fn poll_until<T>(probe: impl AsyncFnMut() -> T, done: impl Fn(&T) -> bool) -> T {
     poll_within(Duration::from_secs(5), probe, done).await
 }
+
+/// The email of `customer(n)`.
+pub fn email_of(n: u32) -> String {
+    customer(n)["email"].as_str().unwrap().to_owned()
+}
+
+/// Settings that send mail to `sink`, with links on `https://shop.example`.
+pub fn with_smtp(sink: &SmtpSink) -> impl FnOnce(&mut saga_account::config::Settings) + use<> {
+    let url = sink.url();
+    move |s| {
+        s.mail.smtp_url = Some(saga_account::service::mail::SmtpUrl::parse(&url).unwrap());
+        s.mail.public_base_url = "https://shop.example".into();
+    }
+}
