@@ -210,8 +210,7 @@ async fn a_bcrypt_row_is_upgraded_to_argon2id_on_login(backend: Backend) {
 
 /// Two replicas count failures together through Redis; while Redis is unreachable each
 /// counts for itself, never "no limit".
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_share_counts_through_redis_and_fall_back_without_it() {
+async fn replicas_share_counts_through_redis_and_fall_back_without_it(backend: Backend) {
     let Some((redis, _server)) = RedisTarget::single() else {
         return;
     };
@@ -220,7 +219,7 @@ async fn replicas_share_counts_through_redis_and_fall_back_without_it() {
         addrs: vec![proxy.addr.to_string()],
         password: redis.password.clone(),
     };
-    let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
+    let database = TestDatabase::fresh(&backend).await;
     let a = spawn_app_on(&database, |s| via_proxy.apply(s)).await;
     let b = spawn_app_on(&database, |s| via_proxy.apply(s)).await;
     a.wait_subscribed().await;
@@ -419,3 +418,5 @@ async fn signup_limit_and_password_strength() {
     assert!(response.headers().contains_key("retry-after"));
     app.shutdown().await.unwrap();
 }
+
+crate::server_tests!(replicas_share_counts_through_redis_and_fall_back_without_it,);

@@ -11,9 +11,9 @@ use crate::{
     redis_harness::{RedisServer, RedisTarget},
 };
 
-/// Two replicas on one database (SQLite, or MySQL when configured) and one Redis.
-async fn replicas(redis: &RedisTarget) -> (TestApp, TestApp) {
-    let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
+/// Two replicas on one database (each server backend; SQLite without one) and one Redis.
+async fn replicas(redis: &RedisTarget, backend: &Backend) -> (TestApp, TestApp) {
+    let database = TestDatabase::fresh(backend).await;
     let first = spawn_app_on(&database, |s| redis.apply(s)).await;
     let second = spawn_app_on(&database, |s| redis.apply(s)).await;
     first.wait_subscribed().await;
@@ -60,12 +60,11 @@ async fn until_seen(expected: &Value, read: impl AsyncFnMut() -> Value) -> Durat
     start.elapsed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_go_local_then_redis_then_database() {
+async fn reads_go_local_then_redis_then_database(backend: Backend) {
     let Some((redis, _server)) = RedisTarget::single() else {
         return;
     };
-    let (a, b) = replicas(&redis).await;
+    let (a, b) = replicas(&redis, &backend).await;
     let (token, _) = a.signup(&unique_customer()).await;
 
     person(&a, &token).await;
@@ -104,7 +103,11 @@ async fn reads_go_local_then_redis_then_database() {
 }
 
 async fn coalescing_counts(redis: RedisTarget) {
-    let (a, b) = replicas(&redis).await;
+    let (a, b) = replicas(
+        &redis,
+        &Backend::server_or_sqlite("mysql").unwrap_or(Backend::Sqlite),
+    )
+    .await;
     let (token, _) = a.signup(&unique_customer()).await;
     let id = a.customer_of(&token);
     // 200 clients with open connections, released together, so that the reads really overlap.
@@ -180,7 +183,11 @@ async fn two_hundred_cold_reads_on_a_cluster_make_one_database_read() {
 }
 
 async fn writes_are_seen_on_the_other_replica(redis: RedisTarget) {
-    let (a, b) = replicas(&redis).await;
+    let (a, b) = replicas(
+        &redis,
+        &Backend::server_or_sqlite("mysql").unwrap_or(Backend::Sqlite),
+    )
+    .await;
     let (token, _) = a.signup(&unique_customer()).await;
     person(&a, &token).await;
     person(&b, &token).await;
@@ -223,12 +230,11 @@ async fn a_write_on_one_replica_is_seen_on_the_other_in_a_cluster() {
     writes_are_seen_on_the_other_replica(redis).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn email_change_stops_the_old_address_and_starts_the_new_one() {
+async fn email_change_stops_the_old_address_and_starts_the_new_one(backend: Backend) {
     let Some((redis, _server)) = RedisTarget::single() else {
         return;
     };
-    let (a, b) = replicas(&redis).await;
+    let (a, b) = replicas(&redis, &backend).await;
     let customer = unique_customer();
     let (token, _) = a.signup(&customer).await;
     let old = customer["email"].as_str().unwrap().to_owned();
@@ -261,12 +267,11 @@ async fn email_change_stops_the_old_address_and_starts_the_new_one() {
     b.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signup_after_a_failed_login_logs_in_at_once() {
+async fn signup_after_a_failed_login_logs_in_at_once(backend: Backend) {
     let Some((redis, _server)) = RedisTarget::single() else {
         return;
     };
-    let (a, b) = replicas(&redis).await;
+    let (a, b) = replicas(&redis, &backend).await;
     let customer = unique_customer();
     let login = json!({"email": customer["email"], "password": "password-123"});
     assert_eq!(b.post("/auth/login", &login).await.status(), 404);
@@ -290,12 +295,11 @@ async fn signup_after_a_failed_login_logs_in_at_once() {
     b.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deactivation_reaches_every_replica() {
+async fn deactivation_reaches_every_replica(backend: Backend) {
     let Some((redis, _server)) = RedisTarget::single() else {
         return;
     };
-    let (a, b) = replicas(&redis).await;
+    let (a, b) = replicas(&redis, &backend).await;
     let (token, refresh) = a.signup(&unique_customer()).await;
     assert_eq!(
         b.post("/auth/refresh", &json!({"refresh_token": refresh}))
@@ -358,8 +362,7 @@ async fn starts_without_redis_and_connects_when_it_appears() {
 /// Redis unreachable mid-run (its data kept, as in a network partition): reads fall back to
 /// the database, writes succeed, and once Redis is back neither Redis nor any replica holds
 /// the old value.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn write_while_redis_is_unreachable_leaves_nothing_stale() {
+async fn write_while_redis_is_unreachable_leaves_nothing_stale(backend: Backend) {
     let Some(mut server) = RedisServer::start() else {
         return;
     };
@@ -368,7 +371,7 @@ async fn write_while_redis_is_unreachable_leaves_nothing_stale() {
         addrs: vec![proxy.addr.to_string()],
         password: None,
     };
-    let (a, b) = replicas(&via_proxy).await;
+    let (a, b) = replicas(&via_proxy, &backend).await;
     let (token, _) = a.signup(&unique_customer()).await;
     let id: CustomerId = a.customer_of(&token);
     let before = person(&a, &token).await;
@@ -420,3 +423,11 @@ async fn write_while_redis_is_unreachable_leaves_nothing_stale() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+crate::server_tests!(
+    reads_go_local_then_redis_then_database,
+    email_change_stops_the_old_address_and_starts_the_new_one,
+    signup_after_a_failed_login_logs_in_at_once,
+    deactivation_reaches_every_replica,
+    write_while_redis_is_unreachable_leaves_nothing_stale,
+);

@@ -567,6 +567,7 @@ async fn acknowledged_writes_survive_sigkill(backend: Backend) {
             match backend {
                 Backend::Sqlite => "1",
                 Backend::MySql(_) => "2",
+                Backend::Postgres(_) => "3",
             },
         ));
     }
@@ -650,6 +651,29 @@ async fn acknowledged_writes_survive_sigkill(backend: Backend) {
         assert!(!status.success(), "killed, not exited: {status}");
         // MariaDB finishes (or rolls back) a dead client's statements on its own time: the
         // checks start once none of its connections is left, or they would race them.
+        if let Backend::Postgres(_) = backend {
+            // The same for PostgreSQL: the killed client's backends end.
+            let name = database.dsn.rsplit('/').next().unwrap().to_owned();
+            let left = poll_within(
+                Duration::from_secs(20),
+                async || {
+                    database
+                        .query(&format!(
+                            "SELECT COUNT(*) FROM pg_stat_activity \
+                             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                        ))
+                        .await[0][0]
+                        .clone()
+                },
+                |count| count.as_deref() == Some("0"),
+            )
+            .await;
+            assert_eq!(
+                left.as_deref(),
+                Some("0"),
+                "the killed process's connections end"
+            );
+        }
         if let Backend::MySql(_) = backend {
             let name = database
                 .dsn
@@ -711,10 +735,7 @@ async fn acknowledged_writes_survive_sigkill(backend: Backend) {
     } = report;
     eprintln!(
         "crash drill on {} (Redis: {}): {counts:?}, customers {}, {:.1} s",
-        match backend {
-            Backend::Sqlite => "SQLite",
-            Backend::MySql(_) => "MariaDB",
-        },
+        backend.name(),
         redis.as_deref().unwrap_or("none"),
         customers.len(),
         started.elapsed().as_secs_f64()

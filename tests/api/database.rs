@@ -6,23 +6,28 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-/// While MySQL is unreachable, requests that need it answer 503 quickly, `Auth` keeps
-/// working, and the service recovers by itself when the database returns.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_outage_is_a_fast_503_and_recovers() {
-    let Some(Backend::MySql(server)) = Backend::mysql() else {
-        return;
+/// While MySQL or PostgreSQL is unreachable, requests that need it answer 503 quickly,
+/// `Auth` keeps working, and the service recovers by itself when the database returns.
+async fn database_outage_is_a_fast_503_and_recovers(backend: Backend) {
+    let (server, default_port) = match &backend {
+        Backend::MySql(server) => (server, 3306),
+        Backend::Postgres(server) => (server, 5432),
+        Backend::Sqlite => return,
     };
-    let url = url::Url::parse(&server).unwrap();
-    let target = tokio::net::lookup_host((url.host_str().unwrap(), url.port().unwrap_or(3306)))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
+    let url = url::Url::parse(server).unwrap();
+    let target =
+        tokio::net::lookup_host((url.host_str().unwrap(), url.port().unwrap_or(default_port)))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
     let proxy = TcpProxy::start(target).await;
     let mut proxied = url.clone();
     proxied.set_port(Some(proxy.addr.port())).unwrap();
-    let backend = Backend::MySql(proxied.to_string());
+    let backend = match backend {
+        Backend::MySql(_) => Backend::MySql(proxied.to_string()),
+        _ => Backend::Postgres(proxied.to_string()),
+    };
     let app = spawn_app(&backend).await;
     let (access, _) = app.signup(&customer(80)).await;
 
@@ -128,11 +133,10 @@ async fn adopts_a_table_created_by_the_go_service() {
 
 /// Replicas starting at the same moment on a fresh database: the schema is created once
 /// and both serve.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_starting_together_migrate_once() {
-    let Some(backend) = Backend::mysql() else {
+async fn replicas_starting_together_migrate_once(backend: Backend) {
+    if let Backend::Sqlite = backend {
         return;
-    };
+    }
     let database = TestDatabase::fresh(&backend).await;
     let starts = (0..4).map(|_| spawn_app_on(&database, |_| {}));
     let apps = futures_util::future::join_all(starts).await;
@@ -143,3 +147,8 @@ async fn replicas_starting_together_migrate_once() {
         app.shutdown().await.unwrap();
     }
 }
+
+crate::server_tests!(
+    database_outage_is_a_fast_503_and_recovers,
+    replicas_starting_together_migrate_once,
+);

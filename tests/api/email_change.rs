@@ -220,12 +220,11 @@ async fn email_change_two_reverts_racing_exactly_one_wins_on_every_replica(backe
 }
 
 /// As above, the replicas sharing a Redis Cluster (the CI's), on MariaDB when configured.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn email_change_reverts_reach_every_replica_through_a_redis_cluster() {
+async fn email_change_reverts_reach_every_replica_through_a_redis_cluster(backend: Backend) {
     let Some(redis) = RedisTarget::cluster() else {
         return;
     };
-    let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
+    let database = TestDatabase::fresh(&backend).await;
     reverts_race_on_two_replicas(&database, Some(&redis), 480).await;
 }
 
@@ -438,3 +437,5 @@ async fn email_change_twice_the_owner_wins(backend: Backend) {
         "no reset mail reached an attacker's address"
     );
 }
+
+crate::server_tests!(email_change_reverts_reach_every_replica_through_a_redis_cluster,);

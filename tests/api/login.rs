@@ -70,7 +70,7 @@ async fn legacy_go_hashes_log_in(backend: Backend) {
     for (id, hash) in legacy {
         app.sql(&format!(
             "INSERT INTO customers (id, active, first_name, last_name, email, address, phone_number, \
-             bcrypted_password, updated_at, created_at) VALUES ({id}, 1, 'Go', 'Era', 'legacy{id}@example.com', \
+             bcrypted_password, updated_at, created_at) VALUES ({id}, TRUE, 'Go', 'Era', 'legacy{id}@example.com', \
              'Old Street', 'p{id}', '{hash}', 1600000000000, 1600000000000)"
         ))
         .await;

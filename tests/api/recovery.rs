@@ -739,12 +739,10 @@ async fn two_replicas_never_send_one_mail_twice(backend: Backend) {
 /// The "done when" setup: MariaDB and the Redis Cluster with two replicas. The mail
 /// limit is shared, a reset mailed by one replica is finished on the other, and the
 /// sessions on both end.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_on_mariadb_and_redis_cluster_share_limits_and_resets() {
+async fn two_replicas_on_mariadb_and_redis_cluster_share_limits_and_resets(backend: Backend) {
     let Some(redis) = crate::redis_harness::RedisTarget::cluster() else {
         return;
     };
-    let backend = Backend::mysql_if_configured();
     let sink = SmtpSink::start().await;
     let database = TestDatabase::fresh(&backend).await;
     let configure = |s: &mut Settings| {
@@ -795,3 +793,5 @@ async fn two_replicas_on_mariadb_and_redis_cluster_share_limits_and_resets() {
     one.login(&email, "new-password-456").await;
     two.login(&email, "new-password-456").await;
 }
+
+crate::server_tests!(two_replicas_on_mariadb_and_redis_cluster_share_limits_and_resets,);

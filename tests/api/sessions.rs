@@ -694,9 +694,8 @@ async fn revocation_delay(a: &TestApp, b: &TestApp, n: u32) -> Duration {
 
 /// Revocation reaches another replica within 1 s: through Redis pub/sub, and without Redis
 /// through the database poll alone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocation_reaches_another_replica_within_a_second() {
-    let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
+async fn revocation_reaches_another_replica_within_a_second(backend: Backend) {
+    let database = TestDatabase::fresh(&backend).await;
     let a = spawn_app_on(&database, |_| {}).await;
     let b = spawn_app_on(&database, |_| {}).await;
     let mut without = Vec::new();
@@ -715,7 +714,7 @@ async fn revocation_reaches_another_replica_within_a_second() {
         return;
     };
     // With Redis the database poll is made slow, so that only the channel can be this fast.
-    let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
+    let database = TestDatabase::fresh(&backend).await;
     let slow_poll = |s: &mut saga_account::config::Settings| {
         redis.apply(s);
         s.session.revocation_poll = Duration::from_secs(30);
@@ -736,8 +735,7 @@ async fn revocation_reaches_another_replica_within_a_second() {
 
 /// Redis cut off while a session is revoked: the other replica still refuses the token
 /// within a poll of the database.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocation_survives_a_redis_outage() {
+async fn revocation_survives_a_redis_outage(backend: Backend) {
     let Some((redis, _server)) = RedisTarget::single() else {
         return;
     };
@@ -747,7 +745,7 @@ async fn revocation_survives_a_redis_outage() {
         addrs: vec![proxy.addr.to_string()],
         password: redis.password.clone(),
     };
-    let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
+    let database = TestDatabase::fresh(&backend).await;
     let a = spawn_app_on(&database, |s| via_proxy.apply(s)).await;
     let b = spawn_app_on(&database, |s| via_proxy.apply(s)).await;
     a.wait_subscribed().await;
@@ -787,3 +785,8 @@ async fn a_replica_starting_later_knows_earlier_revocations() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+crate::server_tests!(
+    revocation_reaches_another_replica_within_a_second,
+    revocation_survives_a_redis_outage,
+);

@@ -115,15 +115,16 @@ async fn no_stale_read_after_a_write_on_two_replicas_without_redis() {
 }
 
 /// Two replicas on MariaDB (when configured) and one Redis.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_stale_read_after_a_write_on_two_replicas_with_redis() {
+async fn no_stale_read_after_a_write_on_two_replicas_with_redis(backend: Backend) {
     let Some((redis, _server)) = RedisTarget::single() else {
         return;
     };
-    let database = TestDatabase::fresh(&Backend::mysql_if_configured()).await;
+    let database = TestDatabase::fresh(&backend).await;
     let a = spawn_app_on(&database, |s| redis.apply(s)).await;
     let b = spawn_app_on(&database, |s| redis.apply(s)).await;
     a.wait_subscribed().await;
     b.wait_subscribed().await;
     hammer(a, b).await;
 }
+
+crate::server_tests!(no_stale_read_after_a_write_on_two_replicas_with_redis,);

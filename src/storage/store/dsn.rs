@@ -1,18 +1,21 @@
 //! `DB_DSN` in the forms operators already have: unset or `sqlite://PATH` for SQLite,
-//! `mysql://user:pass@host:port/db` for MySQL/MariaDB, and the Go MySQL driver's own form
-//! `user:pass@tcp(host:port)/db?charset=utf8mb4&parseTime=True&loc=Local`, as it is.
+//! `mysql://user:pass@host:port/db` for MySQL/MariaDB, the Go MySQL driver's own form
+//! `user:pass@tcp(host:port)/db?charset=utf8mb4&parseTime=True&loc=Local`, as it is, and
+//! `postgres://user:pass@host:5432/db` (or `postgresql://`) with libpq's URL parameters
+//! (`sslmode`, `sslrootcert`, `application_name`, `options`, …) for PostgreSQL.
 
 use std::{
     path::{Path, PathBuf},
     str::FromStr,
 };
 
-use sqlx::mysql::MySqlConnectOptions;
+use sqlx::{mysql::MySqlConnectOptions, postgres::PgConnectOptions};
 
 #[derive(Debug, Clone)]
 pub enum DatabaseUrl {
     Sqlite(SqliteTarget),
     MySql(Box<MySqlConnectOptions>),
+    Postgres(Box<PgConnectOptions>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,9 +57,15 @@ impl DatabaseUrl {
                 .map(|o| Self::MySql(Box::new(o)))
                 .map_err(|e| DsnError(format!("not a valid mysql:// URL ({e})")));
         }
+        if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+            return PgConnectOptions::from_str(dsn)
+                .map(|o| Self::Postgres(Box::new(o)))
+                .map_err(|e| DsnError(format!("not a valid postgres:// URL ({e})")));
+        }
         if dsn.contains("://") {
             return Err(DsnError(
-                "unsupported scheme; use sqlite://, mysql:// or user:pass@tcp(host:port)/db".into(),
+                "unsupported scheme; use sqlite://, mysql://, postgres:// or user:pass@tcp(host:port)/db"
+                    .into(),
             ));
         }
         parse_go_dsn(dsn).map(|o| Self::MySql(Box::new(o)))
@@ -66,6 +75,7 @@ impl DatabaseUrl {
         match self {
             Self::Sqlite(_) => "sqlite",
             Self::MySql(_) => "mysql",
+            Self::Postgres(_) => "postgres",
         }
     }
 }

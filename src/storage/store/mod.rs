@@ -1,9 +1,9 @@
 //! Storage behind traits, so that the cache can wrap the customers and the backend can be
-//! chosen at run time from `DB_DSN`: SQLite (embedded default) or MySQL/MariaDB. Both
-//! drivers are always compiled in; one store value serves every trait.
+//! chosen at run time from `DB_DSN`: SQLite (embedded default), MySQL/MariaDB or
+//! PostgreSQL. Every driver is always compiled in; one store value serves every trait.
 //!
 //! The traits, one file per table family (`customers`, `sessions`, `mail`, `keys`), and
-//! `error`; `sql` implements all of them for both backends; `dsn` parses `DB_DSN`.
+//! `error`; `sql` implements all of them for every backend; `dsn` parses `DB_DSN`.
 
 mod customers;
 mod dsn;
@@ -32,7 +32,7 @@ pub use mail::{
 pub use sessions::{Rotation, SessionStore, StartRefused, SweepCounts, Which};
 
 pub use dsn::{DatabaseUrl, DsnError, SqliteTarget};
-pub use sql::{MySqlStore, PoolLimits, SqliteStore};
+pub use sql::{MySqlStore, PgStore, PoolLimits, SqliteStore};
 
 /// One database, seen through each of its traits.
 #[derive(Clone)]
@@ -81,32 +81,35 @@ pub async fn open(
     metrics: Metrics,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Stores> {
+    let limits = pool.into();
     Ok(match url {
-        DatabaseUrl::Sqlite(path) => {
-            let store = Arc::new(SqliteStore::open(path, &pool.into(), metrics, clock).await?);
-            Stores {
-                customers: store.clone(),
-                sessions: store.clone(),
-                keys: store.clone(),
-                outbox: store.clone(),
-                feed: store.clone(),
-                recovery: store,
-            }
-        }
-        DatabaseUrl::MySql(options) => {
-            let store = Arc::new(
-                MySqlStore::open((**options).clone(), &pool.into(), metrics, clock).await?,
-            );
-            Stores {
-                customers: store.clone(),
-                sessions: store.clone(),
-                keys: store.clone(),
-                outbox: store.clone(),
-                feed: store.clone(),
-                recovery: store,
-            }
-        }
+        DatabaseUrl::Sqlite(path) => Stores::of(Arc::new(
+            SqliteStore::open(path, &limits, metrics, clock).await?,
+        )),
+        DatabaseUrl::MySql(options) => Stores::of(Arc::new(
+            MySqlStore::open((**options).clone(), &limits, metrics, clock).await?,
+        )),
+        DatabaseUrl::Postgres(options) => Stores::of(Arc::new(
+            PgStore::open((**options).clone(), &limits, metrics, clock).await?,
+        )),
     })
+}
+
+impl Stores {
+    fn of<S>(store: Arc<S>) -> Self
+    where
+        S: CustomerStore + SessionStore + KeyStore + OutboxStore + RecoveryStore + InvalidationFeed,
+        S: 'static,
+    {
+        Stores {
+            customers: store.clone(),
+            sessions: store.clone(),
+            keys: store.clone(),
+            outbox: store.clone(),
+            feed: store.clone(),
+            recovery: store,
+        }
+    }
 }
 
 /// Only applies the migrations (the `migrate` command).

@@ -249,9 +249,8 @@ async fn a_flood_of_refusals_never_sheds_another_customer() {
 /// They are sent at once on connections opened beforehand, so that the service sees them
 /// together, to a replica of 4 slots. (In one process the service drains them faster than
 /// they arrive; the shedder's rule itself is tested in `transport::http::limits`.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_cached_reads_is_served_whole() {
-    let app = spawn_app_with(&Backend::mysql_if_configured(), |s| {
+async fn a_burst_of_cached_reads_is_served_whole(backend: Backend) {
+    let app = spawn_app_with(&backend, |s| {
         s.http.max_concurrent_requests = 4;
     })
     .await;
@@ -287,3 +286,5 @@ async fn a_burst_of_cached_reads_is_served_whole() {
     assert_eq!(app.metrics.http_shed.get(), 0, "nothing shed");
     app.shutdown().await.unwrap();
 }
+
+crate::server_tests!(a_burst_of_cached_reads_is_served_whole,);

@@ -1,5 +1,6 @@
 //! Test databases: a fresh SQLite file, or a fresh database on the MySQL/MariaDB server of
-//! `TEST_MYSQL_DSN`, dropped again when the last app using it is gone.
+//! `TEST_MYSQL_DSN` or the PostgreSQL server of `TEST_POSTGRES_DSN`, dropped again when
+//! the last app using it is gone.
 
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ pub enum Backend {
     Sqlite,
     /// A server URL (`mysql://user:pass@host:port/db`); each test database is a new one on it.
     MySql(String),
+    /// A server URL (`postgres://user:pass@host:port/db`); each test database is a new one.
+    Postgres(String),
 }
 
 impl Backend {
@@ -23,18 +26,58 @@ impl Backend {
     /// MariaDB/MySQL when `TEST_MYSQL_DSN` is set. Otherwise the test is skipped with a note,
     /// unless `TEST_REQUIRE_SERVICES` says the server must be there (CI).
     pub fn mysql() -> Option<Backend> {
-        match std::env::var("TEST_MYSQL_DSN") {
-            Ok(dsn) if !dsn.is_empty() => Some(Backend::MySql(dsn)),
-            _ => {
-                assert!(
-                    std::env::var("TEST_REQUIRE_SERVICES").is_err(),
-                    "TEST_REQUIRE_SERVICES is set but TEST_MYSQL_DSN is not"
-                );
-                eprintln!(
-                    "skipped: set TEST_MYSQL_DSN=mysql://user:pass@127.0.0.1:3306/db to run the MySQL tests"
-                );
-                None
-            }
+        server(
+            "TEST_MYSQL_DSN",
+            "mysql://user:pass@127.0.0.1:3306/db",
+            "MySQL",
+        )
+        .map(Backend::MySql)
+    }
+
+    /// PostgreSQL when `TEST_POSTGRES_DSN` is set; skipped with a note otherwise (not in CI).
+    pub fn postgres() -> Option<Backend> {
+        server(
+            "TEST_POSTGRES_DSN",
+            "postgres://user:pass@127.0.0.1:5432/db",
+            "PostgreSQL",
+        )
+        .map(Backend::Postgres)
+    }
+
+    /// The server backend a test of `server_tests!` runs on: `kind` when configured; for
+    /// "mysql" without `TEST_MYSQL_DSN` (and outside CI), SQLite, so that a fresh checkout
+    /// still runs the test body.
+    pub fn server_or_sqlite(kind: &str) -> Option<Backend> {
+        match kind {
+            "postgres" => Backend::postgres(),
+            _ if std::env::var("TEST_MYSQL_DSN").is_ok_and(|d| !d.is_empty()) => Backend::mysql(),
+            _ if std::env::var("TEST_REQUIRE_SERVICES").is_ok() => Backend::mysql(),
+            _ => Some(Backend::Sqlite),
+        }
+    }
+
+    /// The product's name for the backend, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::MySql(_) => "MariaDB",
+            Backend::Postgres(_) => "PostgreSQL",
+        }
+    }
+}
+
+/// The server URL in `variable`, or a printed note that the tests needing it are skipped
+/// (a failure when `TEST_REQUIRE_SERVICES` says the server must be there, as in CI).
+fn server(variable: &str, example: &str, what: &str) -> Option<String> {
+    match std::env::var(variable) {
+        Ok(dsn) if !dsn.is_empty() => Some(dsn),
+        _ => {
+            assert!(
+                std::env::var("TEST_REQUIRE_SERVICES").is_err(),
+                "TEST_REQUIRE_SERVICES is set but {variable} is not"
+            );
+            eprintln!("skipped: set {variable}={example} to run the {what} tests");
+            None
         }
     }
 }
@@ -47,7 +90,7 @@ pub struct TestDatabase {
     pub dsn: String,
     _sqlite_dir: Option<tempfile::TempDir>,
     /// Server URL and database name, to drop it afterwards.
-    mysql: Option<(String, String)>,
+    server: Option<(String, String)>,
 }
 
 impl TestDatabase {
@@ -59,7 +102,7 @@ impl TestDatabase {
                     backend: backend.clone(),
                     dsn: format!("sqlite://{}", dir.path().join("test.db").display()),
                     _sqlite_dir: Some(dir),
-                    mysql: None,
+                    server: None,
                 }
             }
             Backend::MySql(server) => {
@@ -83,7 +126,26 @@ impl TestDatabase {
                         url.port().unwrap_or(3306)
                     ),
                     _sqlite_dir: None,
-                    mysql: Some((server.clone(), name)),
+                    server: Some((server.clone(), name)),
+                }
+            }
+            Backend::Postgres(server) => {
+                use sqlx::Connection;
+                let name = format!("test_{:016x}", rand::random::<u64>());
+                let mut conn = sqlx::PgConnection::connect(server)
+                    .await
+                    .expect("connect to TEST_POSTGRES_DSN");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let mut url = url::Url::parse(server).expect("TEST_POSTGRES_DSN is a URL");
+                url.set_path(&name);
+                TestDatabase {
+                    backend: backend.clone(),
+                    dsn: url.to_string(),
+                    _sqlite_dir: None,
+                    server: Some((server.clone(), name)),
                 }
             }
         })
@@ -91,7 +153,7 @@ impl TestDatabase {
 
     /// A URL sqlx can open directly.
     fn url(&self) -> String {
-        match &self.mysql {
+        match &self.server {
             None => self.dsn.clone(),
             Some((server, name)) => {
                 let mut url = url::Url::parse(server).expect("url");
@@ -160,15 +222,32 @@ impl TestDatabase {
                     })
                     .collect()
             }
+            Backend::Postgres(_) => {
+                let mut conn = sqlx::PgConnection::connect(&self.url())
+                    .await
+                    .expect("connect");
+                let rows = sqlx::query(statement)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("sql");
+                rows.iter()
+                    .map(|r| {
+                        (0..r.columns().len())
+                            .map(|i| as_text!(r, i, i64, i32, bool, String))
+                            .collect()
+                    })
+                    .collect()
+            }
         }
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Some((server, name)) = self.mysql.take() else {
+        let Some((server, name)) = self.server.take() else {
             return;
         };
+        let postgres = matches!(self.backend, Backend::Postgres(_));
         // Drop is not async and may run inside a runtime: drop the database from a thread
         // of its own.
         let dropped = std::thread::spawn(move || {
@@ -177,10 +256,18 @@ impl Drop for TestDatabase {
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
-                let mut conn = sqlx::MySqlConnection::connect(&server).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                    .execute(&mut conn)
-                    .await?;
+                if postgres {
+                    // WITH (FORCE): a replica of the test may still hold a connection.
+                    let mut conn = sqlx::PgConnection::connect(&server).await?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await?;
+                } else {
+                    let mut conn = sqlx::MySqlConnection::connect(&server).await?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                        .execute(&mut conn)
+                        .await?;
+                }
                 anyhow::Ok(())
             })
         })

@@ -70,7 +70,8 @@ pub fn customer(n: u32) -> Value {
     })
 }
 
-/// Runs every listed test body once per backend: always on SQLite, on MySQL when configured.
+/// Runs every listed test body once per backend: always on SQLite, on MySQL and PostgreSQL
+/// when configured.
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -87,6 +88,45 @@ macro_rules! backend_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     if let Some(backend) = $crate::helpers::Backend::mysql() {
+                        super::$name(backend).await
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(backend) = $crate::helpers::Backend::postgres() {
+                        super::$name(backend).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Runs every listed test body on each database server: MariaDB (SQLite when no
+/// `TEST_MYSQL_DSN` is set outside CI, so that a fresh checkout runs the body too) and
+/// PostgreSQL (when `TEST_POSTGRES_DSN` is set).
+#[macro_export]
+macro_rules! server_tests {
+    ($($name:ident),* $(,)?) => {
+        mod on_mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(backend) = $crate::helpers::Backend::server_or_sqlite("mysql") {
+                        super::$name(backend).await
+                    }
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(backend) = $crate::helpers::Backend::server_or_sqlite("postgres") {
                         super::$name(backend).await
                     }
                 }

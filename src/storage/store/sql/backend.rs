@@ -1,11 +1,11 @@
-//! The two SQL stores themselves: their pools, the breaker every statement runs behind,
+//! The three SQL stores themselves: their pools, the breaker every statement runs behind,
 //! how a driver error is classified, and opening (with migrations). The traits are
 //! implemented in the sibling files, one per table family.
 
 use std::{future::Future, str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
-    MySql, Pool, Sqlite,
+    MySql, Pool, Postgres, Sqlite,
     mysql::{MySqlConnectOptions, MySqlPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
@@ -36,7 +36,7 @@ const BREAKER_PAUSE: Duration = Duration::from_millis(500);
 fn classify(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
-            if names_primary_key(db.message()) {
+            if db.constraint() == Some("customers_pkey") || names_primary_key(db.message()) {
                 StoreError::IdTaken
             } else {
                 StoreError::Duplicate
@@ -56,8 +56,9 @@ fn classify(err: sqlx::Error) -> StoreError {
 }
 
 /// MySQL: "Duplicate entry '…' for key 'PRIMARY'" (8.0: 'customers.PRIMARY');
-/// SQLite: "UNIQUE constraint failed: customers.id". The value itself may contain anything,
-/// so only the part naming the key is looked at.
+/// SQLite: "UNIQUE constraint failed: customers.id" (PostgreSQL names the constraint,
+/// `customers_pkey`). The value itself may contain anything, so only the part naming the
+/// key is looked at.
 fn names_primary_key(message: &str) -> bool {
     if let Some((_, key)) = message.rsplit_once("for key") {
         return key.contains("PRIMARY");
@@ -78,8 +79,25 @@ fn is_transient(code: Option<&str>) -> bool {
     matches!(
         code,
         // SQLite busy/locked (primary and extended codes); MySQL SQLSTATEs for deadlock,
-        // too many connections and a server going away.
-        Some("5" | "6" | "261" | "517" | "40001" | "08004" | "08S01")
+        // too many connections and a server going away; PostgreSQL's deadlock, too many
+        // connections, a server shutting down or starting, and its connection exceptions.
+        Some(
+            "5" | "6"
+                | "261"
+                | "517"
+                | "40001"
+                | "40P01"
+                | "08004"
+                | "08S01"
+                | "53300"
+                | "57P01"
+                | "57P02"
+                | "57P03"
+                | "08000"
+                | "08003"
+                | "08006"
+                | "08001"
+        )
     )
 }
 
@@ -108,7 +126,7 @@ fn retry_pause(attempt: u32) -> Duration {
 macro_rules! sql_backend {
     (
         $(#[$doc:meta])*
-        $name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty
+        $name:ident, $db:ty, begin: $begin:literal, id: $id:ty, at_run_time: $at_run_time:expr
     ) => {
         $(#[$doc])*
         pub struct $name {
@@ -121,13 +139,19 @@ macro_rules! sql_backend {
         }
 
         impl $name {
-            fn from_pool(pool: Pool<$db>, metrics: Metrics, clock: Arc<dyn Clock>) -> Self {
+            pub(super) fn from_pool(pool: Pool<$db>, metrics: Metrics, clock: Arc<dyn Clock>) -> Self {
                 Self { pool, breaker: Breaker::new(BREAKER_PAUSE), metrics, clock, email_keys: Default::default() }
             }
 
             /// `updated_at`/`created_at` are Unix milliseconds.
             pub(super) fn now_millis(&self) -> i64 {
                 i64::try_from(self.clock.now_millis()).unwrap_or(i64::MAX)
+            }
+
+            /// A statement put together at run time, in the dialect's placeholders.
+            pub(super) fn dialect(sql: String) -> String {
+                let at_run_time: fn(String) -> String = $at_run_time;
+                at_run_time(sql)
             }
 
             /// An id that cannot be bound is one no row can have.
@@ -227,13 +251,35 @@ macro_rules! sql_backend {
 sql_backend!(
     /// SQLite, the embedded default. `BEGIN IMMEDIATE` takes the write lock up front, so a
     /// read-then-update transaction never fails to upgrade its lock.
-    SqliteStore, Sqlite, begin: "BEGIN IMMEDIATE", lock: "", id: i64
+    SqliteStore, Sqlite, begin: "BEGIN IMMEDIATE", id: i64, at_run_time: |sql| sql
 );
 
 sql_backend!(
     /// MySQL or MariaDB. The row is locked while its previous value is read.
-    MySqlStore, MySql, begin: "BEGIN", lock: " FOR UPDATE", id: u64
+    MySqlStore, MySql, begin: "BEGIN", id: u64, at_run_time: |sql| sql
 );
+
+sql_backend!(
+    /// PostgreSQL. Ids are `BIGINT` (a Sonyflake id has 63 bits); the row is locked while
+    /// its previous value is read.
+    PgStore, Postgres, begin: "BEGIN", id: i64, at_run_time: |sql| super::dialect::numbered_at_run_time(&sql)
+);
+
+/// Writes one store macro's implementation for each backend, with what differs between
+/// their dialects: how a write transaction starts, how a read locks its row, the type an
+/// id is bound as, how a literal statement is written (`sql`: `?` or `$1`), and how a
+/// column is compared with an email (the comparison the unique index of `email` uses).
+macro_rules! for_each_dialect {
+    ($store:ident) => {
+        $store!(SqliteStore, sqlx::Sqlite, begin: "BEGIN IMMEDIATE", lock: "", id: i64,
+            sql: as_written, email_eq: "email = ?");
+        $store!(MySqlStore, sqlx::MySql, begin: "BEGIN", lock: " FOR UPDATE", id: u64,
+            sql: as_written, email_eq: "email = ?");
+        $store!(PgStore, sqlx::Postgres, begin: "BEGIN", lock: " FOR UPDATE", id: i64,
+            sql: numbered, email_eq: "lower(email) = lower(?)");
+    };
+}
+pub(super) use for_each_dialect;
 
 impl SqliteStore {
     pub async fn open(

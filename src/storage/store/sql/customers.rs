@@ -1,4 +1,4 @@
-//! `CustomerStore` for both SQL stores: the same statements on SQLite and MySQL, written
+//! `CustomerStore` for the SQL stores: the same statements on every backend, written
 //! once. A deletion also removes the customer's sessions (recording their revocations),
 //! mail tokens and verified address, in one transaction.
 
@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::backend::{MySqlStore, SqliteStore};
+use super::backend::{MySqlStore, PgStore, SqliteStore, decode_error, for_each_dialect};
+use super::dialect::{as_written, numbered};
 use crate::{
     domain::{
         Address, CheckResult, Credentials, CustomerId, Email, EmailKey, Name, NewCustomer,
@@ -20,7 +21,7 @@ use crate::{
 };
 
 macro_rules! customer_store {
-    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty) => {
+    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty, sql: $q:ident, email_eq: $email_eq:literal) => {
         impl $name {
             /// Why a session of `customer` must not start (SPEC rule 15.1), read with the
             /// customer's row locked inside `tx`: gone, inactive, or (with `generation`)
@@ -30,10 +31,10 @@ macro_rules! customer_store {
                 customer: $id,
                 generation: Option<i64>,
             ) -> Result<Option<StartRefused>, sqlx::Error> {
-                let row: Option<(Option<bool>, i64)> = sqlx::query_as(concat!(
+                let row: Option<(Option<bool>, i64)> = sqlx::query_as($q!(concat!(
                     "SELECT active, credential_generation FROM customers WHERE id = ?",
                     $lock
-                ))
+                )))
                 .bind(customer)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -58,9 +59,9 @@ macro_rules! customer_store {
                 self.run(
                     "insert",
                     || sqlx::query(
-                        "INSERT INTO customers (id, active, first_name, last_name, email, address, \
+                        $q!("INSERT INTO customers (id, active, first_name, last_name, email, address, \
                          phone_number, bcrypted_password, updated_at, created_at) \
-                         VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         VALUES (?, TRUE, ?, ?, ?, ?, ?, ?, ?, ?)"),
                     )
                     .bind(id)
                     .bind(c.personal.first_name.as_str())
@@ -78,16 +79,20 @@ macro_rules! customer_store {
             }
 
             async fn credentials(&self, email: &Email) -> StoreResult<Option<Credentials>> {
-                let row: Option<(u64, Option<bool>, Vec<u8>, i64)> = self
+                let row: Option<($id, Option<bool>, Vec<u8>, i64)> = self
                     .run(
                         "credentials",
-                        || sqlx::query_as("SELECT id, active, bcrypted_password, credential_generation FROM customers WHERE email = ?")
+                        || sqlx::query_as($q!(concat!(
+                            "SELECT id, active, bcrypted_password, credential_generation FROM customers WHERE ",
+                            $email_eq
+                        )))
                             .bind(email.as_str())
                             .fetch_optional(&self.pool),
                     )
                     .await?;
-                Ok(row.map(|(id, active, hash, generation)| Credentials {
-                    id: CustomerId(id),
+                let Some((id, active, hash, generation)) = row else { return Ok(None) };
+                Ok(Some(Credentials {
+                    id: CustomerId(u64::try_from(id).map_err(|_| decode_error("customer id"))?),
                     active: active.unwrap_or(true),
                     // binary(60) pads shorter values with NULs.
                     password_hash: String::from_utf8_lossy(&hash).trim_end_matches('\0').to_owned(),
@@ -104,7 +109,7 @@ macro_rules! customer_store {
                 let row: Option<(Option<bool>,)> = self
                     .run(
                         "check",
-                        || sqlx::query_as("SELECT active FROM customers WHERE id = ?")
+                        || sqlx::query_as($q!("SELECT active FROM customers WHERE id = ?"))
                             .bind(id)
                             .fetch_optional(&self.pool),
                     )
@@ -117,7 +122,7 @@ macro_rules! customer_store {
                 let row: Option<(String, String, String)> = self
                     .run(
                         "personal_info",
-                        || sqlx::query_as("SELECT first_name, last_name, email FROM customers WHERE id = ?")
+                        || sqlx::query_as($q!("SELECT first_name, last_name, email FROM customers WHERE id = ?"))
                             .bind(id)
                             .fetch_optional(&self.pool),
                     )
@@ -130,7 +135,7 @@ macro_rules! customer_store {
                 let row: Option<(String, String)> = self
                     .run(
                         "shipping_info",
-                        || sqlx::query_as("SELECT address, phone_number FROM customers WHERE id = ?")
+                        || sqlx::query_as($q!("SELECT address, phone_number FROM customers WHERE id = ?"))
                             .bind(id)
                             .fetch_optional(&self.pool),
                     )
@@ -155,7 +160,7 @@ macro_rules! customer_store {
                 self.update_returning_previous(
                     "update_personal_info",
                     id,
-                    concat!("SELECT first_name, last_name, email FROM customers WHERE id = ?", $lock),
+                    $q!(concat!("SELECT first_name, last_name, email FROM customers WHERE id = ?", $lock)),
                     |row| sqlx::FromRow::from_row(&row).map(personal_from_row),
                     move |q| {
                         q.bind(first.clone())
@@ -166,17 +171,19 @@ macro_rules! customer_store {
                             .bind(now)
                             .bind(email.clone())
                     },
-                    // Rule 15.2, decided by the database's own comparison (`email = ?`): a new
+                    // Rule 15.2, decided by the database's own comparison (`$email_eq`): a new
                     // address starts the reset hold, and keeps the run's original address
                     // while the last change is within the revert window (else the address
                     // it replaces becomes the original). `email` is assigned last: MySQL
                     // reads the columns assigned before it with their new values.
-                    "UPDATE customers SET first_name = ?, last_name = ?, \
-                     email_before_change = CASE WHEN email = ? THEN email_before_change \
-                       WHEN email_before_change IS NOT NULL AND email_changed_at > ? THEN email_before_change \
-                       ELSE email END, \
-                     email_changed_at = CASE WHEN email = ? THEN email_changed_at ELSE ? END, \
-                     email = ?, updated_at = ? WHERE id = ?",
+                    $q!(concat!(
+                        "UPDATE customers SET first_name = ?, last_name = ?, \
+                         email_before_change = CASE WHEN ", $email_eq, " THEN email_before_change \
+                           WHEN email_before_change IS NOT NULL AND email_changed_at > ? THEN email_before_change \
+                           ELSE email END, \
+                         email_changed_at = CASE WHEN ", $email_eq, " THEN email_changed_at ELSE ? END, \
+                         email = ?, updated_at = ? WHERE id = ?"
+                    )),
                 )
                 .await
             }
@@ -191,10 +198,10 @@ macro_rules! customer_store {
                 self.update_returning_previous(
                     "update_shipping_info",
                     id,
-                    concat!("SELECT address, phone_number FROM customers WHERE id = ?", $lock),
+                    $q!(concat!("SELECT address, phone_number FROM customers WHERE id = ?", $lock)),
                     |row| sqlx::FromRow::from_row(&row).map(shipping_from_row),
                     move |q| q.bind(address.clone()).bind(phone.clone()),
-                    "UPDATE customers SET address = ?, phone_number = ?, updated_at = ? WHERE id = ?",
+                    $q!("UPDATE customers SET address = ?, phone_number = ?, updated_at = ? WHERE id = ?"),
                 )
                 .await
             }
@@ -203,13 +210,13 @@ macro_rules! customer_store {
                 self.update_returning_previous(
                     "set_active",
                     id,
-                    concat!("SELECT active FROM customers WHERE id = ?", $lock),
+                    $q!(concat!("SELECT active FROM customers WHERE id = ?", $lock)),
                     |row| {
                         sqlx::FromRow::from_row(&row).map(|(a,): (Option<bool>,)| a.unwrap_or(true))
                     },
                     move |q| q.bind(active),
-                    "UPDATE customers SET active = ?, credential_generation = credential_generation + 1, \
-                     updated_at = ? WHERE id = ?",
+                    $q!("UPDATE customers SET active = ?, credential_generation = credential_generation + 1, \
+                     updated_at = ? WHERE id = ?"),
                 )
                 .await
             }
@@ -219,11 +226,11 @@ macro_rules! customer_store {
                 self.update_returning_previous(
                     "update_password",
                     id,
-                    concat!("SELECT email FROM customers WHERE id = ?", $lock),
+                    $q!(concat!("SELECT email FROM customers WHERE id = ?", $lock)),
                     |row| sqlx::FromRow::from_row(&row).map(|(email,): (String,)| Email::from_stored(email)),
                     move |q| q.bind(hash.clone().into_bytes()),
-                    "UPDATE customers SET bcrypted_password = ?, \
-                     credential_generation = credential_generation + 1, updated_at = ? WHERE id = ?",
+                    $q!("UPDATE customers SET bcrypted_password = ?, \
+                     credential_generation = credential_generation + 1, updated_at = ? WHERE id = ?"),
                 )
                 .await
             }
@@ -232,11 +239,11 @@ macro_rules! customer_store {
                 self.update_returning_previous(
                     "bump_generation",
                     id,
-                    concat!("SELECT email FROM customers WHERE id = ?", $lock),
+                    $q!(concat!("SELECT email FROM customers WHERE id = ?", $lock)),
                     |row| sqlx::FromRow::from_row(&row).map(|(email,): (String,)| Email::from_stored(email)),
                     |q| q,
-                    "UPDATE customers SET credential_generation = credential_generation + 1, updated_at = ? \
-                     WHERE id = ?",
+                    $q!("UPDATE customers SET credential_generation = credential_generation + 1, updated_at = ? \
+                     WHERE id = ?"),
                 )
                 .await
             }
@@ -247,8 +254,8 @@ macro_rules! customer_store {
                     .run(
                         "upgrade_password",
                         || sqlx::query(
-                            "UPDATE customers SET bcrypted_password = ?, updated_at = ? \
-                             WHERE id = ? AND bcrypted_password = ?",
+                            $q!("UPDATE customers SET bcrypted_password = ?, updated_at = ? \
+                             WHERE id = ? AND bcrypted_password = ?"),
                         )
                         .bind(hash.as_bytes())
                         .bind(self.now_millis())
@@ -264,10 +271,10 @@ macro_rules! customer_store {
                 let Some(bound) = Self::bind_id(id) else { return Ok(None) };
                 self.run("delete_customer", || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
-                    let row: Option<(String, String, String)> = sqlx::query_as(concat!(
+                    let row: Option<(String, String, String)> = sqlx::query_as($q!(concat!(
                         "SELECT first_name, last_name, email FROM customers WHERE id = ?",
                         $lock
-                    ))
+                    )))
                     .bind(bound)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -277,8 +284,8 @@ macro_rules! customer_store {
                     };
                     // The access tokens of its live sessions stay refused until they expire.
                     let live: Vec<(Vec<u8>, i64)> = sqlx::query_as(
-                        "SELECT id, access_exp FROM sessions WHERE customer_id = ? \
-                         AND revoked_at IS NULL AND access_exp >= ?",
+                        $q!("SELECT id, access_exp FROM sessions WHERE customer_id = ? \
+                         AND revoked_at IS NULL AND access_exp >= ?"),
                     )
                     .bind(bound)
                     .bind(now_ms / 1000)
@@ -291,20 +298,20 @@ macro_rules! customer_store {
                             revocations.push(Revocation { session, access_until: *access_exp, revoked_at: now_ms });
                         }
                     }
-                    sqlx::query("DELETE FROM sessions WHERE customer_id = ?")
+                    sqlx::query($q!("DELETE FROM sessions WHERE customer_id = ?"))
                         .bind(bound)
                         .execute(&mut *tx)
                         .await?;
                     // Their tokens and verified address go with them (SPEC section 13).
-                    sqlx::query("DELETE FROM mail_tokens WHERE customer_id = ?")
+                    sqlx::query($q!("DELETE FROM mail_tokens WHERE customer_id = ?"))
                         .bind(bound)
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query("DELETE FROM email_verifications WHERE customer_id = ?")
+                    sqlx::query($q!("DELETE FROM email_verifications WHERE customer_id = ?"))
                         .bind(bound)
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query("DELETE FROM customers WHERE id = ?")
+                    sqlx::query($q!("DELETE FROM customers WHERE id = ?"))
                         .bind(bound)
                         .execute(&mut *tx)
                         .await?;
@@ -315,7 +322,7 @@ macro_rules! customer_store {
             }
 
             async fn ping(&self) -> StoreResult<()> {
-                self.run("ping", || sqlx::query("SELECT 1").execute(&self.pool)).await.map(drop)
+                self.run("ping", || sqlx::query($q!("SELECT 1")).execute(&self.pool)).await.map(drop)
             }
 
             async fn close(&self) {
@@ -340,5 +347,4 @@ fn shipping_from_row((address, phone): (String, String)) -> ShippingInfo {
     }
 }
 
-customer_store!(SqliteStore, sqlx::Sqlite, begin: "BEGIN IMMEDIATE", lock: "", id: i64);
-customer_store!(MySqlStore, sqlx::MySql, begin: "BEGIN", lock: " FOR UPDATE", id: u64);
+for_each_dialect!(customer_store);

@@ -1,11 +1,12 @@
-//! The email change records of rule 15.2 for both SQL stores, written once: reading the
+//! The email change records of rule 15.2 for the SQL stores, written once: reading the
 //! last change (for the reset hold and the revert links) and the revert itself.
 //!
 //! The revert is one transaction, as the reset is: the token row and then the customer's
 //! row are locked (`FOR UPDATE` on MySQL; `BEGIN IMMEDIATE` takes SQLite's write lock)
 //! before the token is checked and used up, so that of two reverts exactly one wins.
 
-use super::backend::{MySqlStore, SqliteStore};
+use super::backend::{MySqlStore, PgStore, SqliteStore, for_each_dialect};
+use super::dialect::{as_written, numbered};
 use super::recovery::same_email;
 use crate::{
     domain::{CustomerId, Email},
@@ -16,7 +17,7 @@ use crate::{
 };
 
 macro_rules! email_change_store {
-    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty) => {
+    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty, sql: $q:ident, email_eq: $email_eq:literal) => {
         impl $name {
             pub(super) async fn email_change_of(
                 &self,
@@ -26,7 +27,7 @@ macro_rules! email_change_store {
                 let row: Option<(Option<i64>, Option<String>)> = self
                     .run("email_change", || {
                         sqlx::query_as(
-                            "SELECT email_changed_at, email_before_change FROM customers WHERE id = ?",
+                            $q!("SELECT email_changed_at, email_before_change FROM customers WHERE id = ?"),
                         )
                         .bind(id)
                         .fetch_optional(&self.pool)
@@ -48,11 +49,11 @@ macro_rules! email_change_store {
             ) -> StoreResult<RevertOutcome> {
                 self.run("email_revert", || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
-                    let token: Option<($id, String, i64, Option<i64>)> = sqlx::query_as(concat!(
+                    let token: Option<($id, String, i64, Option<i64>)> = sqlx::query_as($q!(concat!(
                         "SELECT customer_id, email, expires_at, used_at FROM mail_tokens \
                          WHERE token_hash = ? AND purpose = 'revert'",
                         $lock
-                    ))
+                    )))
                     .bind(hash.as_slice())
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -62,13 +63,12 @@ macro_rules! email_change_store {
                         tx.rollback().await?;
                         return Ok(RevertOutcome::Refused);
                     };
-                    let customer_id: u64 = customer
-                        .try_into()
+                    let customer_id = u64::try_from(customer)
                         .map_err(|_| sqlx::Error::Decode("malformed customer id".into()))?;
-                    let current: Option<(String, Option<String>)> = sqlx::query_as(concat!(
+                    let current: Option<(String, Option<String>)> = sqlx::query_as($q!(concat!(
                         "SELECT email, email_before_change FROM customers WHERE id = ?",
                         $lock
-                    ))
+                    )))
                     .bind(customer)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -81,7 +81,7 @@ macro_rules! email_change_store {
                         return Ok(RevertOutcome::Refused);
                     };
                     let taken: Option<($id,)> =
-                        sqlx::query_as("SELECT id FROM customers WHERE email = ? AND id <> ?")
+                        sqlx::query_as($q!(concat!("SELECT id FROM customers WHERE ", $email_eq, " AND id <> ?")))
                             .bind(restored.as_str())
                             .bind(customer)
                             .fetch_optional(&mut *tx)
@@ -95,9 +95,9 @@ macro_rules! email_change_store {
                     Self::void_tokens_in(&mut tx, customer, "revert", now_ms).await?;
                     Self::void_tokens_in(&mut tx, customer, "reset", now_ms).await?;
                     sqlx::query(
-                        "UPDATE customers SET email = ?, email_before_change = NULL, \
+                        $q!("UPDATE customers SET email = ?, email_before_change = NULL, \
                          email_changed_at = NULL, credential_generation = credential_generation + 1, \
-                         updated_at = ? WHERE id = ?",
+                         updated_at = ? WHERE id = ?"),
                     )
                     .bind(restored.as_str())
                     .bind(now_ms)
@@ -119,5 +119,4 @@ macro_rules! email_change_store {
     };
 }
 
-email_change_store!(SqliteStore, sqlx::Sqlite, begin: "BEGIN IMMEDIATE", lock: "", id: i64);
-email_change_store!(MySqlStore, sqlx::MySql, begin: "BEGIN", lock: " FOR UPDATE", id: u64);
+for_each_dialect!(email_change_store);

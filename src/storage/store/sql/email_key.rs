@@ -27,7 +27,11 @@ const REMEMBERED: usize = 100_000;
 
 /// What a store knows of its email column's collation, and the keys it derived.
 pub struct EmailKeys {
+    /// MySQL/MariaDB: the email column's collation.
     pub(super) collation: OnceCell<Collation>,
+    /// PostgreSQL: whether `lower` folds ASCII letters as ASCII does (not under a Turkish
+    /// `LC_CTYPE`, for one).
+    pub(super) lower_folds_ascii: OnceCell<bool>,
     pub(super) remembered: quick_cache::sync::Cache<String, EmailKey>,
 }
 
@@ -35,6 +39,7 @@ impl Default for EmailKeys {
     fn default() -> Self {
         Self {
             collation: OnceCell::new(),
+            lower_folds_ascii: OnceCell::new(),
             remembered: quick_cache::sync::Cache::new(REMEMBERED),
         }
     }

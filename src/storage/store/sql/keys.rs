@@ -2,14 +2,15 @@
 
 use async_trait::async_trait;
 
-use super::backend::{MySqlStore, SqliteStore};
+use super::backend::{MySqlStore, PgStore, SqliteStore, for_each_dialect};
+use super::dialect::{as_written, numbered};
 use crate::storage::store::{
     error::{StoreError, StoreResult},
     keys::{KeyStore, StoredKey},
 };
 
 macro_rules! key_store {
-    ($name:ident) => {
+    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty, sql: $q:ident, email_eq: $email_eq:literal) => {
         #[async_trait]
         impl KeyStore for $name {
             async fn signing_keys(&self, alg: &str) -> StoreResult<Vec<StoredKey>> {
@@ -17,8 +18,8 @@ macro_rules! key_store {
                     .run(
                         "signing_keys",
                         || sqlx::query_as(
-                            "SELECT kid, alg, generation, private_key, created_at, activates_at \
-                             FROM signing_keys WHERE alg = ? ORDER BY generation",
+                            $q!("SELECT kid, alg, generation, private_key, created_at, activates_at \
+                             FROM signing_keys WHERE alg = ? ORDER BY generation"),
                         )
                         .bind(alg)
                         .fetch_all(&self.pool),
@@ -42,8 +43,8 @@ macro_rules! key_store {
                     .run(
                         "add_signing_key",
                         || sqlx::query(
-                            "INSERT INTO signing_keys (kid, alg, generation, private_key, created_at, activates_at) \
-                             VALUES (?, ?, ?, ?, ?, ?)",
+                            $q!("INSERT INTO signing_keys (kid, alg, generation, private_key, created_at, activates_at) \
+                             VALUES (?, ?, ?, ?, ?, ?)"),
                         )
                         .bind(key.kid.as_str())
                         .bind(key.alg.as_str())
@@ -65,7 +66,7 @@ macro_rules! key_store {
             async fn remove_signing_key(&self, kid: &str) -> StoreResult<()> {
                 self.run(
                     "remove_signing_key",
-                    || sqlx::query("DELETE FROM signing_keys WHERE kid = ?")
+                    || sqlx::query($q!("DELETE FROM signing_keys WHERE kid = ?"))
                         .bind(kid)
                         .execute(&self.pool),
                 )
@@ -76,5 +77,4 @@ macro_rules! key_store {
     };
 }
 
-key_store!(SqliteStore);
-key_store!(MySqlStore);
+for_each_dialect!(key_store);

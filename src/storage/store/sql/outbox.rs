@@ -5,7 +5,8 @@
 
 use async_trait::async_trait;
 
-use super::backend::{MySqlStore, SqliteStore, decode_error};
+use super::backend::{MySqlStore, PgStore, SqliteStore, decode_error, for_each_dialect};
+use super::dialect::{as_written, numbered};
 use crate::{
     domain::{CustomerId, Email, MailKind},
     storage::store::{
@@ -18,7 +19,7 @@ use crate::{
 const MAX_ERROR_CHARS: usize = 500;
 
 macro_rules! outbox_store {
-    ($name:ident, id: $id:ty) => {
+    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty, sql: $q:ident, email_eq: $email_eq:literal) => {
         #[async_trait]
         impl OutboxStore for $name {
             async fn enqueue(&self, mail: &NewMail, now_ms: i64) -> StoreResult<()> {
@@ -26,8 +27,8 @@ macro_rules! outbox_store {
                 self.run(
                     "outbox_enqueue",
                     || sqlx::query(
-                        "INSERT INTO mail_outbox (kind, customer_id, email, created_at, attempts, next_attempt_at) \
-                         VALUES (?, ?, ?, ?, 0, ?)",
+                        $q!("INSERT INTO mail_outbox (kind, customer_id, email, created_at, attempts, next_attempt_at) \
+                         VALUES (?, ?, ?, ?, 0, ?)"),
                     )
                     .bind(mail.kind.label())
                     .bind(customer)
@@ -50,8 +51,8 @@ macro_rules! outbox_store {
                     .run(
                         "outbox_due",
                         || sqlx::query_as(
-                            "SELECT id, kind, customer_id, email, created_at, attempts FROM mail_outbox \
-                             WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+                            $q!("SELECT id, kind, customer_id, email, created_at, attempts FROM mail_outbox \
+                             WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?"),
                         )
                         .bind(now_ms)
                         .bind(i64::from(limit))
@@ -66,8 +67,8 @@ macro_rules! outbox_store {
                         .run(
                             "outbox_claim",
                             || sqlx::query(
-                                "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = ? \
-                                 WHERE id = ? AND attempts = ? AND next_attempt_at <= ?",
+                                $q!("UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = ? \
+                                 WHERE id = ? AND attempts = ? AND next_attempt_at <= ?"),
                             )
                             .bind(lease_until_ms)
                             .bind(id)
@@ -106,7 +107,7 @@ macro_rules! outbox_store {
                 let done = self
                     .run(
                         "outbox_finish",
-                        || sqlx::query("DELETE FROM mail_outbox WHERE id = ? AND attempts = ?")
+                        || sqlx::query($q!("DELETE FROM mail_outbox WHERE id = ? AND attempts = ?"))
                             .bind(id)
                             .bind(i64::from(attempts))
                             .execute(&self.pool),
@@ -126,8 +127,8 @@ macro_rules! outbox_store {
                 self.run(
                     "outbox_reschedule",
                     || sqlx::query(
-                        "UPDATE mail_outbox SET next_attempt_at = ?, last_error = ? \
-                         WHERE id = ? AND attempts = ?",
+                        $q!("UPDATE mail_outbox SET next_attempt_at = ?, last_error = ? \
+                         WHERE id = ? AND attempts = ?"),
                     )
                     .bind(next_ms)
                     .bind(error.as_str())
@@ -143,7 +144,7 @@ macro_rules! outbox_store {
                 let (depth, oldest): (i64, Option<i64>) = self
                     .run(
                         "outbox_stats",
-                        || sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM mail_outbox")
+                        || sqlx::query_as($q!("SELECT COUNT(*), MIN(created_at) FROM mail_outbox"))
                             .fetch_one(&self.pool),
                     )
                     .await?;
@@ -156,5 +157,4 @@ macro_rules! outbox_store {
     };
 }
 
-outbox_store!(SqliteStore, id: i64);
-outbox_store!(MySqlStore, id: u64);
+for_each_dialect!(outbox_store);

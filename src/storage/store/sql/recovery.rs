@@ -1,4 +1,4 @@
-//! `RecoveryStore` for both SQL stores, written once: the tokens of reset and verification
+//! `RecoveryStore` for the SQL stores, written once: the tokens of reset and verification
 //! mails, the reset itself, verified addresses and the account reads.
 //!
 //! The reset is one transaction: the token row is locked (`FOR UPDATE` on MySQL;
@@ -6,7 +6,8 @@
 
 use async_trait::async_trait;
 
-use super::backend::{MySqlStore, SqliteStore, decode_error};
+use super::backend::{MySqlStore, PgStore, SqliteStore, decode_error, for_each_dialect};
+use super::dialect::{as_written, numbered};
 use crate::{
     domain::{Account, CustomerId, Email, Name, PersonalInfo, TokenPurpose},
     storage::store::{
@@ -15,7 +16,7 @@ use crate::{
     },
 };
 
-/// Emails match as both backends' unique indexes match them: ignoring case.
+/// Emails match as the backends' unique indexes match them: ignoring case.
 pub(super) fn same_email(a: &str, b: &str) -> bool {
     a.to_lowercase() == b.to_lowercase()
 }
@@ -50,7 +51,7 @@ const ACCOUNT_SELECT: &str = "SELECT c.id, c.first_name, c.last_name, c.email, c
      v.email FROM customers c LEFT JOIN email_verifications v ON v.customer_id = c.id";
 
 macro_rules! recovery_store {
-    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty) => {
+    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty, sql: $q:ident, email_eq: $email_eq:literal) => {
         impl $name {
             /// Uses up the customer's unused tokens of `purpose`, inside `tx`. The customer's
             /// row is locked first (one issue or reset of a customer at a time); the tokens
@@ -64,13 +65,13 @@ macro_rules! recovery_store {
                 purpose: &str,
                 now_ms: i64,
             ) -> Result<(), sqlx::Error> {
-                sqlx::query(concat!("SELECT id FROM customers WHERE id = ?", $lock))
+                sqlx::query($q!(concat!("SELECT id FROM customers WHERE id = ?", $lock)))
                     .bind(customer)
                     .fetch_optional(&mut **tx)
                     .await?;
                 let unused: Vec<(Vec<u8>,)> = sqlx::query_as(
-                    "SELECT token_hash FROM mail_tokens \
-                     WHERE customer_id = ? AND purpose = ? AND used_at IS NULL",
+                    $q!("SELECT token_hash FROM mail_tokens \
+                     WHERE customer_id = ? AND purpose = ? AND used_at IS NULL"),
                 )
                 .bind(customer)
                 .bind(purpose)
@@ -78,7 +79,7 @@ macro_rules! recovery_store {
                 .await?;
                 for (hash,) in unused {
                     sqlx::query(
-                        "UPDATE mail_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+                        $q!("UPDATE mail_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL"),
                     )
                     .bind(now_ms)
                     .bind(hash)
@@ -96,12 +97,12 @@ macro_rules! recovery_store {
                 now_ms: i64,
             ) -> Result<(), sqlx::Error> {
                 // Delete and insert: the same statements on both backends (no upsert dialect).
-                sqlx::query("DELETE FROM email_verifications WHERE customer_id = ?")
+                sqlx::query($q!("DELETE FROM email_verifications WHERE customer_id = ?"))
                     .bind(customer)
                     .execute(&mut **tx)
                     .await?;
                 sqlx::query(
-                    "INSERT INTO email_verifications (customer_id, email, verified_at) VALUES (?, ?, ?)",
+                    $q!("INSERT INTO email_verifications (customer_id, email, verified_at) VALUES (?, ?, ?)"),
                 )
                 .bind(customer)
                 .bind(email)
@@ -124,8 +125,8 @@ macro_rules! recovery_store {
                         Self::void_tokens_in(&mut tx, customer, token.purpose.label(), token.created_at).await?;
                     }
                     sqlx::query(
-                        "INSERT INTO mail_tokens (token_hash, purpose, customer_id, email, created_at, expires_at) \
-                         VALUES (?, ?, ?, ?, ?, ?)",
+                        $q!("INSERT INTO mail_tokens (token_hash, purpose, customer_id, email, created_at, expires_at) \
+                         VALUES (?, ?, ?, ?, ?, ?)"),
                     )
                     .bind(token.hash.as_slice())
                     .bind(token.purpose.label())
@@ -149,8 +150,8 @@ macro_rules! recovery_store {
                     .run(
                         "token_find",
                         || sqlx::query_as(
-                            "SELECT customer_id, email, expires_at, used_at FROM mail_tokens \
-                             WHERE token_hash = ? AND purpose = ?",
+                            $q!("SELECT customer_id, email, expires_at, used_at FROM mail_tokens \
+                             WHERE token_hash = ? AND purpose = ?"),
                         )
                         .bind(hash.as_slice())
                         .bind(purpose.label())
@@ -182,18 +183,18 @@ macro_rules! recovery_store {
                 };
                 self.run("token_reset", || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
-                    let token: Option<($id, String, i64, Option<i64>)> = sqlx::query_as(concat!(
+                    let token: Option<($id, String, i64, Option<i64>)> = sqlx::query_as($q!(concat!(
                         "SELECT customer_id, email, expires_at, used_at FROM mail_tokens \
                          WHERE token_hash = ? AND purpose = 'reset'",
                         $lock
-                    ))
+                    )))
                     .bind(hash.as_slice())
                     .fetch_optional(&mut *tx)
                     .await?;
-                    let current: Option<(String, Option<bool>)> = sqlx::query_as(concat!(
+                    let current: Option<(String, Option<bool>)> = sqlx::query_as($q!(concat!(
                         "SELECT email, active FROM customers WHERE id = ?",
                         $lock
-                    ))
+                    )))
                     .bind(customer)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -213,8 +214,8 @@ macro_rules! recovery_store {
                     // Uses up this token and voids every other reset token of the customer.
                     Self::void_tokens_in(&mut tx, customer, "reset", now_ms).await?;
                     sqlx::query(
-                        "UPDATE customers SET bcrypted_password = ?, \
-                         credential_generation = credential_generation + 1, updated_at = ? WHERE id = ?",
+                        $q!("UPDATE customers SET bcrypted_password = ?, \
+                         credential_generation = credential_generation + 1, updated_at = ? WHERE id = ?"),
                     )
                     .bind(password_hash.as_bytes())
                     .bind(now_ms)
@@ -232,11 +233,11 @@ macro_rules! recovery_store {
             async fn verify_email(&self, hash: &[u8; 32], now_ms: i64) -> StoreResult<bool> {
                 self.run("token_verify", || async move {
                     let mut tx = self.pool.begin_with($begin).await?;
-                    let token: Option<($id, String, i64, Option<i64>)> = sqlx::query_as(concat!(
+                    let token: Option<($id, String, i64, Option<i64>)> = sqlx::query_as($q!(concat!(
                         "SELECT customer_id, email, expires_at, used_at FROM mail_tokens \
                          WHERE token_hash = ? AND purpose = 'verify'",
                         $lock
-                    ))
+                    )))
                     .bind(hash.as_slice())
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -246,14 +247,22 @@ macro_rules! recovery_store {
                         tx.rollback().await?;
                         return Ok(false);
                     };
-                    let current: Option<(String, Option<String>)> = sqlx::query_as(concat!(
-                        "SELECT c.email, v.email FROM customers c LEFT JOIN email_verifications v \
-                         ON v.customer_id = c.id WHERE c.id = ?",
+                    // The customer's row locked, then its verified address (PostgreSQL locks
+                    // no row of the nullable side of an outer join).
+                    let current: Option<(String,)> = sqlx::query_as($q!(concat!(
+                        "SELECT email FROM customers WHERE id = ?",
                         $lock
+                    )))
+                    .bind(customer)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let verified: Option<(String,)> = sqlx::query_as($q!(
+                        "SELECT email FROM email_verifications WHERE customer_id = ?"
                     ))
                     .bind(customer)
                     .fetch_optional(&mut *tx)
                     .await?;
+                    let current = current.map(|(email,)| (email, verified.map(|(v,)| v)));
                     let Some((current, verified)) = current.filter(|(c, _)| same_email(c, &email))
                     else {
                         // The customer is gone or changed their email since the mail.
@@ -265,7 +274,7 @@ macro_rules! recovery_store {
                         tx.rollback().await?;
                         return Ok(verified.is_some_and(|v| same_email(&v, &current)));
                     }
-                    sqlx::query("UPDATE mail_tokens SET used_at = ? WHERE token_hash = ?")
+                    sqlx::query($q!("UPDATE mail_tokens SET used_at = ? WHERE token_hash = ?"))
                         .bind(now_ms)
                         .bind(hash.as_slice())
                         .execute(&mut *tx)
@@ -279,7 +288,7 @@ macro_rules! recovery_store {
 
             async fn account(&self, id: CustomerId) -> StoreResult<Option<Account>> {
                 let Some(id) = Self::bind_id(id) else { return Ok(None) };
-                let sql = format!("{ACCOUNT_SELECT} WHERE c.id = ?");
+                let sql = Self::dialect(format!("{ACCOUNT_SELECT} WHERE c.id = ?"));
                 let row: Option<AccountRow<$id>> = self
                     .run("account", || sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool))
                     .await?;
@@ -287,7 +296,10 @@ macro_rules! recovery_store {
             }
 
             async fn account_by_email(&self, email: &Email) -> StoreResult<Option<Account>> {
-                let sql = format!("{ACCOUNT_SELECT} WHERE c.email = ?");
+                let sql = Self::dialect(format!(
+                    "{ACCOUNT_SELECT} WHERE c.id = (SELECT id FROM customers WHERE {})",
+                    $email_eq
+                ));
                 let row: Option<AccountRow<$id>> = self
                     .run(
                         "account_by_email",
@@ -309,7 +321,7 @@ macro_rules! recovery_store {
                 let Some(id) = Self::bind_id(id) else { return Ok(()) };
                 self.run(
                     "forget_verification",
-                    || sqlx::query("DELETE FROM email_verifications WHERE customer_id = ?")
+                    || sqlx::query($q!("DELETE FROM email_verifications WHERE customer_id = ?"))
                         .bind(id)
                         .execute(&self.pool),
                 )
@@ -320,7 +332,7 @@ macro_rules! recovery_store {
             async fn sweep_tokens(&self, before_ms: i64) -> StoreResult<u64> {
                 self.run(
                     "token_sweep",
-                    || sqlx::query("DELETE FROM mail_tokens WHERE expires_at < ?")
+                    || sqlx::query($q!("DELETE FROM mail_tokens WHERE expires_at < ?"))
                         .bind(before_ms)
                         .execute(&self.pool),
                 )
@@ -331,5 +343,4 @@ macro_rules! recovery_store {
     };
 }
 
-recovery_store!(SqliteStore, sqlx::Sqlite, begin: "BEGIN IMMEDIATE", lock: "", id: i64);
-recovery_store!(MySqlStore, sqlx::MySql, begin: "BEGIN", lock: " FOR UPDATE", id: u64);
+for_each_dialect!(recovery_store);

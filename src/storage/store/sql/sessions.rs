@@ -1,10 +1,11 @@
-//! `SessionStore` for both SQL stores: the same statements on SQLite and MySQL, written
+//! `SessionStore` for the SQL stores: the same statements on every backend, written
 //! once. Revocations go into `session_revocations` in the same transaction as the session
 //! rows they end, so that the feed never misses one that committed.
 
 use async_trait::async_trait;
 
-use super::backend::{MySqlStore, SqliteStore};
+use super::backend::{MySqlStore, PgStore, SqliteStore, for_each_dialect};
+use super::dialect::{as_written, numbered};
 use crate::{
     domain::{CustomerId, RandomId, Revocation, RevokeReason, Session, SessionId, TokenId},
     storage::store::{
@@ -106,7 +107,7 @@ fn truncated(text: &str, max_chars: usize) -> &str {
 }
 
 macro_rules! session_store {
-    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty) => {
+    ($name:ident, $db:ty, begin: $begin:literal, lock: $lock:literal, id: $id:ty, sql: $q:ident, email_eq: $email_eq:literal) => {
         impl $name {
             /// Revokes `(session, access_exp)` pairs inside `tx` and records them in the feed.
             async fn revoke_in(
@@ -119,8 +120,8 @@ macro_rules! session_store {
                 let mut revoked = Vec::with_capacity(sessions.len());
                 for (session, access_exp) in sessions {
                     sqlx::query(
-                        "UPDATE sessions SET revoked_at = ?, revoke_reason = ? \
-                         WHERE id = ? AND revoked_at IS NULL",
+                        $q!("UPDATE sessions SET revoked_at = ?, revoke_reason = ? \
+                         WHERE id = ? AND revoked_at IS NULL"),
                     )
                     .bind(now_ms)
                     .bind(reason.label())
@@ -141,8 +142,8 @@ macro_rules! session_store {
                 now_ms: i64,
             ) -> Result<(), sqlx::Error> {
                 sqlx::query(
-                    "INSERT INTO session_revocations (session_id, customer_id, revoked_at, access_until) \
-                     VALUES (?, ?, ?, ?)",
+                    $q!("INSERT INTO session_revocations (session_id, customer_id, revoked_at, access_until) \
+                     VALUES (?, ?, ?, ?)"),
                 )
                 .bind(session)
                 .bind(customer)
@@ -161,10 +162,10 @@ macro_rules! session_store {
                 column: &'static str,
                 from: i64,
             ) -> StoreResult<Vec<Revocation>> {
-                let sql = format!(
+                let sql = Self::dialect(format!(
                     "SELECT session_id, access_until, revoked_at FROM session_revocations \
                      WHERE {column} >= ?"
-                );
+                ));
                 let rows: Vec<(Vec<u8>, i64, i64)> = self
                     .run(operation, || sqlx::query_as(&sql).bind(from).fetch_all(&self.pool))
                     .await?;
@@ -186,11 +187,11 @@ macro_rules! session_store {
                     Which::Only(id) => (" AND id = ?", Some(id)),
                     Which::AllExcept(id) => (" AND id <> ?", Some(id)),
                 };
-                let sql = format!(
+                let sql = Self::dialect(format!(
                     "SELECT id, access_exp FROM sessions WHERE customer_id = ? AND revoked_at IS NULL \
                      AND expires_at > ?{filter} ORDER BY refreshed_at DESC{}",
                     $lock
-                );
+                ));
                 let mut query = sqlx::query_as(&sql).bind(customer).bind(now_ms);
                 if let Some(id) = id {
                     query = query.bind(id.as_bytes().to_vec());
@@ -220,9 +221,9 @@ macro_rules! session_store {
                         return Ok(Err(refused));
                     }
                     sqlx::query(
-                        "INSERT INTO sessions (id, customer_id, created_at, refreshed_at, expires_at, \
+                        $q!("INSERT INTO sessions (id, customer_id, created_at, refreshed_at, expires_at, \
                          refresh_jti, refresh_iat, refresh_exp, access_exp, tokens_exp, user_agent, client_ip) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
                     )
                     .bind(session.id.as_bytes().as_slice())
                     .bind(customer)
@@ -248,13 +249,13 @@ macro_rules! session_store {
                         // Revoked rows are history only (the feed has their revocations):
                         // keep them from piling up for a customer who logs in without end.
                         let (rows,): (i64,) =
-                            sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE customer_id = ?")
+                            sqlx::query_as($q!("SELECT COUNT(*) FROM sessions WHERE customer_id = ?"))
                                 .bind(customer)
                                 .fetch_one(&mut *tx)
                                 .await?;
                         if rows > 2 * i64::from(max_live) {
                             sqlx::query(
-                                "DELETE FROM sessions WHERE customer_id = ? AND revoked_at IS NOT NULL",
+                                $q!("DELETE FROM sessions WHERE customer_id = ? AND revoked_at IS NOT NULL"),
                             )
                             .bind(customer)
                             .execute(&mut *tx)
@@ -268,7 +269,7 @@ macro_rules! session_store {
             }
 
             async fn get(&self, id: SessionId) -> StoreResult<Option<Session>> {
-                let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?");
+                let sql = Self::dialect(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"));
                 let row: Option<SessionRow<$id>> = self
                     .run(
                         "session_get",
@@ -295,11 +296,11 @@ macro_rules! session_store {
                     .run(
                         "session_rotate",
                         || sqlx::query(
-                            "UPDATE sessions SET previous_jti = refresh_jti, rotated_at = ?, \
+                            $q!("UPDATE sessions SET previous_jti = refresh_jti, rotated_at = ?, \
                              refresh_jti = ?, refresh_iat = ?, refresh_exp = ?, refreshed_at = ?, \
                              access_exp = ?, tokens_exp = ? \
                              WHERE id = ? AND customer_id = ? AND refresh_jti = ? AND revoked_at IS NULL \
-                             AND expires_at > ?",
+                             AND expires_at > ?"),
                         )
                         .bind(rotation.refreshed_at)
                         .bind(rotation.new_jti.as_bytes().as_slice())
@@ -329,10 +330,10 @@ macro_rules! session_store {
                     .run(
                         "session_touch",
                         || sqlx::query(
-                            "UPDATE sessions SET refreshed_at = ?, \
+                            $q!("UPDATE sessions SET refreshed_at = ?, \
                              access_exp = CASE WHEN access_exp > ? THEN access_exp ELSE ? END, \
                              tokens_exp = CASE WHEN tokens_exp > ? THEN tokens_exp ELSE ? END \
-                             WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+                             WHERE id = ? AND revoked_at IS NULL AND expires_at > ?"),
                         )
                         .bind(refreshed_at)
                         .bind(access_exp)
@@ -371,10 +372,10 @@ macro_rules! session_store {
                 let Some(customer) = Self::bind_id(customer) else {
                     return Ok(Vec::new());
                 };
-                let sql = format!(
+                let sql = Self::dialect(format!(
                     "SELECT {SESSION_COLUMNS} FROM sessions WHERE customer_id = ? AND revoked_at IS NULL \
                      AND expires_at > ? AND tokens_exp >= ? ORDER BY created_at DESC, id"
-                );
+                ));
                 let rows: Vec<SessionRow<$id>> = self
                     .run(
                         "session_list",
@@ -403,21 +404,21 @@ macro_rules! session_store {
                 let now_secs = now_ms / 1000;
                 self.run("session_sweep", || async move {
                     let expired = sqlx::query(
-                        "DELETE FROM sessions WHERE tokens_exp < ? AND revoked_at IS NULL",
+                        $q!("DELETE FROM sessions WHERE tokens_exp < ? AND revoked_at IS NULL"),
                     )
                     .bind(now_secs)
                     .execute(&self.pool)
                     .await?
                     .rows_affected();
                     let revoked = sqlx::query(
-                        "DELETE FROM sessions WHERE tokens_exp < ? AND revoked_at IS NOT NULL",
+                        $q!("DELETE FROM sessions WHERE tokens_exp < ? AND revoked_at IS NOT NULL"),
                     )
                     .bind(now_secs)
                     .execute(&self.pool)
                     .await?
                     .rows_affected();
                     let revocations =
-                        sqlx::query("DELETE FROM session_revocations WHERE access_until < ?")
+                        sqlx::query($q!("DELETE FROM session_revocations WHERE access_until < ?"))
                             .bind(now_secs)
                             .execute(&self.pool)
                             .await?
@@ -435,5 +436,4 @@ macro_rules! session_store {
     };
 }
 
-session_store!(SqliteStore, sqlx::Sqlite, begin: "BEGIN IMMEDIATE", lock: "", id: i64);
-session_store!(MySqlStore, sqlx::MySql, begin: "BEGIN", lock: " FOR UPDATE", id: u64);
+for_each_dialect!(session_store);
