@@ -21,6 +21,7 @@ mod cache;
 mod crash;
 mod database;
 mod email_change;
+mod email_change_throttle;
 mod email_keys;
 mod grpc;
 mod http_basics;
