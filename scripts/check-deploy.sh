@@ -60,6 +60,14 @@ step "docker-compose config -q"
     docker-compose --project-directory "$REPO_ROOT" -f docker-compose.yml config >"$TMP/compose.resolved.yml"
 )
 echo "docker-compose.yml accepted"
+(
+    unset JWT_SECRET POSTGRES_USER POSTGRES_PASSWORD REDIS_PASSWORD GRAFANA_ADMIN_PASSWORD SAGA_SUBNET
+    docker-compose --project-directory "$REPO_ROOT" -f docker-compose.yml -f docker-compose.postgres.yml config -q
+    docker-compose --project-directory "$REPO_ROOT" -f docker-compose.yml -f docker-compose.postgres.yml config \
+        | grep -q 'DB_DSN: postgres://ming:password@postgres:5432/account' ||
+        { echo "docker-compose.postgres.yml does not point the replicas at PostgreSQL"; exit 1; }
+)
+echo "docker-compose.postgres.yml accepted"
 
 # ---------------------------------------------------------------------------
 step "promtool check config deploy/prometheus/prometheus.yml"

@@ -29,7 +29,7 @@ alive() {
     [[ -n "$state" && "$state" != Z && "$state" != X ]]
 }
 
-BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
 [[ -n "$BIN" && -x "$BIN/postgres" ]] || { log "no PostgreSQL server found (apt-get install postgresql)"; exit 1; }
 
 if [[ "${1:-}" == stop ]]; then
@@ -56,7 +56,11 @@ DATADIR=$(cd "$DATADIR" && pwd -P)
 as_owner() {
     if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
-if [[ $(id -u) == 0 ]]; then chown postgres: "$DATADIR"; fi
+if [[ $(id -u) == 0 ]]; then
+    chown postgres: "$DATADIR"
+    runuser -u postgres -- test -x "$DATADIR" ||
+        { log "the postgres user cannot reach $DATADIR (a parent directory is closed to it)"; exit 1; }
+fi
 chmod 700 "$DATADIR"
 
 fail() {
@@ -79,6 +83,7 @@ else
     log "starting $BIN/postgres on 127.0.0.1:$PORT"
     # Durability traded for speed: a test server (fsync off); enough connections for
     # many test databases with pools of their own.
+    # shellcheck disable=SC2086  # POSTGRES_EXTRA_ARGS is split on purpose
     as_owner nohup "$BIN/postgres" -D "$DATADIR" -p "$PORT" -h 127.0.0.1 -k "$DATADIR" \
         -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
         -c shared_buffers=128MB ${POSTGRES_EXTRA_ARGS:-} \

@@ -11,7 +11,8 @@ use std::{
 
 use sqlx::{mysql::MySqlConnectOptions, postgres::PgConnectOptions};
 
-#[derive(Debug, Clone)]
+/// The parsed `DB_DSN`. Its `Debug` names the backend only: the options hold the password.
+#[derive(Clone)]
 pub enum DatabaseUrl {
     Sqlite(SqliteTarget),
     MySql(Box<MySqlConnectOptions>),
@@ -30,6 +31,15 @@ pub struct DsnError(String);
 
 /// The file used when `DB_DSN` is not set.
 pub const DEFAULT_SQLITE_FILE: &str = "account.db";
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(target) => f.debug_tuple("Sqlite").field(target).finish(),
+            other => f.debug_tuple("DatabaseUrl").field(&other.backend()).finish(),
+        }
+    }
+}
 
 impl DatabaseUrl {
     /// Parses `dsn`; an empty one means SQLite in `data_dir`.
@@ -223,11 +233,38 @@ mod tests {
     }
 
     #[test]
+    fn postgres_urls_with_their_parameters() {
+        for (dsn, host, port, ssl) in [
+            ("postgres://ming:p%40ss@db.internal:6432/account", "db.internal", 6432, "Prefer"),
+            ("postgresql://ming:pw@db/account?sslmode=require", "db", 5432, "Require"),
+            ("postgres://ming@10.0.0.5/account?sslmode=verify-full&application_name=acct", "10.0.0.5", 5432, "VerifyFull"),
+        ] {
+            let options = match DatabaseUrl::parse(dsn, Path::new("d")).unwrap() {
+                DatabaseUrl::Postgres(o) => *o,
+                other => panic!("{dsn} gave {other:?}"),
+            };
+            assert_eq!((options.get_host(), options.get_port()), (host, port), "{dsn}");
+            assert_eq!(options.get_database(), Some("account"));
+            assert_eq!(options.get_username(), "ming");
+            assert_eq!(format!("{:?}", options.get_ssl_mode()), ssl, "{dsn}");
+        }
+    }
+
+    #[test]
+    fn the_password_is_not_in_debug_output() {
+        for dsn in ["postgres://u:hunter2@h/db", "mysql://u:hunter2@h/db", "u:hunter2@tcp(h:1)/db"] {
+            let url = DatabaseUrl::parse(dsn, Path::new("d")).unwrap();
+            assert!(!format!("{url:?}").contains("hunter2"), "{dsn}");
+        }
+    }
+
+    #[test]
     fn url_form_and_errors() {
         assert_eq!(mysql("mysql://u:p@h:3310/db").get_port(), 3310);
         assert_eq!(mysql("mariadb://u:p@h/db").get_host(), "h");
         for bad in [
-            "postgres://x/y",
+            "postgres://u:p@h:notaport/db",
+            "redis://h/0",
             "u:p@tcp(h:3306/db",
             "u:p@tcp(h:x)/db",
             "u:p@udp(h)/db",
