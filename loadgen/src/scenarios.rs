@@ -27,6 +27,8 @@ pub enum Scenario {
     Person,
     /// GET /info/shipping.
     Shipping,
+    /// GET /info/sessions: a read that no cache answers (the sessions table every time).
+    Sessions,
     /// POST /auth/refresh (customer check cached).
     Refresh,
     /// POST /auth/login (bcrypt on the server).
@@ -200,6 +202,7 @@ enum Op {
     Auth,
     Person,
     Shipping,
+    Sessions,
     Refresh,
     Login,
     Signup,
@@ -217,6 +220,7 @@ impl Op {
             | Scenario::LoginTiming => Op::Auth,
             Scenario::Person => Op::Person,
             Scenario::Shipping => Op::Shipping,
+            Scenario::Sessions => Op::Sessions,
             Scenario::Refresh => Op::Refresh,
             Scenario::Login => Op::Login,
             Scenario::Signup => Op::Signup,
@@ -287,6 +291,21 @@ impl Worker {
                 expect(!check || same_body(&body, expected_body, expected), &|| {
                     format!("{path} answered {}", String::from_utf8_lossy(&body))
                 })
+            }
+            Op::Sessions => {
+                let path = "/api/account/info/sessions";
+                let (status, body) = self
+                    .http()?
+                    .call("GET", path, Some(&customer.access), None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let listed = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .is_some_and(|v| v["sessions"].is_array());
+                if status != 200 {
+                    return Err(format!("{path} answered {status}"));
+                }
+                expect(listed, &|| format!("{path} answered {}", String::from_utf8_lossy(&body)))
             }
             Op::Refresh | Op::Login | Op::Signup => {
                 let (path, body, created) = match op {

@@ -28,19 +28,19 @@ pub async fn seed(dsn: &str, customers: u64, start_at: u64) -> anyhow::Result<()
             .format_for_version(bcrypt::Version::TwoA);
     let ids = IdGenerator::new(SEED_MACHINE_ID, std::sync::Arc::new(SystemClock));
     let started = Instant::now();
-    let placeholders = |rows: usize| vec!["(?, 1, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    let placeholders = |rows: usize| vec!["(?, TRUE, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
     let now = i64::try_from(SystemClock.now_millis())?;
     macro_rules! fill {
-        ($pool:expr, $id:ty) => {{
+        ($pool:expr, $id:ty, $dialect:expr) => {{
             let pool = $pool;
             let mut next = start_at;
             while next < start_at + customers {
                 let rows = usize::try_from((start_at + customers - next).min(BATCH as u64))?;
-                let sql = format!(
+                let sql = $dialect(format!(
                     "INSERT INTO customers (id, active, first_name, last_name, email, address, phone_number, \
                      bcrypted_password, updated_at, created_at) VALUES {}",
                     placeholders(rows)
-                );
+                ));
                 let mut query = sqlx::query(&sql);
                 for n in next..next + rows as u64 {
                     let id = <$id>::try_from(ids.next_id()?)?;
@@ -72,14 +72,20 @@ pub async fn seed(dsn: &str, customers: u64, start_at: u64) -> anyhow::Result<()
                 .filename(path)
                 .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Off);
-            fill!(sqlx::SqlitePool::connect_with(options).await?, i64)
+            fill!(sqlx::SqlitePool::connect_with(options).await?, i64, as_written)
         }
         DatabaseUrl::Sqlite(store::SqliteTarget::Memory) => {
             anyhow::bail!("seeding :memory: is pointless")
         }
         DatabaseUrl::MySql(options) => fill!(
             sqlx::MySqlPool::connect_with((**options).clone()).await?,
-            u64
+            u64,
+            as_written
+        ),
+        DatabaseUrl::Postgres(options) => fill!(
+            sqlx::PgPool::connect_with((**options).clone()).await?,
+            i64,
+            numbered
         ),
     }
     println!(
@@ -105,15 +111,15 @@ pub async fn seed_revocations(dsn: &str, count: u64, age_secs: i64) -> anyhow::R
     let now_ms = i64::try_from(SystemClock.now_millis())? - age_secs * 1000;
     let until = SystemClock.now_secs() + 3600;
     macro_rules! fill {
-        ($pool:expr) => {{
+        ($pool:expr, $dialect:expr) => {{
             let pool = $pool;
             let mut done = 0u64;
             while done < count {
                 let rows = usize::try_from((count - done).min(BATCH as u64))?;
-                let sql = format!(
+                let sql = $dialect(format!(
                     "INSERT INTO session_revocations (session_id, customer_id, revoked_at, access_until) VALUES {}",
                     vec!["(?, 0, ?, ?)"; rows].join(", ")
-                );
+                ));
                 let mut query = sqlx::query(&sql);
                 for _ in 0..rows {
                     query = query.bind(rand::random::<[u8; 16]>().to_vec()).bind(now_ms).bind(until);
@@ -127,13 +133,22 @@ pub async fn seed_revocations(dsn: &str, count: u64, age_secs: i64) -> anyhow::R
     match &url {
         DatabaseUrl::Sqlite(store::SqliteTarget::File(path)) => {
             let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-            fill!(sqlx::SqlitePool::connect_with(options).await?)
+            fill!(sqlx::SqlitePool::connect_with(options).await?, as_written)
         }
         DatabaseUrl::Sqlite(store::SqliteTarget::Memory) => {
             anyhow::bail!("seeding :memory: is pointless")
         }
         DatabaseUrl::MySql(options) => {
-            fill!(sqlx::MySqlPool::connect_with((**options).clone()).await?)
+            fill!(
+                sqlx::MySqlPool::connect_with((**options).clone()).await?,
+                as_written
+            )
+        }
+        DatabaseUrl::Postgres(options) => {
+            fill!(
+                sqlx::PgPool::connect_with((**options).clone()).await?,
+                numbered
+            )
         }
     }
     println!(
@@ -169,6 +184,13 @@ pub async fn seeded_customers(
             let pool = sqlx::MySqlPool::connect_with((**options).clone()).await?;
             sqlx::query_as(query).fetch_all(&pool).await?
         }
+        DatabaseUrl::Postgres(options) => {
+            let pool = sqlx::PgPool::connect_with((**options).clone()).await?;
+            let rows: Vec<(i64, String)> = sqlx::query_as(query).fetch_all(&pool).await?;
+            rows.into_iter()
+                .filter_map(|(id, email)| Some((u64::try_from(id).ok()?, email)))
+                .collect()
+        }
     };
     let codec = TokenCodec::new(secret.as_bytes());
     let exp = SystemClock.now_secs() + 24 * 3600;
@@ -194,4 +216,24 @@ pub async fn seeded_customers(
         customers.len()
     );
     Ok(customers.into_iter().take(count).map(|(_, c)| c).collect())
+}
+
+/// A statement as SQLite and MySQL take it.
+fn as_written(sql: String) -> String {
+    sql
+}
+
+/// A statement with PostgreSQL's numbered placeholders (`$1`, `$2`, …) for `?`.
+fn numbered(sql: String) -> String {
+    let mut out = String::with_capacity(sql.len() + sql.len() / 2);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

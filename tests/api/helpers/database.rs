@@ -15,14 +15,6 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// MySQL when `TEST_MYSQL_DSN` is set, SQLite otherwise (for tests about something else).
-    pub fn mysql_if_configured() -> Backend {
-        match std::env::var("TEST_MYSQL_DSN") {
-            Ok(dsn) if !dsn.is_empty() => Backend::MySql(dsn),
-            _ => Backend::Sqlite,
-        }
-    }
-
     /// MariaDB/MySQL when `TEST_MYSQL_DSN` is set. Otherwise the test is skipped with a note,
     /// unless `TEST_REQUIRE_SERVICES` says the server must be there (CI).
     pub fn mysql() -> Option<Backend> {
