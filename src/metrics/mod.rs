@@ -62,7 +62,8 @@ pub struct Inner {
     pub http_duration: HistogramVec,
     pub http_response_size: HistogramVec,
     pub http_inflight: IntGaugeVec,
-    /// API requests answered 503 at once because the queue was full.
+    /// API requests answered 503 by the load shedder: the queue was full, or the wait for
+    /// a slot ran out.
     pub http_shed: IntCounter,
     /// gRPC, named and labelled as go-grpc-prometheus.
     pub grpc_started: IntCounterVec,
@@ -77,9 +78,10 @@ pub struct Inner {
     /// Token verifications by transport (`http`, `grpc`) and outcome (`valid`, `expired`,
     /// `invalid`, `revoked`).
     pub token_verifications: IntCounterVec,
-    /// Logins and signups refused by a limit, by limit (`email_ip`, `ip`, `signup_ip`).
+    /// Logins, password checks and signups refused by a limit, by limit (`email_ip`, `ip`,
+    /// `account`, `customer`, `signup_ip`).
     pub throttled: IntCounterVec,
-    /// Lockouts begun, by limit (`email_ip`, `ip`).
+    /// Lockouts begun, by limit (`email_ip`, `ip`, `account`, `customer`).
     pub lockouts: IntCounterVec,
     /// Stored hashes replaced on login by one of the configured kind and parameters.
     pub rehashes: IntCounterVec,
@@ -140,7 +142,7 @@ impl Metrics {
         let token_verifications = counter_vec(
             &r,
             n("token_verifications_total"),
-            "Access token verifications by transport (http, grpc) and outcome (valid, expired, invalid).",
+            "Access token verifications by transport (http, grpc) and outcome (valid, expired, invalid, revoked).",
             &["transport", "outcome"],
         );
         let cache_misses = counter_vec(
@@ -216,7 +218,7 @@ impl Metrics {
             http_shed: counter(
                 &r,
                 n("http_requests_shed_total"),
-                "HTTP API requests answered 503 at once because too many were waiting.",
+                "HTTP API requests answered 503 by the load shedder (queue full, or the wait for a slot ran out).",
             ),
             http_inflight: gauge_vec(
                 &r,
@@ -284,13 +286,13 @@ impl Metrics {
             throttled: counter_vec(
                 &r,
                 n("login_throttled_total"),
-                "Logins and signups answered 429 by a limit, by limit (email_ip, ip, signup_ip).",
+                "Logins, password checks and signups answered 429 by a limit, by limit (email_ip, ip, account, customer, signup_ip).",
                 &["limit"],
             ),
             lockouts: counter_vec(
                 &r,
                 n("login_lockouts_total"),
-                "Lockouts begun by failed logins, by limit (email_ip, ip).",
+                "Lockouts begun by failed logins and password checks, by limit (email_ip, ip, account, customer).",
                 &["limit"],
             ),
             rehashes: counter_vec(
@@ -312,7 +314,7 @@ impl Metrics {
             sessions_revoked: counter_vec(
                 &r,
                 n("sessions_revoked_total"),
-                "Sessions ended, by reason (logout, logout_all, password_change, password_reset, account_deleted, deactivated, reuse, evicted, expired, admin).",
+                "Sessions ended, by reason (logout, logout_all, password_change, password_reset, account_deleted, deactivated, reuse, evicted, expired, admin, email_reverted).",
                 &["reason"],
             ),
             revocation_set_size: gauge(

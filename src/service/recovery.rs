@@ -185,7 +185,7 @@ impl RecoveryService {
             .sessions()
             .revoke(customer, Which::All, RevokeReason::PasswordReset)
             .await?;
-        self.0.auth.clear_login_failures(&email).await;
+        self.0.auth.clear_lockouts(customer, &email).await;
         tracing::info!(customer_id = %customer, "password reset");
         self.0
             .mailer

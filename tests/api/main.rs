@@ -37,6 +37,7 @@ mod properties;
 mod races;
 mod recovery;
 mod refresh;
+mod reset_lockouts;
 mod sessions;
 mod shutdown;
 mod signup;

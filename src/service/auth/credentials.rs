@@ -220,13 +220,32 @@ impl AuthService {
         });
     }
 
-    /// Clears the login failures counted for `email` from every address (after a
-    /// password reset).
+    /// Clears the login failures counted for `email` from every address (after an email
+    /// change is reverted).
     pub async fn clear_login_failures(&self, email: &Email) {
         let key = LockoutKey::Email(self.email_key(email).await);
         self.0
             .throttle
             .clear_family(&key, &self.0.abuse.login)
+            .await;
+    }
+
+    /// Lifts every lockout of the customer after a password reset: the login failures of
+    /// `email` from every address, its account ceiling (rule 15.5) and the customer's own
+    /// count of password checks (rule 15.4). The link reached the mailbox and the password
+    /// is new, so guesses at the old one say nothing about it: the customer logs in at
+    /// once (an attacker can lock the account again, with as many guesses as before).
+    pub async fn clear_lockouts(&self, customer: CustomerId, email: &Email) {
+        let email = self.email_key(email).await;
+        let (throttle, abuse) = (&self.0.throttle, &self.0.abuse);
+        throttle
+            .clear_family(&LockoutKey::Email(email.clone()), &abuse.login)
+            .await;
+        throttle
+            .clear(&LockoutKey::Account(email), &abuse.login_per_account)
+            .await;
+        throttle
+            .clear(&LockoutKey::Customer(customer), &abuse.login)
             .await;
     }
 

@@ -201,7 +201,8 @@ impl Throttle {
         }
     }
 
-    /// Forgets the failures of `key` (a successful login).
+    /// Forgets the failures of `key` (a successful login; a password reset, for the
+    /// account ceiling and the customer's password checks).
     pub async fn clear(&self, key: &LockoutKey, policy: &LockoutPolicy) {
         let key = &key.counter();
         let now = self.now_ms();
