@@ -305,7 +305,9 @@ impl Worker {
                 if status != 200 {
                     return Err(format!("{path} answered {status}"));
                 }
-                expect(listed, &|| format!("{path} answered {}", String::from_utf8_lossy(&body)))
+                expect(listed, &|| {
+                    format!("{path} answered {}", String::from_utf8_lossy(&body))
+                })
             }
             Op::Refresh | Op::Login | Op::Signup => {
                 let (path, body, created) = match op {

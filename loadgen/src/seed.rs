@@ -72,7 +72,11 @@ pub async fn seed(dsn: &str, customers: u64, start_at: u64) -> anyhow::Result<()
                 .filename(path)
                 .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Off);
-            fill!(sqlx::SqlitePool::connect_with(options).await?, i64, as_written)
+            fill!(
+                sqlx::SqlitePool::connect_with(options).await?,
+                i64,
+                as_written
+            )
         }
         DatabaseUrl::Sqlite(store::SqliteTarget::Memory) => {
             anyhow::bail!("seeding :memory: is pointless")

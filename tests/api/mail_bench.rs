@@ -93,7 +93,9 @@ async fn mail_bench_outbox_throughput() {
     // Every backend configured, one after the other, in one run.
     let servers = [
         std::env::var("TEST_MYSQL_DSN").ok().map(Backend::MySql),
-        std::env::var("TEST_POSTGRES_DSN").ok().map(Backend::Postgres),
+        std::env::var("TEST_POSTGRES_DSN")
+            .ok()
+            .map(Backend::Postgres),
     ];
     for backend in std::iter::once(Backend::Sqlite).chain(servers.into_iter().flatten()) {
         outbox_throughput(&backend).await;

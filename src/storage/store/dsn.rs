@@ -36,7 +36,10 @@ impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Sqlite(target) => f.debug_tuple("Sqlite").field(target).finish(),
-            other => f.debug_tuple("DatabaseUrl").field(&other.backend()).finish(),
+            other => f
+                .debug_tuple("DatabaseUrl")
+                .field(&other.backend())
+                .finish(),
         }
     }
 }
@@ -235,15 +238,34 @@ mod tests {
     #[test]
     fn postgres_urls_with_their_parameters() {
         for (dsn, host, port, ssl) in [
-            ("postgres://ming:p%40ss@db.internal:6432/account", "db.internal", 6432, "Prefer"),
-            ("postgresql://ming:pw@db/account?sslmode=require", "db", 5432, "Require"),
-            ("postgres://ming@10.0.0.5/account?sslmode=verify-full&application_name=acct", "10.0.0.5", 5432, "VerifyFull"),
+            (
+                "postgres://ming:p%40ss@db.internal:6432/account",
+                "db.internal",
+                6432,
+                "Prefer",
+            ),
+            (
+                "postgresql://ming:pw@db/account?sslmode=require",
+                "db",
+                5432,
+                "Require",
+            ),
+            (
+                "postgres://ming@10.0.0.5/account?sslmode=verify-full&application_name=acct",
+                "10.0.0.5",
+                5432,
+                "VerifyFull",
+            ),
         ] {
             let options = match DatabaseUrl::parse(dsn, Path::new("d")).unwrap() {
                 DatabaseUrl::Postgres(o) => *o,
                 other => panic!("{dsn} gave {other:?}"),
             };
-            assert_eq!((options.get_host(), options.get_port()), (host, port), "{dsn}");
+            assert_eq!(
+                (options.get_host(), options.get_port()),
+                (host, port),
+                "{dsn}"
+            );
             assert_eq!(options.get_database(), Some("account"));
             assert_eq!(options.get_username(), "ming");
             assert_eq!(format!("{:?}", options.get_ssl_mode()), ssl, "{dsn}");
@@ -252,7 +274,11 @@ mod tests {
 
     #[test]
     fn the_password_is_not_in_debug_output() {
-        for dsn in ["postgres://u:hunter2@h/db", "mysql://u:hunter2@h/db", "u:hunter2@tcp(h:1)/db"] {
+        for dsn in [
+            "postgres://u:hunter2@h/db",
+            "mysql://u:hunter2@h/db",
+            "u:hunter2@tcp(h:1)/db",
+        ] {
             let url = DatabaseUrl::parse(dsn, Path::new("d")).unwrap();
             assert!(!format!("{url:?}").contains("hunter2"), "{dsn}");
         }
