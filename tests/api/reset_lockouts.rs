@@ -49,16 +49,6 @@ async fn signup(app: &TestApp, n: u32) -> (String, String) {
     (email, access)
 }
 
-async fn login_from(app: &TestApp, email: &str, password: &str, from: &str) -> Response {
-    app.client
-        .post(app.url("/auth/login"))
-        .header("x-forwarded-for", from)
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn change_password(app: &TestApp, access: &str, current: &str, new: &str) -> Response {
     let body = json!({"current_password": current, "new_password": new});
     app.call(Method::PUT, "/info/password", Some(access), Some(&body))

@@ -18,16 +18,6 @@ backend_tests!(
 
 const PASSWORD: &str = "password-123";
 
-async fn login_from(app: &TestApp, email: &str, password: &str, from: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/auth/login"))
-        .header("x-forwarded-for", from)
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-}
-
 fn verifications(app: &TestApp) -> u64 {
     app.metrics
         .hash_duration

@@ -181,55 +181,21 @@ impl TestDatabase {
                 .flatten()
             }};
         }
+        // Every row of `statement` on a fresh connection of `$conn`, each column read as the
+        // first of `$t` that decodes it.
+        macro_rules! rows_as_text {
+            ($conn:ty, $($t:ty),*) => {{
+                let mut conn = <$conn>::connect(&self.url()).await.expect("connect");
+                let rows = sqlx::query(statement).fetch_all(&mut conn).await.expect("sql");
+                rows.iter()
+                    .map(|r| (0..r.columns().len()).map(|i| as_text!(r, i, $($t),*)).collect())
+                    .collect()
+            }};
+        }
         match self.backend {
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.url())
-                    .await
-                    .expect("open sqlite");
-                let rows = sqlx::query(statement)
-                    .fetch_all(&mut conn)
-                    .await
-                    .expect("sql");
-                rows.iter()
-                    .map(|r| {
-                        (0..r.columns().len())
-                            .map(|i| as_text!(r, i, i64, String))
-                            .collect()
-                    })
-                    .collect()
-            }
-            Backend::MySql(_) => {
-                let mut conn = sqlx::MySqlConnection::connect(&self.url())
-                    .await
-                    .expect("connect");
-                let rows = sqlx::query(statement)
-                    .fetch_all(&mut conn)
-                    .await
-                    .expect("sql");
-                rows.iter()
-                    .map(|r| {
-                        (0..r.columns().len())
-                            .map(|i| as_text!(r, i, i64, u64, i8, bool, String))
-                            .collect()
-                    })
-                    .collect()
-            }
-            Backend::Postgres(_) => {
-                let mut conn = sqlx::PgConnection::connect(&self.url())
-                    .await
-                    .expect("connect");
-                let rows = sqlx::query(statement)
-                    .fetch_all(&mut conn)
-                    .await
-                    .expect("sql");
-                rows.iter()
-                    .map(|r| {
-                        (0..r.columns().len())
-                            .map(|i| as_text!(r, i, i64, i32, bool, String))
-                            .collect()
-                    })
-                    .collect()
-            }
+            Backend::Sqlite => rows_as_text!(sqlx::SqliteConnection, i64, String),
+            Backend::MySql(_) => rows_as_text!(sqlx::MySqlConnection, i64, u64, i8, bool, String),
+            Backend::Postgres(_) => rows_as_text!(sqlx::PgConnection, i64, i32, bool, String),
         }
     }
 }

@@ -58,6 +58,17 @@ pub async fn assert_empty_401(response: Response) {
     assert_eq!(response.text().await.unwrap_or_default(), "");
 }
 
+/// A login as from client address `from` (the app must trust 127.0.0.1: `TRUSTED_PROXIES`).
+pub async fn login_from(app: &TestApp, email: &str, password: &str, from: &str) -> Response {
+    app.client
+        .post(app.url("/auth/login"))
+        .header("x-forwarded-for", from)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A fresh, valid signup body; `n` keeps email and phone unique.
 pub fn customer(n: u32) -> Value {
     json!({
