@@ -75,6 +75,8 @@ enum CustomerAction {
     RevokeSessions { id: u64 },
     /// Send the customer the password reset mail (a running replica sends it).
     PasswordReset { id: u64 },
+    /// Remove the customer's TOTP and recovery codes (a lost phone); they are told by mail.
+    MfaReset { id: u64 },
 }
 
 impl From<CustomerAction> for saga_account::transport::operator::cli::Action {
@@ -89,6 +91,7 @@ impl From<CustomerAction> for saga_account::transport::operator::cli::Action {
             CustomerAction::Sessions { id } => Action::Sessions(CustomerId(id)),
             CustomerAction::RevokeSessions { id } => Action::RevokeSessions(CustomerId(id)),
             CustomerAction::PasswordReset { id } => Action::PasswordReset(CustomerId(id)),
+            CustomerAction::MfaReset { id } => Action::MfaReset(CustomerId(id)),
         }
     }
 }

@@ -19,6 +19,7 @@ impl AuthService for EmptyAuth {
         Ok(Response::new(AuthResponse {
             customer_id: 1,
             expired: false,
+            amr: Vec::new(),
         }))
     }
 }

@@ -15,6 +15,7 @@ use crate::{
     service::idgen::{self, IdGenerator},
     service::keys::{Alg, KeyManager, KeyPair, KeySettings, KeySource},
     service::mail::{Mailer, Sender, Transport},
+    service::mfa::{MfaKey, SecondFactor, mfa_key},
     service::operator::{AdminService, ApiKeys},
     service::recovery::{RecoveryDeps, RecoveryService},
     service::session::SessionService,
@@ -113,12 +114,13 @@ impl Core {
             }
         }
         let keys = open_keys(&common, &stores, &url).await?;
-        let auth = open_auth(&common, &cache, sessions, &keys)?;
         let mailer = Mailer::new(
             stores.outbox.clone(),
             common.clock.clone(),
             common.metrics.clone(),
         );
+        let mfa = second_factor(&common, &stores, &url, &mailer)?;
+        let auth = open_auth(&common, &cache, sessions, &keys, mfa)?;
         let (recovery, admin) = open_mail(&common, &stores, &auth, &cache, &mailer)?;
         let account = AccountService::new(AccountDeps {
             store: cache.clone(),
@@ -223,6 +225,7 @@ fn open_auth(
     cache: &Arc<CachedStore>,
     sessions: SessionService,
     keys: &KeyManager,
+    mfa: SecondFactor,
 ) -> anyhow::Result<AuthService> {
     let settings = common.settings;
     let ids = Arc::new(IdGenerator::new(
@@ -254,7 +257,33 @@ fn open_auth(
         ids,
         clock: common.clock.clone(),
         metrics: common.metrics.clone(),
+        mfa,
     }))
+}
+
+/// The second factor's key and store (SPEC section 16). On the embedded database a key is
+/// generated and kept when none is configured; elsewhere each replica would make its own.
+fn second_factor(
+    common: &Common<'_>,
+    stores: &store::Stores,
+    url: &DatabaseUrl,
+    mailer: &Mailer,
+) -> anyhow::Result<SecondFactor> {
+    let settings = &common.settings.mfa;
+    let embedded = matches!(url, DatabaseUrl::Sqlite(SqliteTarget::File(_)));
+    let in_memory = matches!(url, DatabaseUrl::Sqlite(SqliteTarget::Memory));
+    let key = match (settings.encryption_key.as_ref(), in_memory) {
+        // An in-memory database forgets its secrets anyway: a key of this process will do.
+        (None, true) => Some(MfaKey::from_master(&rand::random())),
+        (configured, _) => mfa_key(configured, &common.settings.database.data_dir, embedded)?,
+    };
+    Ok(SecondFactor {
+        store: stores.mfa.clone(),
+        key,
+        token_ttl: settings.token_ttl,
+        issuer: settings.issuer.clone(),
+        mailer: mailer.clone(),
+    })
 }
 
 /// The outbox, the reset and verification flows, the operator service, and (serving)
@@ -304,6 +333,7 @@ fn open_mail(
     let sender = Sender::new(
         mailer,
         stores.recovery.clone(),
+        stores.mfa.clone(),
         transport,
         Arc::new(mail.clone()),
         settings.email_change,

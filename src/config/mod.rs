@@ -22,6 +22,7 @@ use crate::{
     service::idgen::IdSettings,
     service::keys::SigningSettings,
     service::mail::{EmailChangeSettings, MailSettings},
+    service::mfa::MfaSettings,
     service::recovery::MailLimits,
     service::session::SessionSettings,
     storage::cache::CacheSettings,
@@ -51,6 +52,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub mail_limits: MailLimits,
     pub email_change: EmailChangeSettings,
+    pub mfa: MfaSettings,
     pub operator: OperatorSettings,
 }
 
@@ -122,6 +124,7 @@ impl Settings {
             mail: read_mail(raw)?,
             mail_limits: read_mail_limits(raw)?,
             email_change: read_email_change(raw)?,
+            mfa: read_mfa(raw)?,
             operator: read_operator(raw)?,
         };
         settings.check(raw)?;

@@ -10,6 +10,7 @@ use crate::{
     service::idgen::IdSettings,
     service::keys::{Alg, SigningSettings},
     service::mail::{EmailChangeSettings, MailSettings, SmtpUrl},
+    service::mfa::MfaSettings,
     service::operator::keys,
     service::recovery::MailLimits,
     service::session::{LegacyRefreshTokens, SessionSettings},
@@ -326,6 +327,19 @@ section! {
             "after an email change, password/forgot for the new address answers 202 and sends nothing for this long (the operator's reset still sends); 0 = no hold";
     }
 
+    /// The second factor (SPEC section 16).
+    MFA, read_mfa -> MfaSettings {
+        encryption_key: MFA_ENCRYPTION_KEY, "mfaConfig.encryptionKey", "",
+            parse::optional_secret(),
+            "32 bytes in base64 that seal TOTP secrets (AES-256-GCM) and key recovery-code digests; the same on every replica; empty = generated and kept in DATA_DIR on SQLite, second factors off (503) on MySQL/PostgreSQL";
+        token_ttl: MFA_TOKEN_SECONDS, "mfaConfig.tokenSeconds", "300",
+            parse::seconds_positive(),
+            "lifetime of the mfa_token a login with a second factor answers";
+        issuer: MFA_ISSUER, "mfaConfig.issuer", "saga-account",
+            parse::text(),
+            "the name authenticator apps list the account under (the otpauth issuer)";
+    }
+
     /// The operator API (SPEC section 14).
     OPERATOR, read_operator -> OperatorSettings {
         port: ADMIN_PORT, "adminConfig.port", "0",
@@ -358,6 +372,7 @@ pub const SECTIONS: &[&[super::read::SettingSpec]] = &[
     MAIL,
     MAIL_LIMITS,
     EMAIL_CHANGE,
+    MFA,
     OPERATOR,
 ];
 

@@ -41,6 +41,24 @@ pub enum Error {
     /// longer matches the customer's email.
     #[error("invalid or expired token")]
     InvalidOrExpiredToken,
+    /// The password was right and the customer has a second factor: no session yet; the
+    /// `mfa_token` finishes the login at `POST /auth/mfa` (SPEC section 16).
+    #[error("second factor required")]
+    SecondFactorRequired {
+        mfa_token: String,
+        methods: Vec<&'static str>,
+    },
+    /// A wrong, used or missing code where a signed-in customer proves the factor (400).
+    #[error("invalid code")]
+    InvalidCode,
+    /// A wrong or used code at the second step of a login (401).
+    #[error("invalid code")]
+    SecondFactorFailed,
+    #[error("second factor already active")]
+    SecondFactorAlreadyActive,
+    /// No `MFA_ENCRYPTION_KEY` on a shared database: secrets can be neither sealed nor read.
+    #[error("second factor not configured")]
+    SecondFactorNotConfigured,
     /// A limit was reached (login failures, signups per address); try again later.
     #[error("too many attempts")]
     TooManyAttempts { retry_after: std::time::Duration },
@@ -117,6 +135,10 @@ impl Error {
             Error::SessionNotFound => "session_not_found",
             Error::PasswordTooWeak => "password_too_weak",
             Error::InvalidOrExpiredToken => "invalid_or_expired_token",
+            Error::SecondFactorRequired { .. } => "second_factor_required",
+            Error::InvalidCode | Error::SecondFactorFailed => "invalid_code",
+            Error::SecondFactorAlreadyActive => "second_factor_already_active",
+            Error::SecondFactorNotConfigured => "second_factor_not_configured",
             Error::TooManyAttempts { .. } => "too_many_attempts",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",

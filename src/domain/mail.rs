@@ -16,14 +16,22 @@ pub enum MailKind {
     /// To the address an email change replaced (rule 15.2): the new address, masked, and a
     /// link with a revert token.
     EmailChanged,
+    /// Notices of the second factor (SPEC section 16); no token.
+    SecondFactorAdded,
+    SecondFactorRemoved,
+    /// With how many recovery codes are left when it is sent.
+    RecoveryCodeUsed,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 4] = [
+    pub const ALL: [MailKind; 7] = [
         MailKind::PasswordReset,
         MailKind::EmailVerification,
         MailKind::PasswordChanged,
         MailKind::EmailChanged,
+        MailKind::SecondFactorAdded,
+        MailKind::SecondFactorRemoved,
+        MailKind::RecoveryCodeUsed,
     ];
 
     /// The label in metrics and the `kind` column.
@@ -33,6 +41,9 @@ impl MailKind {
             MailKind::EmailVerification => "email_verification",
             MailKind::PasswordChanged => "password_changed",
             MailKind::EmailChanged => "email_changed",
+            MailKind::SecondFactorAdded => "second_factor_added",
+            MailKind::SecondFactorRemoved => "second_factor_removed",
+            MailKind::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 

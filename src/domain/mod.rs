@@ -3,6 +3,7 @@
 //! Nothing here knows about HTTP, gRPC, SQL or Redis; transports and storage translate
 //! to and from these types.
 
+mod amr;
 pub mod clock;
 mod customer;
 mod email_key;
@@ -16,6 +17,7 @@ pub mod secret;
 mod session;
 mod token;
 
+pub use amr::{Amr, Method};
 pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalInfo, ShippingInfo};
 pub use email_key::EmailKey;
 pub use error::{Error, ErrorChain, InternalError, Invalid, Unavailable};

@@ -1,6 +1,7 @@
 //! What an access or refresh token says, and why one is refused. The codec that signs and
 //! verifies them is `service::auth::TokenCodec`; the session service reads the claims.
 
+use super::amr::Amr;
 use super::customer::CustomerId;
 use super::error::Error;
 use super::random_id::{SessionId, TokenId};
@@ -55,6 +56,8 @@ pub struct Claims {
     pub sid: Option<SessionId>,
     /// A refresh token's own id; absent in access tokens and Go-minted tokens.
     pub jti: Option<TokenId>,
+    /// How the session was signed in (SPEC section 16); empty: a password, or unknown.
+    pub amr: Amr,
 }
 
 impl Claims {
@@ -67,6 +70,7 @@ impl Claims {
             iat: None,
             sid: None,
             jti: None,
+            amr: Amr::NONE,
         }
     }
 }

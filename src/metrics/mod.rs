@@ -7,14 +7,16 @@
 //! `label()` methods.
 //!
 //! `labels`: those typed labels; `define`: creating and registering one metric; `mail`: the
-//! families of mail, recovery and the operator API.
+//! families of mail, recovery and the operator API; `mfa`: the second factor.
 
 mod define;
 mod labels;
 mod mail;
+mod mfa;
 
 pub use labels::{Dependency, Tier, Transport, UNMATCHED_ROUTE};
 pub use mail::MailMetrics;
+pub use mfa::MfaMetrics;
 
 use std::sync::Arc;
 
@@ -105,6 +107,8 @@ pub struct Inner {
     pub dependency_up: IntGaugeVec,
     /// Mail, reset, verification and operator API (SPEC sections 13 and 14).
     pub mail: mail::MailMetrics,
+    /// The second factor (SPEC section 16).
+    pub mfa: mfa::MfaMetrics,
 }
 
 impl std::ops::Deref for Metrics {
@@ -362,6 +366,7 @@ impl Metrics {
                 "Database connections open and idle.",
             ),
             mail: mail::MailMetrics::new(&r, app),
+            mfa: mfa::MfaMetrics::new(&r, app),
             registry: r,
         }))
     }

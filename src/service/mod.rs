@@ -5,6 +5,7 @@ pub mod auth;
 pub mod idgen;
 pub mod keys;
 pub mod mail;
+pub mod mfa;
 pub mod operator;
 pub mod readiness;
 pub mod recovery;

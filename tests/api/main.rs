@@ -30,6 +30,7 @@ mod info;
 mod keys;
 mod login;
 mod mail_bench;
+mod mfa;
 mod observability;
 mod openapi;
 mod prometheus;

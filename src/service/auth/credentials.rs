@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::{
     domain::{
-        ClientInfo, CustomerId, Email, EmailKey, Error, NewCustomer, Password, PersonalInfo,
+        Amr, ClientInfo, CustomerId, Email, EmailKey, Error, NewCustomer, Password, PersonalInfo,
         RevokeReason,
     },
     service::throttle::{Decision, LockoutKey, WindowKey},
@@ -13,7 +13,8 @@ use crate::{
 };
 
 use super::{
-    AuthService, Signup, TokenPair, Verified, guard::Counter, outcome, password::Algorithm,
+    AuthService, Signup, TokenPair, Verified, guard::Counter, mfa::Proof, outcome,
+    password::Algorithm,
 };
 
 /// The window of `SIGNUP_MAX_PER_IP_PER_HOUR`.
@@ -73,7 +74,11 @@ impl AuthService {
             customer.id = CustomerId(self.0.ids.next_id().map_err(Error::internal)?);
             match self.0.customers.insert(&customer).await {
                 Ok(()) => {
-                    let grant = self.0.sessions.start(customer.id, None, client).await?;
+                    let grant = self
+                        .0
+                        .sessions
+                        .start(customer.id, None, client, Amr::NONE)
+                        .await?;
                     return Ok(self.mint(&grant));
                 }
                 Err(StoreError::IdTaken) => {
@@ -119,26 +124,7 @@ impl AuthService {
         let abuse = &self.0.abuse;
         // Rule 15.3: every spelling the database takes for this address counts as one.
         let email_key = self.0.customers.email_key(&email).await?;
-        let counters = vec![
-            Counter {
-                key: LockoutKey::Address(client.ip),
-                policy: abuse.login_per_ip,
-                cleared_by_success: false,
-            },
-            Counter {
-                key: LockoutKey::Account(email_key.clone()),
-                policy: abuse.login_per_account,
-                cleared_by_success: true,
-            },
-            Counter {
-                key: LockoutKey::EmailAddress {
-                    email: email_key,
-                    client: client.ip,
-                },
-                policy: abuse.login,
-                cleared_by_success: true,
-            },
-        ];
+        let counters = self.login_counters(&email_key, client);
         // Decided before any hashing; however many guesses arrive at once, no more than
         // the limit are checked, and right ones beyond it wait for those ahead.
         let checking = self.enter(counters).await?;
@@ -159,7 +145,18 @@ impl AuthService {
             .hasher
             .verify(password.clone(), credentials.password_hash)
             .await?;
-        self.settle(checking, right).await;
+        // With a second factor the password step clears no count: only the second step
+        // does (SPEC section 17, details). It is not a failure either.
+        let factors = if right {
+            self.second_factors(credentials.id).await
+        } else {
+            Ok(Vec::new())
+        };
+        match &factors {
+            Ok(factors) if !factors.is_empty() => self.release(checking).await,
+            _ => self.settle(checking, right).await,
+        }
+        let factors = factors?;
         if !credentials.active && (right || !abuse.uniform_errors) {
             // Part I: an inactive customer is told so; with uniform errors only once the
             // password is right, so that it tells nothing about the address otherwise.
@@ -171,11 +168,27 @@ impl AuthService {
         if self.0.hasher.policy().needs_rehash(&stored) {
             self.upgrade_hash(credentials.id, password, &stored);
         }
+        if !factors.is_empty() {
+            return Err(self
+                .challenge(
+                    credentials.id,
+                    credentials.generation,
+                    email_key,
+                    client,
+                    factors,
+                )
+                .await?);
+        }
         // Only while the credentials are still the ones verified (SPEC rule 15.1).
         let grant = match self
             .0
             .sessions
-            .start(credentials.id, Some(credentials.generation), client)
+            .start(
+                credentials.id,
+                Some(credentials.generation),
+                client,
+                Amr::NONE,
+            )
             .await
         {
             Err(Error::CustomerNotFound) if abuse.uniform_errors => {
@@ -184,6 +197,31 @@ impl AuthService {
             started => started?,
         };
         Ok(self.mint(&grant))
+    }
+
+    /// The counters a login's password check, and its second step, are in flight on.
+    pub(super) fn login_counters(&self, email_key: &EmailKey, client: &ClientInfo) -> Vec<Counter> {
+        let abuse = &self.0.abuse;
+        vec![
+            Counter {
+                key: LockoutKey::Address(client.ip),
+                policy: abuse.login_per_ip,
+                cleared_by_success: false,
+            },
+            Counter {
+                key: LockoutKey::Account(email_key.clone()),
+                policy: abuse.login_per_account,
+                cleared_by_success: true,
+            },
+            Counter {
+                key: LockoutKey::EmailAddress {
+                    email: email_key.clone(),
+                    client: client.ip,
+                },
+                policy: abuse.login,
+                cleared_by_success: true,
+            },
+        ]
     }
 
     /// Replaces a stored hash that is not of the configured kind and parameters, after the
@@ -310,8 +348,10 @@ impl AuthService {
         caller: Verified,
         current: Password,
         new: Password,
+        proof: Option<Proof>,
     ) -> Result<(), Error> {
         self.check_password(caller.customer, current).await?;
+        self.step_up(caller.customer, proof).await?;
         if self.0.abuse.min_password_score > 0 {
             let personal = self
                 .0
@@ -344,8 +384,10 @@ impl AuthService {
         &self,
         customer: CustomerId,
         password: Password,
+        proof: Option<Proof>,
     ) -> Result<(), Error> {
         self.check_password(customer, password).await?;
+        self.step_up(customer, proof).await?;
         self.delete_customer(customer).await
     }
 

@@ -58,6 +58,14 @@ impl AuthService {
         }
     }
 
+    /// Neither a failure nor a success: the attempts leave flight and nothing is counted
+    /// or cleared (a right password that still needs its second step).
+    pub(super) async fn release(&self, checking: Checking) {
+        for (_, flight) in checking.0 {
+            flight.released().await;
+        }
+    }
+
     /// A refusal by a limit: counted, and answered at once (the HTTP layer holds the
     /// answer for `THROTTLE_REFUSAL_DELAY_MILLISECONDS`, outside the load shedder).
     pub(super) fn refuse(&self, limit: &'static str, retry_after: Duration) -> Error {

@@ -2,11 +2,15 @@
 //! deletion: everything that involves a password or a token.
 //!
 //! - `credentials`: the flows that check or set a password;
+//! - `mfa`: the second step of a login and the step-up of sensitive changes; `enrolment`:
+//!   adding and removing TOTP and recovery codes (SPEC section 16);
 //! - `sessions`: refresh, logout and the session routes, on the session service;
 //! - `token`: the JWT codec; `password`: the hashing pool; `secret`: a generated secret.
 
 mod credentials;
+mod enrolment;
 mod guard;
+mod mfa;
 mod password;
 mod secret;
 mod sessions;
@@ -14,19 +18,21 @@ mod token;
 
 use std::sync::Arc;
 
+pub use mfa::Proof;
 pub use password::{
     Algorithm, Argon2Params, BCRYPT_COST, HashPolicy, PasswordHasher, PasswordSettings,
 };
-pub use secret::jwt_secret;
+pub use secret::{jwt_secret, kept_secret};
 pub use token::TokenCodec;
 
 pub use crate::domain::{Claims, TokenError, TokenKind};
 
 use crate::{
     domain::clock::Clock,
-    domain::{CustomerId, Error, Password, PersonalInfo, SessionId, ShippingInfo},
+    domain::{Amr, CustomerId, Error, Password, PersonalInfo, SessionId, ShippingInfo},
     metrics::{Metrics, Transport},
     service::idgen::IdGenerator,
+    service::mfa::SecondFactor,
     service::session::{Grant, SessionService},
     service::throttle::{LockoutKey, LockoutPolicy, Throttle, WindowKey},
     storage::store::CustomerStore,
@@ -45,6 +51,8 @@ pub struct Verified {
     pub customer: CustomerId,
     /// `None` for a token minted by the Go service.
     pub session: Option<SessionId>,
+    /// How the session was signed in, as the token says.
+    pub amr: Amr,
 }
 
 /// A validated signup.
@@ -66,6 +74,8 @@ pub struct AuthDeps {
     pub ids: Arc<IdGenerator>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
+    /// TOTP and recovery codes (SPEC section 16).
+    pub mfa: SecondFactor,
 }
 
 /// The limits of SPEC section 10, as configured.
@@ -230,6 +240,7 @@ impl AuthService {
         Ok(Verified {
             customer: claims.customer,
             session: claims.sid,
+            amr: claims.amr,
         })
     }
 

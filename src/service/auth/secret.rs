@@ -33,7 +33,7 @@ pub fn jwt_secret(
     }
     if keep {
         let path = data_dir.join(JWT_SECRET_FILE);
-        let secret = read_or_create(&path).with_context(|| {
+        let secret = kept_secret(&path, generate).with_context(|| {
             format!(
                 "JWT_SECRET is not set and {} cannot be used",
                 path.display()
@@ -53,7 +53,9 @@ fn generate() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn read_or_create(path: &Path) -> std::io::Result<Secret> {
+/// The secret kept in `path`, written there by `generate` when the file is missing or
+/// empty (readable by the owner only).
+pub fn kept_secret(path: &Path, generate: fn() -> String) -> std::io::Result<Secret> {
     match std::fs::read_to_string(path) {
         Ok(existing) if !existing.trim().is_empty() => return Ok(Secret::new(existing.trim())),
         Ok(_) => {}

@@ -2,7 +2,7 @@
 //! service.
 
 use crate::{
-    domain::{ClientInfo, CustomerId, Error, RandomId, RevokeReason, Session, TokenKind},
+    domain::{Amr, ClientInfo, CustomerId, Error, RandomId, RevokeReason, Session, TokenKind},
     service::session::LegacyRefreshTokens,
     storage::store::Which,
 };
@@ -47,7 +47,10 @@ impl AuthService {
             Some(sid) => self.0.sessions.refresh(sid, &claims).await?,
             None => match self.0.sessions.legacy_refresh_tokens() {
                 LegacyRefreshTokens::Accept => {
-                    self.0.sessions.start(claims.customer, None, client).await?
+                    self.0
+                        .sessions
+                        .start(claims.customer, None, client, Amr::NONE)
+                        .await?
                 }
                 LegacyRefreshTokens::Reject => return Err(Error::TokenInvalid),
             },

@@ -1,6 +1,7 @@
 //! JWTs with the Go service's claim layout (SPEC section 3):
 //! `{"CustomerID": u64, "Refresh": bool, "exp": unix seconds}`, plus, for tokens of a
-//! session (SPEC section 9), `"iat"`, `"sid"` and, on refresh tokens, `"jti"`; no others.
+//! session (SPEC section 9), `"iat"`, `"sid"` and, on refresh tokens, `"jti"`; after a
+//! second factor or a passkey, `"amr"` (section 16); no others.
 //! The Go service ignores claims it does not know. Signed and verified by the key ring
 //! (HS256, EdDSA or ES256; SPEC section 11).
 //!
@@ -15,7 +16,7 @@ use quick_cache::sync::Cache;
 use serde::Deserialize;
 
 use crate::{
-    domain::{Claims, CustomerId, RandomId, TokenError, TokenKind},
+    domain::{Amr, Claims, CustomerId, Method, RandomId, TokenError, TokenKind},
     metrics::Metrics,
     service::keys::{Alg, B64, KeyRing},
 };
@@ -38,6 +39,8 @@ struct RawClaims<'a> {
     sid: Option<&'a str>,
     #[serde(borrow, default)]
     jti: Option<&'a str>,
+    #[serde(borrow, default)]
+    amr: Option<Vec<&'a str>>,
 }
 
 /// Verified asymmetric tokens kept: a token is presented many times, and an Ed25519 or
@@ -102,6 +105,14 @@ impl TokenCodec {
         if let Some(jti) = claims.jti {
             let _ = write!(payload, r#","jti":"{jti}""#);
         }
+        if !claims.amr.is_empty() {
+            payload.push_str(r#","amr":["#);
+            for (i, name) in claims.amr.names().enumerate() {
+                let comma = if i == 0 { "" } else { "," };
+                let _ = write!(payload, r#"{comma}"{name}""#);
+            }
+            payload.push(']');
+        }
         payload.push('}');
         self.ring.load().sign(&B64.encode(payload))
     }
@@ -149,6 +160,13 @@ fn parse_claims(payload: &str) -> Result<Verified, TokenError> {
         Some(text) => RandomId::parse(text).map(Some).ok_or(TokenError::Invalid),
     };
     let (sid, jti) = (id(raw.sid)?, id(raw.jti)?);
+    // Likewise a method we do not name.
+    let methods = raw
+        .amr
+        .unwrap_or_default()
+        .into_iter()
+        .map(|name| Method::parse(name).ok_or(TokenError::Invalid))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Verified {
         claims: Claims {
             customer: CustomerId(raw.customer_id),
@@ -161,6 +179,7 @@ fn parse_claims(payload: &str) -> Result<Verified, TokenError> {
             iat: raw.iat,
             sid,
             jti,
+            amr: Amr::of(&methods),
         },
         nbf: raw.nbf,
         keys: 0,

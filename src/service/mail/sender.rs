@@ -22,7 +22,7 @@ use crate::{
     domain::clock::Clock,
     domain::{Account, Email, ErrorChain, MailKind, TokenPurpose, masked_email},
     metrics::Metrics,
-    storage::store::{ClaimedMail, IssuedToken, OutboxStore, RecoveryStore, StoreError},
+    storage::store::{ClaimedMail, IssuedToken, MfaStore, OutboxStore, RecoveryStore, StoreError},
 };
 
 /// Rows claimed at once.
@@ -46,6 +46,8 @@ enum AttemptError {
 pub struct Sender {
     outbox: Arc<dyn OutboxStore>,
     recovery: Arc<dyn RecoveryStore>,
+    /// How many recovery codes are left, for the notice of one used.
+    mfa: Arc<dyn MfaStore>,
     transport: Transport,
     settings: Arc<MailSettings>,
     email_change: EmailChangeSettings,
@@ -58,6 +60,7 @@ impl Sender {
     pub fn new(
         mailer: &Mailer,
         recovery: Arc<dyn RecoveryStore>,
+        mfa: Arc<dyn MfaStore>,
         transport: Transport,
         settings: Arc<MailSettings>,
         email_change: EmailChangeSettings,
@@ -65,6 +68,7 @@ impl Sender {
         Self {
             outbox: mailer.outbox.clone(),
             recovery,
+            mfa,
             transport,
             settings,
             email_change,
@@ -251,6 +255,15 @@ impl Sender {
                 let name = account.personal.first_name.as_str().to_owned();
                 (account.personal.email, templates::password_changed(&name)?)
             }
+            MailKind::SecondFactorAdded
+            | MailKind::SecondFactorRemoved
+            | MailKind::RecoveryCodeUsed => {
+                let Some(account) = self.account_at(mail).await? else {
+                    return Ok(None);
+                };
+                let rendered = self.security_notice(mail.kind, &account).await?;
+                (account.personal.email, rendered)
+            }
             MailKind::EmailChanged => {
                 let Some(rendered) = self.email_changed(mail).await? else {
                     return Ok(None);
@@ -273,6 +286,38 @@ impl Sender {
                 rendered.html,
             ))?;
         Ok(Some(message))
+    }
+
+    /// The notices of the second factor (SPEC section 16).
+    async fn security_notice(
+        &self,
+        kind: MailKind,
+        account: &Account,
+    ) -> Result<templates::Rendered, AttemptError> {
+        let name = account.personal.first_name.as_str();
+        let (subject, headline, detail) = match kind {
+            MailKind::SecondFactorAdded => (
+                "A second factor was added to your account",
+                "An authenticator app was added to your account: signing in now needs a code from it.".to_owned(),
+                "Keep your recovery codes somewhere safe; each signs you in once if the app is lost.".to_owned(),
+            ),
+            MailKind::RecoveryCodeUsed => {
+                let left = self.mfa.recovery_codes_left(account.id).await?;
+                (
+                    "A recovery code was used",
+                    "One of your recovery codes was just used to sign in or to confirm a change.".to_owned(),
+                    format!("{left} recovery codes are left. Make new ones on your account page when few are left."),
+                )
+            }
+            _ => (
+                "The second factor was removed from your account",
+                "The authenticator app was removed from your account: signing in needs only your password again.".to_owned(),
+                "Your recovery codes no longer work.".to_owned(),
+            ),
+        };
+        Ok(templates::security_notice(
+            name, subject, &headline, &detail,
+        )?)
     }
 
     /// Whether a reset asked for by email must send nothing yet: the customer's email

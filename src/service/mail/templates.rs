@@ -71,6 +71,22 @@ struct EmailChangedHtml<'a> {
     days: u64,
 }
 
+#[derive(Template)]
+#[template(path = "mail/security_notice.txt")]
+struct NoticeText<'a> {
+    name: &'a str,
+    headline: &'a str,
+    detail: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/security_notice.html")]
+struct NoticeHtml<'a> {
+    name: &'a str,
+    headline: &'a str,
+    detail: &'a str,
+}
+
 /// A rendered mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -154,6 +170,31 @@ pub fn email_changed(
             days,
         }
         .render()?,
+    })
+}
+
+/// A notice about the account's protection (SPEC section 16): what happened, and what it
+/// means; no link, no token.
+pub fn security_notice(
+    name: &str,
+    subject: &'static str,
+    headline: &str,
+    detail: &str,
+) -> askama::Result<Rendered> {
+    let text = NoticeText {
+        name,
+        headline,
+        detail,
+    };
+    let html = NoticeHtml {
+        name,
+        headline,
+        detail,
+    };
+    Ok(Rendered {
+        subject,
+        text: text.render()?,
+        html: html.render()?,
     })
 }
 

@@ -15,7 +15,7 @@ pub use revocations::{REVOCATION_CHANNEL, RevocationFeed, RevocationSet, Source}
 
 use crate::{
     domain::clock::Clock,
-    domain::{Claims, TokenKind},
+    domain::{Amr, Claims, TokenKind},
     domain::{
         ClientInfo, CustomerId, Error, RandomId, Revocation, RevokeReason, Session, SessionId,
     },
@@ -54,6 +54,9 @@ pub struct SessionSettings {
 struct SessionKey {
     customer: CustomerId,
     sid: SessionId,
+    /// How it was signed in: a refresh reads it off the refresh token it was given, which
+    /// this service signed, so the session keeps it without a read.
+    amr: Amr,
 }
 
 /// The claims of a new token pair for a session.
@@ -209,11 +212,13 @@ impl SessionService {
     /// Starts a session for a signup or login. `generation`: the credential generation the
     /// login read with the password it verified; the session starts only while it is still
     /// the customer's (SPEC rule 15.1), and only for a customer who exists and is active.
+    /// `amr`: how the customer signed in, carried by every pair of the session.
     pub async fn start(
         &self,
         customer: CustomerId,
         generation: Option<i64>,
         client: &ClientInfo,
+        amr: Amr,
     ) -> Result<Grant, Error> {
         let now_ms = self.now_ms();
         let now = now_ms / 1000;
@@ -254,6 +259,7 @@ impl SessionService {
         let key = SessionKey {
             customer,
             sid: session.id,
+            amr,
         };
         Ok(self.grant(key, access_exp, session.refresh_jti, now, refresh_exp))
     }
@@ -275,6 +281,7 @@ impl SessionService {
                 iat: Some(now),
                 sid: Some(session.sid),
                 jti: None,
+                amr: session.amr,
             },
             refresh: Claims {
                 customer: session.customer,
@@ -283,6 +290,7 @@ impl SessionService {
                 iat: Some(refresh_iat),
                 sid: Some(session.sid),
                 jti: Some(jti),
+                amr: session.amr,
             },
         }
     }

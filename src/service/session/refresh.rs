@@ -15,7 +15,11 @@ impl SessionService {
         let now_ms = self.now_ms();
         let now = now_ms / 1000;
         let customer = presented.customer;
-        let key = SessionKey { customer, sid };
+        let key = SessionKey {
+            customer,
+            sid,
+            amr: presented.amr,
+        };
         let presented_jti = presented.jti.ok_or(Error::TokenInvalid)?;
         let rotation = self.0.settings.rotation;
         // The session's end caps the new tokens but no claim may carry it (SPEC 15.11). The

@@ -2,7 +2,7 @@
 //! chosen at run time from `DB_DSN`: SQLite (embedded default), MySQL/MariaDB or
 //! PostgreSQL. Every driver is always compiled in; one store value serves every trait.
 //!
-//! The traits, one file per table family (`customers`, `sessions`, `mail`, `keys`), and
+//! The traits, one file per table family (`customers`, `sessions`, `mail`, `keys`, `mfa`), and
 //! `error`; `sql` implements all of them for every backend; `dsn` parses `DB_DSN`.
 
 mod customers;
@@ -11,6 +11,7 @@ mod error;
 mod feed;
 mod keys;
 mod mail;
+mod mfa;
 mod sessions;
 mod sql;
 
@@ -29,6 +30,7 @@ pub use mail::{
     ClaimedMail, EmailChange, IssuedToken, NewMail, OutboxStats, OutboxStore, RecoveryStore,
     ResetOutcome, RevertOutcome, TokenRecord,
 };
+pub use mfa::{MfaChallenge, MfaStore, StoredTotp};
 pub use sessions::{Rotation, SessionStore, StartRefused, SweepCounts, Which};
 
 pub use dsn::{DatabaseUrl, DsnError, SqliteTarget};
@@ -42,6 +44,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     pub outbox: Arc<dyn OutboxStore>,
     pub recovery: Arc<dyn RecoveryStore>,
+    /// TOTP secrets, recovery codes and second steps in flight (SPEC section 16).
+    pub mfa: Arc<dyn MfaStore>,
     /// The cache-invalidation feed of replicas without Redis (SPEC rule 15.7).
     pub feed: Arc<dyn InvalidationFeed>,
 }
@@ -98,7 +102,13 @@ pub async fn open(
 impl Stores {
     fn of<S>(store: Arc<S>) -> Self
     where
-        S: CustomerStore + SessionStore + KeyStore + OutboxStore + RecoveryStore + InvalidationFeed,
+        S: CustomerStore
+            + SessionStore
+            + KeyStore
+            + OutboxStore
+            + RecoveryStore
+            + MfaStore
+            + InvalidationFeed,
         S: 'static,
     {
         Stores {
@@ -107,6 +117,7 @@ impl Stores {
             keys: store.clone(),
             outbox: store.clone(),
             feed: store.clone(),
+            mfa: store.clone(),
             recovery: store,
         }
     }

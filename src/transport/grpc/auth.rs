@@ -34,10 +34,12 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             Ok(caller) => pb::AuthResponse {
                 customer_id: caller.customer.0,
                 expired: false,
+                amr: caller.amr.names().map(String::from).collect(),
             },
             Err(TokenError::Expired) => pb::AuthResponse {
                 customer_id: 0,
                 expired: true,
+                amr: Vec::new(),
             },
             Err(e) => return Err(status(&e.into())),
         };

@@ -19,6 +19,11 @@ pub fn status(e: &Error) -> Status {
         Error::CustomerNotFound => Status::not_found("customer not found"),
         Error::CustomerInactive => Status::permission_denied("customer inactive"),
         Error::AuthenticationFailed => Status::unauthenticated("authentication failed"),
+        Error::SecondFactorRequired { .. } => Status::unauthenticated("second factor required"),
+        Error::InvalidCode => Status::invalid_argument("invalid code"),
+        Error::SecondFactorFailed => Status::unauthenticated("invalid code"),
+        Error::SecondFactorAlreadyActive => Status::already_exists("second factor already active"),
+        Error::SecondFactorNotConfigured => Status::unavailable("second factor not configured"),
         Error::Unavailable(_) => Status::unavailable("service unavailable"),
         Error::Internal(_) => Status::internal("server error"),
     }

@@ -20,7 +20,7 @@ use utoipa::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{auth, health, jwks, profile, recovery, sessions, state::AppState};
+use super::{auth, health, jwks, mfa, profile, recovery, sessions, state::AppState};
 
 /// What the document says besides its paths.
 #[derive(OpenApi)]
@@ -58,6 +58,7 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(profile::routes())
         .merge(sessions::routes())
+        .merge(mfa::routes())
         .merge(recovery::routes())
         .merge(health::routes())
         .merge(jwks::routes())

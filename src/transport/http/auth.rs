@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    error::{ApiError, Message},
+    error::{ApiError, Message, SecondFactorRequired},
     extract::{JsonBody, required},
     state::AppState,
 };
@@ -108,7 +108,7 @@ pub struct LoginRequest {
     responses(
         (status = 200, description = "A session started", body = TokenPairBody),
         (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
-        (status = 401, description = "`authentication failed` (wrong password) or `customer inactive`", body = Message),
+        (status = 401, description = "`authentication failed` (wrong password) or `customer inactive`; or, for a right password of a customer with a second factor, `second factor required` with an `mfa_token` for `POST /auth/mfa` (no session started)", body = SecondFactorRequired),
         (status = 404, description = "`customer not found` (unknown email, unless `LOGIN_UNIFORM_ERRORS`)", body = Message),
         (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
         (status = 429, description = "A limit was reached: `too many attempts`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait"))),

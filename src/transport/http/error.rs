@@ -15,6 +15,20 @@ pub struct Message {
     pub msg: &'static str,
 }
 
+/// 401 of a login whose password was right, for a customer with a second factor (SPEC
+/// section 16): a caller written for the Go service sees a failed login.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SecondFactorRequired {
+    /// `second factor required`
+    #[schema(value_type = String)]
+    pub msg: &'static str,
+    /// Finishes the login at `POST /auth/mfa`: single use, bound to the client address.
+    pub mfa_token: String,
+    /// What the second step accepts: `totp`, `recovery_code`.
+    #[schema(value_type = Vec<String>)]
+    pub methods: Vec<&'static str>,
+}
+
 /// What a handler or extractor can fail with.
 #[derive(Debug)]
 pub enum ApiError {
@@ -73,6 +87,23 @@ impl IntoResponse for ApiError {
                 Error::InvalidOrExpiredToken => {
                     (StatusCode::BAD_REQUEST, "invalid or expired token")
                 }
+                Error::SecondFactorRequired { mfa_token, methods } => {
+                    let body = SecondFactorRequired {
+                        msg: "second factor required",
+                        mfa_token,
+                        methods,
+                    };
+                    return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+                }
+                Error::InvalidCode => (StatusCode::BAD_REQUEST, "invalid code"),
+                Error::SecondFactorFailed => (StatusCode::UNAUTHORIZED, "invalid code"),
+                Error::SecondFactorAlreadyActive => {
+                    (StatusCode::CONFLICT, "second factor already active")
+                }
+                Error::SecondFactorNotConfigured => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "second factor not configured",
+                ),
                 Error::TooManyAttempts { retry_after } => {
                     let mut response = message(StatusCode::TOO_MANY_REQUESTS, "too many attempts");
                     // Whole seconds, rounded up: a client that waits that long is let in.

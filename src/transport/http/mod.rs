@@ -16,6 +16,7 @@ mod extract;
 mod health;
 mod jwks;
 mod limits;
+mod mfa;
 mod observe;
 pub mod probe;
 mod profile;

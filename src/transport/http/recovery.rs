@@ -184,6 +184,9 @@ pub struct AccountBody {
     active: bool,
     /// RFC 3339 UTC; `null` for a row stored without it.
     created_at: Option<String>,
+    /// The active second factors (`totp`); `[]` when none.
+    #[schema(value_type = Vec<String>)]
+    mfa: Vec<&'static str>,
 }
 
 #[utoipa::path(
@@ -204,7 +207,9 @@ pub async fn account(
     Authenticated(caller): Authenticated,
 ) -> Result<Json<AccountBody>, ApiError> {
     let a = state.recovery.account(caller.customer).await?;
+    let mfa = state.auth.second_factors(caller.customer).await?;
     Ok(Json(AccountBody {
+        mfa,
         id: a.id.to_string(),
         email: a.personal.email.into_inner(),
         email_verified: a.email_verified,

@@ -198,6 +198,11 @@ pub struct PasswordChangeRequest {
     current_password: Option<String>,
     #[schema(required = true, value_type = String, min_length = 8, max_length = 128)]
     new_password: Option<String>,
+    /// With an active second factor: a current TOTP code (or give `recovery_code`).
+    #[schema(value_type = String, max_length = 64)]
+    code: Option<String>,
+    #[schema(value_type = String, max_length = 64)]
+    recovery_code: Option<String>,
 }
 
 #[utoipa::path(
@@ -209,7 +214,7 @@ pub struct PasswordChangeRequest {
     responses(
         (status = 200, description = "Changed: `{\"msg\":\"ok\"}`", body = Message),
         (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
-        (status = 400, description = "`password too weak`", body = Message),
+        (status = 400, description = "`password too weak`, or `invalid code` (a second factor is active and the code is missing or wrong)", body = Message),
         (status = 401, description = "`authentication failed` (wrong current password), or no usable access token (empty body, or `token expired`/`token revoked`)"),
         (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
         (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
@@ -229,7 +234,11 @@ pub async fn change_password(
         Password::parse_login,
     )?;
     let new = required("new_password", req.new_password, Password::parse)?;
-    state.auth.change_password(caller, current, new).await?;
+    let proof = super::mfa::proof(req.code, req.recovery_code)?;
+    state
+        .auth
+        .change_password(caller, current, new, proof)
+        .await?;
     Ok(Json(OK))
 }
 
@@ -237,6 +246,11 @@ pub async fn change_password(
 pub struct DeleteAccountRequest {
     #[schema(required = true, value_type = String, min_length = 1, max_length = 128)]
     password: Option<String>,
+    /// With an active second factor: a current TOTP code (or give `recovery_code`).
+    #[schema(value_type = String, max_length = 64)]
+    code: Option<String>,
+    #[schema(value_type = String, max_length = 64)]
+    recovery_code: Option<String>,
 }
 
 #[utoipa::path(
@@ -247,7 +261,7 @@ pub struct DeleteAccountRequest {
     request_body(content = DeleteAccountRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Deleted: `{\"msg\":\"ok\"}`", body = Message),
-        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 400, description = "A field missing, empty or not acceptable, or a body that is not the JSON object expected: `invalid parameter`; `invalid code` (a second factor is active and the code is missing or wrong)", body = Message),
         (status = 401, description = "`authentication failed` (wrong password), or no usable access token (empty body, or `token expired`/`token revoked`)"),
         (status = 404, description = "The customer of the token no longer exists: `customer not found`", body = Message),
         (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
@@ -262,6 +276,10 @@ pub async fn delete_account(
     JsonBody(req): JsonBody<DeleteAccountRequest>,
 ) -> Result<Json<Message>, ApiError> {
     let password = required("password", req.password, Password::parse_login)?;
-    state.auth.delete_account(caller.customer, password).await?;
+    let proof = super::mfa::proof(req.code, req.recovery_code)?;
+    state
+        .auth
+        .delete_account(caller.customer, password, proof)
+        .await?;
     Ok(Json(OK))
 }

@@ -17,6 +17,7 @@ pub enum Action {
     Sessions(CustomerId),
     RevokeSessions(CustomerId),
     PasswordReset(CustomerId),
+    MfaReset(CustomerId),
 }
 
 fn describe(a: &Account) -> String {
@@ -68,6 +69,13 @@ pub async fn run(admin: &AdminService, action: Action) -> Result<String, Error> 
         Action::PasswordReset(id) => {
             admin.password_reset(cli, id).await?;
             format!("customer {id}: password reset mail queued")
+        }
+        Action::MfaReset(id) => {
+            if admin.mfa_reset(cli, id).await? {
+                format!("customer {id}: second factor removed; notice queued")
+            } else {
+                format!("customer {id}: no second factor was active")
+            }
         }
     })
 }

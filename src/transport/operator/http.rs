@@ -10,7 +10,7 @@ use axum::{
     http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use serde::Serialize;
 
@@ -55,6 +55,7 @@ pub fn router(admin: AdminService, keys: Arc<ApiKeys>, metrics: Metrics) -> Rout
             "/admin/v1/customers/{id}/password-reset",
             post(password_reset),
         )
+        .route("/admin/v1/customers/{id}/mfa", delete(mfa_reset))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NotFound })
         // Outermost: nothing, not even "not found", is said without a key.
@@ -224,4 +225,16 @@ async fn password_reset(
         .password_reset(Actor::Key(&key), customer_id(&id)?)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(OK)))
+}
+
+async fn mfa_reset(
+    State(state): State<AdminState>,
+    Extension(KeyName(key)): Extension<KeyName>,
+    Path(id): Path<String>,
+) -> Result<Json<Msg>, ApiError> {
+    state
+        .admin
+        .mfa_reset(Actor::Key(&key), customer_id(&id)?)
+        .await?;
+    Ok(Json(OK))
 }

@@ -18,7 +18,7 @@ use saga_account::{
 use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use super::{Backend, SECRET, TestDatabase, tokens_of};
+use super::{Backend, MFA_KEY, SECRET, TestDatabase, tokens_of};
 
 pub struct TestApp {
     pub base: String,
@@ -55,6 +55,8 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     s.listen.bind_address = [127, 0, 0, 1].into();
     s.database.data_dir = dir.to_path_buf();
     s.signing.secret = Some(Secret::new(SECRET));
+    // One key for every replica of a test, on every backend (SPEC section 16).
+    s.mfa.encryption_key = Some(Secret::new(MFA_KEY));
     s.ids.machine_id = Some(rand::random());
     s.password.threads = 2;
     s.shutdown.timeout = Duration::from_secs(5);

@@ -19,6 +19,8 @@ pub use proxy::*;
 pub use smtp::*;
 
 pub const SECRET: &str = "93c61a11-a4f6-42fc-a995-4f1c850822bb";
+/// `MFA_ENCRYPTION_KEY` of test apps: 32 bytes in base64.
+pub const MFA_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 pub fn now() -> i64 {
     use saga_account::domain::clock::Clock;

@@ -30,6 +30,7 @@ fn session_claims_round_trip_and_stay_after_the_go_ones() {
         iat: Some(NOW),
         sid: Some(RandomId::new(rand::random())),
         jti: Some(RandomId::new(rand::random())),
+        amr: Amr::of(&[Method::Password, Method::Otp]),
     };
     let token = c.mint(&claims);
     assert_eq!(c.verify(&token, TokenKind::Refresh, NOW), Ok(claims));
@@ -38,6 +39,7 @@ fn session_claims_round_trip_and_stay_after_the_go_ones() {
         payload.starts_with(r#"{"CustomerID":9,"Refresh":true,"exp":"#),
         "{payload}"
     );
+    assert!(payload.ends_with(r#","amr":["pwd","otp"]}"#), "{payload}");
     // A session id that is not one of ours makes the token invalid.
     let forged = sign_raw(
         r#"{"alg":"HS256","typ":"JWT"}"#,
@@ -283,8 +285,9 @@ mod properties {
             proptest::option::of(i64::MIN..=NOW),
             proptest::option::of(random_id()),
             proptest::option::of(random_id()),
+            any::<u8>(),
         )
-            .prop_map(|(customer, refresh, exp, iat, sid, jti)| Claims {
+            .prop_map(|(customer, refresh, exp, iat, sid, jti, amr)| Claims {
                 customer: CustomerId(customer),
                 kind: if refresh {
                     TokenKind::Refresh
@@ -295,6 +298,7 @@ mod properties {
                 iat,
                 sid,
                 jti,
+                amr: Amr::from_bits(i16::from(amr)),
             })
     }
 

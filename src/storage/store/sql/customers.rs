@@ -311,6 +311,14 @@ macro_rules! customer_store {
                         .bind(bound)
                         .execute(&mut *tx)
                         .await?;
+                    // And their second factor (SPEC section 16): no secret outlives its account.
+                    for statement in [
+                        $q!("DELETE FROM mfa_totp WHERE customer_id = ?"),
+                        $q!("DELETE FROM mfa_recovery_codes WHERE customer_id = ?"),
+                        $q!("DELETE FROM mfa_challenges WHERE customer_id = ?"),
+                    ] {
+                        sqlx::query(statement).bind(bound).execute(&mut *tx).await?;
+                    }
                     sqlx::query($q!("DELETE FROM customers WHERE id = ?"))
                         .bind(bound)
                         .execute(&mut *tx)

@@ -8,7 +8,7 @@
 //! - `dialect`: placeholder numbering;
 //! - `postgres`, `collation`: what only one backend has (opening PostgreSQL; the keys of
 //!   addresses on PostgreSQL and MySQL);
-//! - `customers`, `sessions`, `outbox`, `recovery`, `keys`: one store trait each;
+//! - `customers`, `sessions`, `outbox`, `recovery`, `keys`, `mfa`: one store trait each;
 //! - `email_change`: the part of `recovery` that records and reverts email changes.
 
 mod backend;
@@ -19,6 +19,7 @@ mod email_change;
 mod email_key;
 mod feed;
 mod keys;
+mod mfa;
 mod outbox;
 mod postgres;
 mod recovery;

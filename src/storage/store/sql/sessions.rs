@@ -423,6 +423,11 @@ macro_rules! session_store {
                             .execute(&self.pool)
                             .await?
                             .rows_affected();
+                    // Second steps never finished (SPEC section 16) go with them.
+                    sqlx::query($q!("DELETE FROM mfa_challenges WHERE expires_at < ?"))
+                        .bind(now_ms)
+                        .execute(&self.pool)
+                        .await?;
                     Ok(SweepCounts {
                         expired,
                         sessions: expired + revoked,
