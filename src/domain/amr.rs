@@ -1,5 +1,6 @@
 //! How a session was signed in (RFC 8176 `amr`, SPEC section 16): a small set, carried in
-//! the tokens of the session and kept with the session so that a refresh mints it again.
+//! the tokens of the session so that a refresh mints it again; and what a customer
+//! presents as a second factor.
 
 use std::fmt;
 
@@ -87,6 +88,31 @@ impl Amr {
 impl fmt::Debug for Amr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// What a customer presents as the second factor.
+#[derive(Clone)]
+pub enum Proof {
+    /// A TOTP code, as typed.
+    Totp(String),
+    /// A recovery code, as typed.
+    RecoveryCode(String),
+}
+
+impl std::fmt::Debug for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.method())
+    }
+}
+
+impl Proof {
+    /// Its label in metrics and in `methods`.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Proof::Totp(_) => "totp",
+            Proof::RecoveryCode(_) => "recovery_code",
+        }
     }
 }
 

@@ -17,7 +17,7 @@ pub mod secret;
 mod session;
 mod token;
 
-pub use amr::{Amr, Method};
+pub use amr::{Amr, Method, Proof};
 pub use customer::{CheckResult, Credentials, CustomerId, NewCustomer, PersonalInfo, ShippingInfo};
 pub use email_key::EmailKey;
 pub use error::{Error, ErrorChain, InternalError, Invalid, Unavailable};

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod auth;
 pub mod idgen;
+pub mod kept;
 pub mod keys;
 pub mod mail;
 pub mod mfa;

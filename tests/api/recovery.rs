@@ -396,7 +396,9 @@ async fn verification_and_email_change(backend: Backend) {
     assert_eq!(account["email_verified"], false);
     assert_eq!(account["active"], true);
     assert!(account["created_at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(account.as_object().unwrap().len(), 5, "{account}");
+    // No second factor (SPEC section 16).
+    assert_eq!(account["mfa"], serde_json::json!([]));
+    assert_eq!(account.as_object().unwrap().len(), 6, "{account}");
     assert_empty_401(
         app.call(Method::POST, "/info/email/verification", None, None)
             .await,

@@ -6,15 +6,14 @@ use std::time::Duration;
 use crate::{
     domain::{
         Amr, ClientInfo, CustomerId, Email, EmailKey, Error, NewCustomer, Password, PersonalInfo,
-        RevokeReason,
+        Proof, RevokeReason,
     },
     service::throttle::{Decision, LockoutKey, WindowKey},
     storage::store::{StoreError, Which},
 };
 
 use super::{
-    AuthService, Signup, TokenPair, Verified, guard::Counter, mfa::Proof, outcome,
-    password::Algorithm,
+    AuthService, Signup, TokenPair, Verified, guard::Counter, outcome, password::Algorithm,
 };
 
 /// The window of `SIGNUP_MAX_PER_IP_PER_HOUR`.

@@ -3,12 +3,12 @@
 //! active, a code; each is told to the customer by mail.
 
 use crate::{
-    domain::{CustomerId, Error, MailKind, Password},
+    domain::{CustomerId, Error, MailKind, Password, Proof},
     service::mfa::{codes, totp},
     service::throttle::LockoutKey,
 };
 
-use super::{AuthService, Verified, guard::Counter, mfa::Proof};
+use super::{AuthService, Verified, guard::Counter};
 
 impl AuthService {
     /// `POST /info/mfa/totp`: a new secret, pending until a code of it is confirmed.

@@ -7,7 +7,7 @@
 //! count of password checks (rule 15.4).
 
 use crate::{
-    domain::{Amr, ClientInfo, CustomerId, EmailKey, Error, MailKind, Method},
+    domain::{Amr, ClientInfo, CustomerId, EmailKey, Error, MailKind, Method, Proof},
     service::mail::token,
     service::mfa::{MAX_TOKEN_ATTEMPTS, MfaKey, codes, totp},
     service::throttle::LockoutKey,
@@ -15,31 +15,6 @@ use crate::{
 };
 
 use super::{AuthService, TokenPair, guard::Counter};
-
-/// What a customer presents as the second factor.
-#[derive(Clone)]
-pub enum Proof {
-    /// A TOTP code, as typed.
-    Totp(String),
-    /// A recovery code, as typed.
-    RecoveryCode(String),
-}
-
-impl std::fmt::Debug for Proof {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.method())
-    }
-}
-
-impl Proof {
-    /// Its label in metrics and in `methods`.
-    pub fn method(&self) -> &'static str {
-        match self {
-            Proof::Totp(_) => "totp",
-            Proof::RecoveryCode(_) => "recovery_code",
-        }
-    }
-}
 
 /// The second step's `methods` for a customer with TOTP.
 const TOTP_METHODS: [&str; 2] = ["totp", "recovery_code"];

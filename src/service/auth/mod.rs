@@ -18,11 +18,10 @@ mod token;
 
 use std::sync::Arc;
 
-pub use mfa::Proof;
 pub use password::{
     Algorithm, Argon2Params, BCRYPT_COST, HashPolicy, PasswordHasher, PasswordSettings,
 };
-pub use secret::{jwt_secret, kept_secret};
+pub use secret::jwt_secret;
 pub use token::TokenCodec;
 
 pub use crate::domain::{Claims, TokenError, TokenKind};

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::domain::Secret;
+use crate::{domain::Secret, service::kept::kept_secret};
 
 /// The generated secret's file inside `DATA_DIR`.
 const JWT_SECRET_FILE: &str = "jwt_secret";
@@ -51,27 +51,6 @@ pub fn jwt_secret(
 fn generate() -> String {
     let bytes: [u8; 32] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The secret kept in `path`, written there by `generate` when the file is missing or
-/// empty (readable by the owner only).
-pub fn kept_secret(path: &Path, generate: fn() -> String) -> std::io::Result<Secret> {
-    match std::fs::read_to_string(path) {
-        Ok(existing) if !existing.trim().is_empty() => return Ok(Secret::new(existing.trim())),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let secret = generate();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(path)?, secret.as_bytes())?;
-    Ok(Secret::new(secret))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ pub fn generate() -> Vec<String> {
         .map(|_| {
             let bits: u128 = rand::random();
             let chars: Vec<u8> = (0..CHARS)
-                .map(|i| ALPHABET[((bits >> (5 * i)) & 31) as usize])
+                .filter_map(|i| ALPHABET.get(((bits >> (5 * i)) & 31) as usize).copied())
                 .collect();
             chars
                 .chunks(4)

@@ -56,7 +56,7 @@ pub fn mfa_key(
     }
     if keep {
         let path = data_dir.join(MFA_KEY_FILE);
-        let text = crate::service::auth::kept_secret(&path, MfaKey::generate_base64).with_context(
+        let text = crate::service::kept::kept_secret(&path, MfaKey::generate_base64).with_context(
             || {
                 format!(
                     "MFA_ENCRYPTION_KEY is not set and {} cannot be used",

@@ -11,10 +11,7 @@ use super::{
     extract::{Authenticated, JsonBody, required},
     state::AppState,
 };
-use crate::{
-    domain::{ClientInfo, FieldError, Invalid, Password},
-    service::auth::Proof,
-};
+use crate::domain::{ClientInfo, FieldError, Invalid, Password, Proof};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -2,6 +2,7 @@
 //! codes, step-up, the operator's reset, on every backend and across replicas.
 
 mod flow;
+mod interop;
 mod limits;
 mod replicas;
 
