@@ -15,17 +15,20 @@ pub struct Message {
     pub msg: &'static str,
 }
 
-/// 401 of a login whose password was right, for a customer with a second factor (SPEC
-/// section 16): a caller written for the Go service sees a failed login.
+/// A 401 of a login: `{"msg"}`, and, when the password was right for a customer with a
+/// second factor (SPEC section 16), the `mfa_token` and `methods` of the second step; a
+/// caller written for the Go service sees a failed login either way.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SecondFactorRequired {
     /// `second factor required`
     #[schema(value_type = String)]
     pub msg: &'static str,
     /// Finishes the login at `POST /auth/mfa`: single use, bound to the client address.
+    /// Only in the answer `second factor required`; the other 401s are `{"msg"}` alone.
+    #[schema(required = false)]
     pub mfa_token: String,
-    /// What the second step accepts: `totp`, `recovery_code`.
-    #[schema(value_type = Vec<String>)]
+    /// What the second step accepts: `totp`, `recovery_code`. Only with `mfa_token`.
+    #[schema(value_type = Vec<String>, required = false)]
     pub methods: Vec<&'static str>,
 }
 

@@ -11,7 +11,7 @@ use super::{
     extract::{Authenticated, JsonBody, required},
     state::AppState,
 };
-use crate::domain::{ClientInfo, FieldError, Invalid, Password, Proof};
+use crate::domain::{ClientInfo, Error, FieldError, Password, Proof};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -234,8 +234,8 @@ pub struct SecondStepRequest {
     request_body(content = SecondStepRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "A session started; its tokens carry `amr`", body = TokenPairBody),
-        (status = 400, description = "`mfa_token` missing, neither `code` nor `recovery_code` given, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
-        (status = 401, description = "`invalid code` (wrong or used; counted as a failed login), `invalid token` (unknown, used, expired or used-up `mfa_token`, or another client address), `authentication failed` (the password changed meanwhile) or `customer inactive`", body = Message),
+        (status = 400, description = "`mfa_token` missing, or a body that is not the JSON object expected: `invalid parameter`", body = Message),
+        (status = 401, description = "`invalid code` (wrong or used: counted as a failed login; or neither `code` nor `recovery_code` given: not counted), `invalid token` (unknown, used, expired or used-up `mfa_token`, or another client address), `authentication failed` (the password changed meanwhile) or `customer inactive`", body = Message),
         (status = 404, description = "The customer no longer exists: `customer not found`", body = Message),
         (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = Message),
         (status = 429, description = "A limit was reached: `too many attempts`", body = Message, headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -249,7 +249,8 @@ pub async fn second_step(
     JsonBody(req): JsonBody<SecondStepRequest>,
 ) -> Result<Json<TokenPairBody>, ApiError> {
     let token = required("mfa_token", req.mfa_token, Ok)?;
-    let proof = proof(req.code, req.recovery_code)?.ok_or(Invalid::Missing("code"))?;
+    // No code is no valid code: refused as one, but neither counted nor using the token up.
+    let proof = proof(req.code, req.recovery_code)?.ok_or(Error::SecondFactorFailed)?;
     Ok(Json(
         state
             .auth
