@@ -214,6 +214,7 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
         }
         Command::Serve => {
             let app = Application::build(settings).await?;
+            let shutdown = shutdown_signal();
             tracing::info!(
                 http = %app.http_addr(),
                 grpc = %app.grpc_addr(),
@@ -221,31 +222,40 @@ async fn execute(command: Option<Command>, settings: Settings) -> anyhow::Result
                 admin = %app.admin_addr().map_or_else(|| "off".to_owned(), |a| a.to_string()),
                 "saga-account listening"
             );
-            app.run_until(shutdown_signal()).await
+            app.run_until(shutdown).await
         }
     }
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
+/// SIGINT or SIGTERM. The handlers are registered when this is called, not when the future
+/// is first polled, so that a signal sent as soon as "listening" is logged is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let wait = |registered: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match registered {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => tracing::info!("SIGINT received"),
+                () = wait(terminate) => tracing::info!("SIGTERM received"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("SIGINT received");
+        } else {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
     }
 }
