@@ -301,13 +301,7 @@ impl AuthService {
         customer: CustomerId,
         password: Password,
     ) -> Result<(), Error> {
-        let checking = self
-            .enter(vec![Counter {
-                key: LockoutKey::Customer(customer),
-                policy: self.0.abuse.login,
-                cleared_by_success: true,
-            }])
-            .await?;
+        let checking = self.enter(vec![self.customer_counter(customer)]).await?;
         let right = self.verify_password(customer, password).await;
         // Only a wrong password counts; a failure to check is no guess.
         self.settle(checking, !matches!(right, Err(Error::AuthenticationFailed)))
@@ -392,7 +386,7 @@ impl AuthService {
 
     /// Account deletion without a password: the operator's.
     pub async fn delete_customer(&self, customer: CustomerId) -> Result<(), Error> {
-        let now_ms = i64::try_from(self.0.clock.now_millis()).unwrap_or(i64::MAX);
+        let now_ms = self.now_ms();
         let deleted = self
             .0
             .customers

@@ -5,10 +5,9 @@
 use crate::{
     domain::{CustomerId, Error, MailKind, Password, Proof},
     service::mfa::{codes, totp},
-    service::throttle::LockoutKey,
 };
 
-use super::{AuthService, Verified, guard::Counter};
+use super::{AuthService, Verified};
 
 impl AuthService {
     /// `POST /info/mfa/totp`: a new secret, pending until a code of it is confirmed.
@@ -56,13 +55,7 @@ impl AuthService {
             None => return Err(Error::InvalidCode),
         };
         // A wrong code is a guess like a wrong password (rule 15.4).
-        let checking = self
-            .enter(vec![Counter {
-                key: LockoutKey::Customer(customer),
-                policy: self.0.abuse.login,
-                cleared_by_success: true,
-            }])
-            .await?;
+        let checking = self.enter(vec![self.customer_counter(customer)]).await?;
         let step = match self.open_secret(customer, &stored.sealed) {
             Ok(secret) => {
                 let now = u64::try_from(self.0.clock.now_secs()).unwrap_or(0);

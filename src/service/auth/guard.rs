@@ -24,6 +24,16 @@ pub(super) struct Counter {
 pub(super) struct Checking(Vec<(Counter, InFlight)>);
 
 impl AuthService {
+    /// The customer's own count of password and code checks (rule 15.4), with login's
+    /// limit, window and lockout.
+    pub(super) fn customer_counter(&self, customer: crate::domain::CustomerId) -> Counter {
+        Counter {
+            key: LockoutKey::Customer(customer),
+            policy: self.0.abuse.login,
+            cleared_by_success: true,
+        }
+    }
+
     /// Puts one attempt in flight on each counter, in order; refused (429) by the first
     /// that is locked, before any hashing (those already entered are released).
     pub(super) async fn enter(&self, counters: Vec<Counter>) -> Result<Checking, Error> {

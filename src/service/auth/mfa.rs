@@ -10,11 +10,10 @@ use crate::{
     domain::{Amr, ClientInfo, CustomerId, EmailKey, Error, MailKind, Method, Proof},
     service::mail::token,
     service::mfa::{MAX_TOKEN_ATTEMPTS, MfaKey, codes, totp},
-    service::throttle::LockoutKey,
     storage::store::{MfaChallenge, NewMail},
 };
 
-use super::{AuthService, TokenPair, guard::Counter};
+use super::{AuthService, TokenPair};
 
 /// The second step's `methods` for a customer with TOTP.
 const TOTP_METHODS: [&str; 2] = ["totp", "recovery_code"];
@@ -210,13 +209,7 @@ impl AuthService {
             return Ok(());
         }
         let proof = proof.ok_or(Error::InvalidCode)?;
-        let checking = self
-            .enter(vec![Counter {
-                key: LockoutKey::Customer(customer),
-                policy: self.0.abuse.login,
-                cleared_by_success: true,
-            }])
-            .await?;
+        let checking = self.enter(vec![self.customer_counter(customer)]).await?;
         let checked = self.check_proof(customer, &proof).await;
         self.settle(checking, !matches!(checked, Ok(None))).await;
         checked?.map(drop).ok_or(Error::InvalidCode)
